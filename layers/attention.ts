@@ -1,0 +1,77 @@
+// Grouped-query self-attention with the fused qkv projection of the Phi-3 checkpoints.
+//
+//   [q | k | v] = x W_qkv^T          nh*d query columns, then nkv*d key, then nkv*d value
+//   q, k        = rope(q), rope(k)
+//   probs       = softmax(q k^T / sqrt(d) + mask)      query head h reads key/value head h / g,
+//   out         = (probs v) W_o^T                     g = nh / nkv queries per group
+//
+// Instead of repeating each key/value head g times, the g query heads of a group are stacked
+// along the sequence axis and multiplied by their one shared key head: the same numbers, no copy.
+
+import * as tf from '@tensorflow/tfjs-core';
+import { linear } from './linear.js';
+import { applyRotary } from './rotary.js';
+import { type Tap, noTap } from './tap.js';
+
+export interface AttentionConfig {
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+}
+
+export interface AttentionWeights {
+  qkvProj: tf.Tensor2D; // self_attn.qkv_proj.weight [(nh + 2 nkv) d, H]
+  oProj: tf.Tensor2D; // self_attn.o_proj.weight [H, nh d]
+}
+
+/** Keys (after rotary) and values of earlier positions, before any group repetition. */
+export type KvCache = {
+  k: tf.Tensor4D; // [batch, nkv, past, d]
+  v: tf.Tensor4D; // [batch, nkv, past, d]
+};
+
+export interface AttentionInputs {
+  cos: tf.Tensor3D; // [batch, seq, rotaryDim]
+  sin: tf.Tensor3D; // [batch, seq, rotaryDim]
+  bias: tf.Tensor4D; // [batch, 1, seq, past + seq], 0 or MASKED
+  past?: KvCache;
+}
+
+/** [batch, seq, heads * d] -> [batch, heads, seq, d] */
+function splitHeads(x: tf.Tensor3D, heads: number, d: number): tf.Tensor4D {
+  const [b, t] = x.shape;
+  return tf.transpose(tf.reshape(x, [b, t, heads, d]), [0, 2, 1, 3]);
+}
+
+/**
+ * x: [batch, seq, hidden] -> out [batch, seq, hidden], and the cache extended by this step.
+ * Taps: qkv, q_rot, k_rot, attn_probs, attn_out, o_proj.
+ */
+export function attention(
+  x: tf.Tensor3D, w: AttentionWeights, cfg: AttentionConfig, inp: AttentionInputs, tap: Tap = noTap,
+): { out: tf.Tensor3D; cache: KvCache } {
+  return tf.tidy(() => {
+    const { numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
+    const g = nh / nkv;
+    const [b, t] = x.shape;
+
+    const qkv = tap('qkv', linear(x, w.qkvProj)); // [b, t, (nh + 2 nkv) d]
+    const [qFlat, kFlat, vFlat] = tf.split(qkv, [nh * d, nkv * d, nkv * d], 2) as tf.Tensor3D[];
+    const q = tap('q_rot', applyRotary(splitHeads(qFlat, nh, d), inp.cos, inp.sin)); // [b, nh, t, d]
+    const kNew = tap('k_rot', applyRotary(splitHeads(kFlat, nkv, d), inp.cos, inp.sin)); // [b, nkv, t, d]
+    const vNew = splitHeads(vFlat, nkv, d); // [b, nkv, t, d]
+    const k = inp.past ? tf.concat([inp.past.k, kNew], 2) : kNew; // [b, nkv, s, d], s = past + t
+    const v = inp.past ? tf.concat([inp.past.v, vNew], 2) : vNew;
+    const s = k.shape[2];
+
+    const qGrouped = tf.reshape(q, [b, nkv, g * t, d]); // heads h = kv * g + r share key head kv
+    const scores = tf.mul(tf.matMul(qGrouped, k, false, true), 1 / Math.sqrt(d)); // [b, nkv, g t, s]
+    const masked = tf.add(tf.reshape(scores, [b, nh, t, s]), inp.bias) as tf.Tensor4D; // [b, nh, t, s]
+    const probs = tap('attn_probs', tf.softmax(masked, -1) as tf.Tensor4D); // [b, nh, t, s]
+    const ctx = tf.matMul(tf.reshape(probs, [b, nkv, g * t, s]), v); // [b, nkv, g t, d]
+    const heads = tf.transpose(tf.reshape(ctx, [b, nh, t, d]), [0, 2, 1, 3]); // [b, t, nh, d]
+    const attnOut = tap('attn_out', tf.reshape(heads, [b, t, nh * d]) as tf.Tensor3D); // [b, t, nh d]
+    const out = tap('o_proj', linear(attnOut, w.oProj)); // [b, t, hidden]
+    return { out, cache: { k, v } };
+  });
+}

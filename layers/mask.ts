@@ -1,0 +1,41 @@
+// The additive attention mask: 0 where query q may attend to key k, the lowest float32 where
+// it may not (as transformers' eager attention adds finfo(float32).min).
+//
+//   allowed(q, k) = k <= q                      causal
+//               and q - k < slidingWindow       sliding window (when the config has one)
+//               and attentionMask[b, k] == 1    padding
+//
+// q and k are absolute indices in the sequence: queries are the last `queryLen` of `keyLen`
+// positions (the first keyLen - queryLen are already in a KV cache).
+
+import * as tf from '@tensorflow/tfjs-core';
+
+export const MASKED = -3.4028234663852886e38;
+
+export interface MaskSpec {
+  batch: number;
+  queryLen: number;
+  keyLen: number;
+  slidingWindow: number | null;
+  /** [batch * keyLen], 1 = real token, 0 = padding; null = no padding. */
+  attentionMask: Int32Array | null;
+}
+
+/** -> [batch, 1, queryLen, keyLen] */
+export function attentionBias(m: MaskSpec): tf.Tensor4D {
+  const { batch, queryLen, keyLen, slidingWindow, attentionMask } = m;
+  const offset = keyLen - queryLen;
+  const bias = new Float32Array(batch * queryLen * keyLen);
+  for (let b = 0; b < batch; b++) {
+    for (let i = 0; i < queryLen; i++) {
+      const q = offset + i;
+      for (let k = 0; k < keyLen; k++) {
+        const allowed = k <= q
+          && (slidingWindow === null || q - k < slidingWindow)
+          && (attentionMask === null || attentionMask[b * keyLen + k] !== 0);
+        if (!allowed) bias[(b * queryLen + i) * keyLen + k] = MASKED;
+      }
+    }
+  }
+  return tf.tensor4d(bias, [batch, 1, queryLen, keyLen]);
+}

@@ -1,0 +1,40 @@
+// A small command-line parser: positionals, `--flag value`, `--flag=value`, boolean `--flag`.
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export interface Parsed {
+  positional: string[];
+  flags: Map<string, string | true>;
+}
+
+/** `valued` lists the flags that take a value; any other `--flag` is boolean; unknown ones are refused. */
+export function parseArgs(argv: string[], valued: string[], booleans: string[] = []): Parsed {
+  const positional: string[] = [];
+  const flags = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) {
+      positional.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const name = a.slice(2, eq < 0 ? undefined : eq);
+    if (valued.includes(name)) {
+      const v = eq >= 0 ? a.slice(eq + 1) : argv[++i];
+      if (v === undefined) throw new UsageError(`--${name} needs a value`);
+      flags.set(name, v);
+    } else if (booleans.includes(name) && eq < 0) {
+      flags.set(name, true);
+    } else {
+      throw new UsageError(`unknown option --${name}`);
+    }
+  }
+  return { positional, flags };
+}
+
+export function str(p: Parsed, name: string): string | undefined {
+  const v = p.flags.get(name);
+  return typeof v === 'string' ? v : undefined;
+}

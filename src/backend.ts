@@ -1,0 +1,60 @@
+// Picks the tfjs backend. Model code uses the tfjs-core API only, so it runs on each of:
+//   tensorflow  native TensorFlow through @tensorflow/tfjs-node (optional; used when it loads)
+//   wasm        XNNPACK kernels in WebAssembly (@tensorflow/tfjs-backend-wasm): the default here
+//   cpu         plain JavaScript kernels (@tensorflow/tfjs-backend-cpu): slow, independent
+// `--backend NAME` or PHI4_BACKEND=NAME override the choice.
+
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+
+export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+export class BackendError extends Error {
+  override name = 'BackendError';
+}
+
+// tfjs prints a banner recommending tfjs-node on the first cpu op in Node; PROD silences it.
+tf.env().set('PROD', true);
+
+async function loadNative(): Promise<boolean> {
+  try {
+    await import('@tensorflow/tfjs-node' as string);
+    return tf.findBackend('tensorflow') !== null;
+  } catch {
+    return false;
+  }
+}
+
+/** Sets the backend: `requested`, else $PHI4_BACKEND, else tensorflow > wasm > cpu. */
+export async function initBackend(requested?: string): Promise<BackendName> {
+  const want = requested ?? process.env.PHI4_BACKEND ?? undefined;
+  if (want !== undefined && want !== '') {
+    if (!(BACKENDS as readonly string[]).includes(want)) {
+      throw new BackendError(`--backend: unknown backend "${want}" (choose ${BACKENDS.join(', ')})`);
+    }
+    if (want === 'tensorflow' && !(await loadNative())) {
+      throw new BackendError('--backend tensorflow: @tensorflow/tfjs-node is not installed or failed to load');
+    }
+    if (!(await tf.setBackend(want))) throw new BackendError(`--backend ${want}: the backend failed to initialise`);
+    await tf.ready();
+    return want as BackendName;
+  }
+  const order: BackendName[] = (await loadNative()) ? ['tensorflow', 'wasm', 'cpu'] : ['wasm', 'cpu'];
+  for (const name of order) {
+    try {
+      if (await tf.setBackend(name)) {
+        await tf.ready();
+        return name;
+      }
+    } catch {
+      // try the next one
+    }
+  }
+  throw new BackendError('no tfjs backend could be initialised');
+}
+
+export function tfjsVersion(): string {
+  return tf.version_core;
+}

@@ -1,0 +1,182 @@
+// The Phi3ForCausalLM configuration as a plain typed object.
+//
+// Reads config.json in both published styles:
+//   transformers 4: top-level rope_theta / original_max_position_embeddings / partial_rotary_factor,
+//                   and rope_scaling {type|rope_type: "longrope", short_factor, long_factor} or null;
+//   transformers 5: rope_parameters {rope_type, rope_theta, short_factor, long_factor,
+//                   original_max_position_embeddings, partial_rotary_factor, ...}.
+// Anything this implementation cannot honour is refused with an error naming the field.
+
+import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import type { RopeConfig } from '../layers/rotary.js';
+
+export type { RopeConfig };
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export interface Phi3Config {
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  maxPositions: number;
+  rmsNormEps: number;
+  /** Each query sees at most this many keys (itself included); null = no window. */
+  slidingWindow: number | null;
+  tieWordEmbeddings: boolean;
+  rope: RopeConfig;
+  bosTokenId: number | null;
+  eosTokenIds: number[];
+  padTokenId: number | null;
+}
+
+type Json = Record<string, unknown>;
+
+function fail(source: string, field: string, why: string): never {
+  throw new ConfigError(`${source}: ${field} ${why}`);
+}
+
+function int(c: Json, source: string, field: string, dflt?: number): number {
+  const v = c[field] ?? dflt;
+  if (v === undefined) fail(source, field, 'is missing');
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) fail(source, field, `must be a positive integer, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function num(v: unknown, source: string, field: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(source, field, `must be a positive number, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function optId(v: unknown): number | null {
+  return typeof v === 'number' && Number.isInteger(v) ? v : null;
+}
+
+function factors(v: unknown, n: number, source: string, field: string): number[] {
+  if (!Array.isArray(v)) fail(source, field, 'must be a list of numbers');
+  if (v.length !== n) fail(source, field, `has ${v.length} entries; rotary dims / 2 = ${n} are needed`);
+  return v.map((x, i) => num(x, source, `${field}[${i}]`));
+}
+
+/** Parses and validates a config.json object. `source` names the file in errors. */
+export function parseConfig(raw: unknown, source = 'config.json'): Phi3Config {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail(source, 'the file', 'is not a JSON object');
+  const c = raw as Json;
+  if (c.model_type !== undefined && c.model_type !== 'phi3') fail(source, 'model_type', `is ${JSON.stringify(c.model_type)}; only "phi3" (Phi3ForCausalLM) is supported`);
+  const archs = c.architectures;
+  if (Array.isArray(archs) && archs.length > 0 && !archs.includes('Phi3ForCausalLM')) {
+    fail(source, 'architectures', `is ${JSON.stringify(archs)}; only Phi3ForCausalLM is supported`);
+  }
+  for (const f of ['attention_bias', 'mlp_bias', 'lm_head_bias']) {
+    if (c[f] === true) fail(source, f, 'is true; Phi3ForCausalLM has no biases and this implementation loads none');
+  }
+  if (c.hidden_act !== undefined && c.hidden_act !== 'silu') fail(source, 'hidden_act', `is ${JSON.stringify(c.hidden_act)}; only "silu" (SwiGLU) is supported`);
+
+  const hiddenSize = int(c, source, 'hidden_size');
+  const numHeads = int(c, source, 'num_attention_heads');
+  const numKvHeads = int(c, source, 'num_key_value_heads', numHeads);
+  if (numHeads % numKvHeads !== 0) fail(source, 'num_key_value_heads', `(${numKvHeads}) must divide num_attention_heads (${numHeads})`);
+  let headDim: number;
+  if (c.head_dim !== undefined && c.head_dim !== null) {
+    headDim = int(c, source, 'head_dim');
+  } else {
+    if (hiddenSize % numHeads !== 0) fail(source, 'num_attention_heads', `(${numHeads}) must divide hidden_size (${hiddenSize})`);
+    headDim = hiddenSize / numHeads;
+  }
+  const maxPositions = int(c, source, 'max_position_embeddings');
+
+  // Rope: transformers-5 rope_parameters, else transformers-4 rope_scaling + top-level fields.
+  const rp = (c.rope_parameters ?? null) as Json | null;
+  const rs = (c.rope_scaling ?? null) as Json | null;
+  if (rp !== null && typeof rp !== 'object') fail(source, 'rope_parameters', 'must be an object');
+  if (rs !== null && typeof rs !== 'object') fail(source, 'rope_scaling', 'must be an object or null');
+  const ropeField = rp !== null ? 'rope_parameters' : 'rope_scaling';
+  const r: Json = rp ?? rs ?? {};
+  const rawType = r.rope_type ?? r.type ?? 'default';
+  // "su" is the name Phi-3-*-128k configs used for LongRoPE before transformers renamed it.
+  const type = rawType === 'su' ? 'longrope' : rawType;
+  if (type !== 'default' && type !== 'longrope') {
+    fail(source, `${ropeField}.${r.rope_type !== undefined ? 'rope_type' : 'type'}`,
+      `is ${JSON.stringify(rawType)}; only "longrope" (or no scaling) is supported`);
+  }
+  const theta = num(r.rope_theta ?? c.rope_theta ?? 10000, source, r.rope_theta !== undefined ? `${ropeField}.rope_theta` : 'rope_theta');
+  const prf = num(r.partial_rotary_factor ?? c.partial_rotary_factor ?? 1, source, 'partial_rotary_factor');
+  if (prf > 1) fail(source, 'partial_rotary_factor', `is ${prf}; it must be at most 1`);
+  const rotaryDim = Math.floor(headDim * prf);
+  if (rotaryDim < 2 || rotaryDim % 2 !== 0) fail(source, 'partial_rotary_factor', `gives ${rotaryDim} rotary dims of head_dim ${headDim}; an even number >= 2 is needed`);
+  const origRaw = r.original_max_position_embeddings ?? c.original_max_position_embeddings;
+  const originalMaxPositions = origRaw === undefined || origRaw === null ? maxPositions
+    : int({ original_max_position_embeddings: origRaw }, source, 'original_max_position_embeddings');
+
+  let shortFactor: number[] | null = null;
+  let longFactor: number[] | null = null;
+  let attentionScaling = 1;
+  if (type === 'longrope') {
+    shortFactor = factors(r.short_factor, rotaryDim / 2, source, `${ropeField}.short_factor`);
+    longFactor = factors(r.long_factor, rotaryDim / 2, source, `${ropeField}.long_factor`);
+    // As transformers: the factor is max/original when original_max_position_embeddings is known,
+    // and attention_factor, when given, overrides the derived scaling.
+    const factor = origRaw !== undefined && origRaw !== null
+      ? maxPositions / originalMaxPositions
+      : num(r.factor ?? 1, source, `${ropeField}.factor`);
+    if (r.attention_factor !== undefined && r.attention_factor !== null) {
+      attentionScaling = num(r.attention_factor, source, `${ropeField}.attention_factor`);
+    } else {
+      attentionScaling = factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(originalMaxPositions));
+    }
+  }
+
+  let slidingWindow: number | null = null;
+  if (c.sliding_window !== undefined && c.sliding_window !== null) slidingWindow = int(c, source, 'sliding_window');
+
+  const eos = c.eos_token_id;
+  const eosTokenIds = Array.isArray(eos) ? eos.filter((x): x is number => Number.isInteger(x)) : optId(eos) === null ? [] : [eos as number];
+
+  return {
+    vocabSize: int(c, source, 'vocab_size'),
+    hiddenSize,
+    intermediateSize: int(c, source, 'intermediate_size'),
+    numLayers: int(c, source, 'num_hidden_layers'),
+    numHeads,
+    numKvHeads,
+    headDim,
+    maxPositions,
+    rmsNormEps: num(c.rms_norm_eps ?? 1e-5, source, 'rms_norm_eps'),
+    slidingWindow,
+    tieWordEmbeddings: c.tie_word_embeddings === true,
+    rope: { type, theta, rotaryDim, originalMaxPositions, shortFactor, longFactor, attentionScaling },
+    bosTokenId: optId(c.bos_token_id),
+    eosTokenIds,
+    padTokenId: optId(c.pad_token_id),
+  };
+}
+
+/** Reads `<dir>/config.json` (or a path to a .json file). */
+export function loadConfig(pathOrDir: string): Phi3Config {
+  const file = pathOrDir.endsWith('.json') ? pathOrDir : join(pathOrDir, 'config.json');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? e})`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  return parseConfig(raw, file);
+}
+
+/** A short stable hash of the parsed config, for recording in dumps. */
+export function configHash(cfg: Phi3Config): string {
+  return createHash('sha256').update(JSON.stringify(cfg)).digest('hex').slice(0, 16);
+}

@@ -1,0 +1,146 @@
+// Phi3ForCausalLM assembled from the blocks in layers/:
+//
+//   x      = embed_tokens[input_ids]                         [B, T, H]
+//   x      = decoderLayer_i(x)   for i in 0 .. L-1            [B, T, H]
+//   logits = rmsNorm(x) W_head^T   (W_head = embed_tokens when tied)   [B, T, V]
+//
+// Weights keep the checkpoint's tensor names (see ./weights.ts).
+
+import * as tf from '@tensorflow/tfjs-core';
+import type { KvCache } from '../layers/attention.js';
+import { decoderLayer } from '../layers/decoder.js';
+import { linear } from '../layers/linear.js';
+import { attentionBias } from '../layers/mask.js';
+import { rmsNorm } from '../layers/rmsnorm.js';
+import { rotaryTables } from '../layers/rotary.js';
+import { type Tap, noTap, prefixTap } from '../layers/tap.js';
+import { type Phi3Config, loadConfig } from './config.js';
+import { type ModelWeights, loadWeights } from './weights.js';
+
+export class InputError extends Error {
+  override name = 'InputError';
+}
+
+export interface ForwardInputs {
+  /** [batch * seq] token ids, row-major. */
+  inputIds: Int32Array;
+  batch: number;
+  seq: number;
+  /** [batch * (past + seq)], 1 = token, 0 = padding. Default: all ones. */
+  attentionMask?: Int32Array;
+  /** [batch * seq]. Default: past, past + 1, ... for every row. */
+  positionIds?: Int32Array;
+}
+
+export interface ForwardOptions {
+  /** Called with every intermediate under its tap name (src/taps.ts); its return value is used. */
+  tap?: Tap;
+  /** Per-layer keys and values of earlier positions (all with the same past length). */
+  past?: KvCache[];
+  /** Force LongRoPE's factor set (true long, false short); default: chosen from the positions. */
+  ropeLong?: boolean;
+}
+
+export interface ForwardResult {
+  logits: tf.Tensor3D; // [B, T, V]
+  /** Per-layer keys and values including this call's positions. */
+  cache: KvCache[];
+  /** Whether LongRoPE used its long factors. */
+  ropeLong: boolean;
+}
+
+export class Phi3Model {
+  constructor(readonly config: Phi3Config, readonly weights: ModelWeights, readonly source = '') {}
+
+  /** Loads config.json and the safetensors weights of a checkpoint directory. */
+  static load(dir: string): Phi3Model {
+    const config = loadConfig(dir);
+    return new Phi3Model(config, loadWeights(dir, config), dir);
+  }
+
+  /** Checks ids and positions on the host, so that bad input fails with a named argument. */
+  private validate(inp: ForwardInputs, past: number): Int32Array {
+    const { vocabSize, maxPositions } = this.config;
+    const { inputIds, batch, seq } = inp;
+    if (!(batch >= 1 && seq >= 1) || inputIds.length !== batch * seq) {
+      throw new InputError(`input_ids: ${inputIds.length} ids do not make a [${batch}, ${seq}] batch`);
+    }
+    for (const id of inputIds) {
+      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new InputError(`input_ids: token id ${id} is outside the vocabulary [0, ${vocabSize})`);
+    }
+    if (inp.attentionMask && inp.attentionMask.length !== batch * (past + seq)) {
+      throw new InputError(`attention_mask: ${inp.attentionMask.length} entries, expected [${batch}, ${past + seq}]`);
+    }
+    let pos = inp.positionIds;
+    if (pos) {
+      if (pos.length !== batch * seq) throw new InputError(`position_ids: ${pos.length} entries, expected [${batch}, ${seq}]`);
+    } else {
+      pos = new Int32Array(batch * seq);
+      for (let b = 0; b < batch; b++) for (let t = 0; t < seq; t++) pos[b * seq + t] = past + t;
+    }
+    for (const p of pos) {
+      if (p < 0 || p >= maxPositions) throw new InputError(`position_ids: position ${p} is outside [0, max_position_embeddings = ${maxPositions})`);
+    }
+    return pos;
+  }
+
+  /** One forward pass. The caller owns (and disposes) the returned tensors. */
+  forward(inp: ForwardInputs, opts: ForwardOptions = {}): ForwardResult {
+    const cfg = this.config;
+    const w = this.weights;
+    const tap = opts.tap ?? noTap;
+    const pastLen = opts.past?.[0]?.k.shape[2] ?? 0;
+    const positionIds = this.validate(inp, pastLen);
+    const { batch: B, seq: T } = inp;
+
+    return tf.tidy(() => {
+      const ids = tf.tensor2d(inp.inputIds, [B, T], 'int32');
+      let x = tap('embed', tf.gather(w.embedTokens, ids) as tf.Tensor as tf.Tensor3D); // [B, T, H]
+
+      const rope = rotaryTables(cfg.rope, positionIds, B, T, opts.ropeLong);
+      const cos = tap('rope.cos', rope.cos); // [B, T, r]
+      const sin = tap('rope.sin', rope.sin);
+      const bias = attentionBias({ // [B, 1, T, past + T]
+        batch: B, queryLen: T, keyLen: pastLen + T, slidingWindow: cfg.slidingWindow,
+        attentionMask: inp.attentionMask ?? null,
+      });
+
+      const cache: KvCache[] = [];
+      for (let i = 0; i < cfg.numLayers; i++) {
+        const r = decoderLayer(x, w.layers[i], cfg, { cos, sin, bias, past: opts.past?.[i] }, prefixTap(tap, `layers.${i}.`));
+        x = r.out;
+        cache.push(r.cache);
+      }
+
+      const normed = tap('final_norm', rmsNorm(x, w.norm, cfg.rmsNormEps)); // [B, T, H]
+      const logits = tap('logits', linear(normed, w.lmHead)); // [B, T, V]
+      return { logits, cache, ropeLong: rope.long };
+    });
+  }
+
+  /**
+   * Runs a forward pass and returns the named taps (all of them by default) as kept tensors,
+   * in the manner of TransformerLens' run_with_cache. The caller disposes them.
+   */
+  runWithCache(inp: ForwardInputs, names?: Iterable<string>, opts: ForwardOptions = {}): { logits: tf.Tensor3D; taps: Map<string, tf.Tensor> } {
+    const want = names ? new Set(names) : null;
+    const taps = new Map<string, tf.Tensor>();
+    const outer = opts.tap ?? noTap;
+    const tap: Tap = (name, t) => {
+      const u = outer(name, t);
+      if (!want || want.has(name)) taps.set(name, tf.keep(u.clone()));
+      return u;
+    };
+    const r = this.forward(inp, { ...opts, tap });
+    for (const c of r.cache) tf.dispose([c.k, c.v]);
+    return { logits: r.logits, taps };
+  }
+
+  dispose(): void {
+    const w = this.weights;
+    const all: tf.Tensor[] = [w.embedTokens, w.norm];
+    if (w.lmHead !== w.embedTokens) all.push(w.lmHead);
+    for (const l of w.layers) all.push(l.inputLayernorm, l.postAttentionLayernorm, l.attn.qkvProj, l.attn.oProj, l.mlp.gateUpProj, l.mlp.downProj);
+    tf.dispose(all);
+  }
+}

@@ -1,0 +1,30 @@
+// Shared test setup: backends, golden paths, small numeric helpers.
+
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../src/backend.js';
+
+/** The kernel sets every golden test runs on. */
+export const TEST_BACKENDS = ['wasm', 'cpu'] as const;
+
+export async function useBackend(name: string): Promise<void> {
+  await initBackend(name);
+  if (tf.getBackend() !== name) throw new Error(`backend ${name} did not start`);
+}
+
+export function arr(t: tf.Tensor): number[] {
+  return Array.from(t.dataSync());
+}
+
+/** Deterministic pseudo-random numbers in [-1, 1) (mulberry32). */
+export function rand(n: number, seed: number): Float32Array {
+  let a = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+  }
+  return out;
+}
