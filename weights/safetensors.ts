@@ -1,0 +1,403 @@
+/**
+ * Reader for one .safetensors file.
+ *
+ * Layout: 8 bytes little-endian u64 N, then N bytes of UTF-8 JSON header,
+ * then the data section. The header maps tensor names to
+ * `{dtype, shape, data_offsets: [begin, end]}` (offsets relative to the data
+ * section) plus an optional `__metadata__` object of string -> string.
+ *
+ * The file is never read whole: `open` reads the 8-byte prefix and the
+ * header with positioned reads and validates them the way the reference Rust
+ * `safetensors` crate does; tensor bytes are read on demand, in bounded
+ * chunks, straight from their byte range.
+ */
+import * as fs from 'node:fs';
+import {
+  DTYPE_SIZES,
+  HOST_LITTLE_ENDIAN,
+  decodeToFloat32,
+  decodeToFloat64,
+  decodeToInt32,
+  isDType,
+  type DType,
+} from './dtypes.js';
+
+/** Every problem with a weights file, index or write. One-line message naming the file (and tensor). */
+export class WeightsError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'WeightsError';
+  }
+}
+
+/** Largest header accepted, as in the Rust crate. */
+export const MAX_HEADER_BYTES = 100_000_000;
+
+
+export interface TensorInfo {
+  readonly name: string;
+  readonly dtype: DType;
+  /** A fresh copy per `info()` call: callers may keep or modify it. */
+  readonly shape: number[];
+  /** Path of the file holding the tensor, as given to `SafetensorsFile.open`. */
+  readonly file: string;
+  /** Absolute byte offset of the first byte in `file` (8 + header length + data_offsets[0]). */
+  readonly begin: number;
+  /** Absolute byte offset one past the last byte in `file`. */
+  readonly end: number;
+  readonly byteLength: number;
+}
+
+function describe(v: unknown): string {
+  let s: string;
+  try {
+    s = JSON.stringify(v) ?? String(v);
+  } catch {
+    s = String(v);
+  }
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+/** Collapse whitespace (JSON.parse messages may quote input containing newlines). */
+export function oneLine(s: string): string {
+  return s.replace(/\s+/g, ' ').trim();
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isNonNegativeSafeInteger(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/** Positioned read of exactly `dst.length` bytes at `position`, in bounded chunks; throws on a short read. */
+function readFully(fd: number, dst: Uint8Array, position: number, onShort: (got: number) => string): void {
+  const chunk = SafetensorsFile.readChunkBytes;
+  let done = 0;
+  while (done < dst.length) {
+    const want = Math.min(dst.length - done, chunk);
+    const got = fs.readSync(fd, dst, done, want, position + done);
+    if (got <= 0) throw new WeightsError(onShort(done));
+    done += got;
+  }
+}
+
+interface ParsedHeader {
+  metadata: Record<string, string>;
+  /** Sorted by data offsets (begin, then end); ties keep header order. */
+  tensors: TensorInfo[];
+}
+
+/**
+ * Validate a parsed header against the data section size. `dataStart` is the
+ * absolute offset of the data section (8 + header length).
+ */
+function validateHeader(file: string, header: unknown, dataStart: number, dataLength: number): ParsedHeader {
+  if (!isPlainObject(header)) {
+    throw new WeightsError(`${file}: header is not a JSON object (got ${Array.isArray(header) ? 'an array' : describe(header)})`);
+  }
+  const metadata: Record<string, string> = {};
+  type Raw = { name: string; dtype: DType; shape: number[]; b: number; e: number; order: number };
+  const raws: Raw[] = [];
+  for (const [name, entry] of Object.entries(header)) {
+    if (name === '__metadata__') {
+      if (!isPlainObject(entry)) {
+        throw new WeightsError(`${file}: __metadata__ must be an object of string values, got ${describe(entry)}`);
+      }
+      for (const [k, v] of Object.entries(entry)) {
+        if (typeof v !== 'string') {
+          throw new WeightsError(`${file}: __metadata__ value for key "${k}" must be a string, got ${describe(v)}`);
+        }
+        Object.defineProperty(metadata, k, { value: v, enumerable: true, writable: true, configurable: true });
+      }
+      continue;
+    }
+    const where = `${file}: tensor "${name}"`;
+    if (!isPlainObject(entry)) throw new WeightsError(`${where}: header entry is not an object (${describe(entry)})`);
+    const { dtype, shape, data_offsets: offsets } = entry;
+    if (!isDType(dtype)) {
+      throw new WeightsError(`${where}: unknown dtype ${describe(dtype)}`);
+    }
+    if (!Array.isArray(shape) || !shape.every(isNonNegativeSafeInteger)) {
+      throw new WeightsError(`${where}: shape must be an array of non-negative integers, got ${describe(shape)}`);
+    }
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNonNegativeSafeInteger)) {
+      throw new WeightsError(`${where}: data_offsets must be [begin, end] non-negative integers, got ${describe(offsets)}`);
+    }
+    const [b, e] = offsets as [number, number];
+    if (b > e) throw new WeightsError(`${where}: data_offsets [${b},${e}] has begin > end`);
+    let bytes = DTYPE_SIZES[dtype];
+    for (const d of shape as number[]) bytes *= d;
+    if (!Number.isSafeInteger(bytes)) {
+      throw new WeightsError(`${where}: shape ${describe(shape)} of ${dtype} is too large (byte size overflows)`);
+    }
+    if (bytes !== e - b) {
+      throw new WeightsError(
+        `${where}: dtype/shape mismatch: ${dtype} ${describe(shape)} needs ${bytes} bytes but data_offsets [${b},${e}] span ${e - b}`);
+    }
+    raws.push({ name, dtype, shape: (shape as number[]).slice(), b, e, order: raws.length });
+  }
+
+  raws.sort((x, y) => x.b - y.b || x.e - y.e || x.order - y.order);
+
+  let expected = 0;
+  let prev: Raw | undefined;
+  for (const r of raws) {
+    if (r.b < expected) {
+      const p = prev!;
+      throw new WeightsError(
+        `${file}: tensor "${r.name}" data_offsets [${r.b},${r.e}] overlap tensor "${p.name}" data_offsets [${p.b},${p.e}]`);
+    }
+    if (r.b > expected) {
+      throw new WeightsError(prev
+        ? `${file}: gap in the data section: bytes [${expected},${r.b}) between tensor "${prev.name}" and tensor "${r.name}" belong to no tensor`
+        : `${file}: gap in the data section: bytes [0,${r.b}) before tensor "${r.name}" belong to no tensor`);
+    }
+    expected = r.e;
+    prev = r;
+  }
+  if (expected > dataLength) {
+    const first = raws.find((r) => r.e > dataLength)!;
+    throw new WeightsError(
+      `${file}: truncated: expected ${expected} bytes of data, file has ${dataLength}; ` +
+      `tensor "${first.name}": data_offsets [${first.b},${first.e}] end past the data section (${dataLength} bytes); file truncated?`);
+  }
+  if (expected < dataLength) {
+    throw new WeightsError(
+      `${file}: data section is ${dataLength} bytes but the tensors cover only ${expected}: ${dataLength - expected} trailing bytes`);
+  }
+
+  const tensors = raws.map((r): TensorInfo => Object.freeze({
+    name: r.name,
+    dtype: r.dtype,
+    shape: r.shape,
+    file,
+    begin: dataStart + r.b,
+    end: dataStart + r.e,
+    byteLength: r.e - r.b,
+  }));
+  return { metadata, tensors };
+}
+
+function copyInfo(t: TensorInfo): TensorInfo {
+  return { ...t, shape: t.shape.slice() };
+}
+
+export class SafetensorsFile {
+  /**
+   * Bytes per positioned read, and per decode step of the readFloat32/64 and
+   * readInt32 conversions (bounding their scratch memory). Must be a positive
+   * multiple of 8 and at most 2^31 - 1 (the limit of one fs.readSync).
+   * Tunable mainly for tests.
+   */
+  static readChunkBytes = 64 * 1024 * 1024;
+
+  /** Path as given to `open`. */
+  readonly path: string;
+  /** The `__metadata__` object ({} when absent). */
+  readonly metadata: Readonly<Record<string, string>>;
+  /** Length N of the JSON header (bytes 8 .. 8+N). */
+  readonly headerLength: number;
+  /** Size of the file at open. */
+  readonly fileSize: number;
+  private fd: number | null;
+  private readonly byName: Map<string, TensorInfo>;
+  private readonly ordered: readonly TensorInfo[];
+
+  private constructor(path: string, fd: number, fileSize: number, headerLength: number, parsed: ParsedHeader) {
+    this.path = path;
+    this.fd = fd;
+    this.fileSize = fileSize;
+    this.headerLength = headerLength;
+    this.metadata = Object.freeze(parsed.metadata);
+    this.ordered = Object.freeze(parsed.tensors);
+    this.byName = new Map(parsed.tensors.map((t) => [t.name, t]));
+  }
+
+  /**
+   * Open and validate `path`. Reads only the 8-byte prefix and the header.
+   * The file descriptor stays open until `close()`.
+   */
+  static open(path: string): SafetensorsFile {
+    let fd: number;
+    try {
+      fd = fs.openSync(path, 'r');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      throw new WeightsError(`${path}: cannot open (${code})`, { cause: err });
+    }
+    try {
+      const st = fs.fstatSync(fd);
+      if (!st.isFile()) throw new WeightsError(`${path}: not a regular file`);
+      const size = st.size;
+      if (size < 8) {
+        throw new WeightsError(`${path}: file is ${size} bytes, too short for a safetensors file (at least 8)`);
+      }
+      const prefix = new Uint8Array(8);
+      readFully(fd, prefix, 0, (got) => `${path}: short read of the 8-byte header length (got ${got})`);
+      const n64 = new DataView(prefix.buffer).getBigUint64(0, true);
+      if (n64 === 0n) throw new WeightsError(`${path}: header length is 0; not a safetensors file`);
+      if (n64 > BigInt(MAX_HEADER_BYTES)) {
+        throw new WeightsError(
+          `${path}: header length ${n64} exceeds the ${MAX_HEADER_BYTES}-byte limit; not a safetensors file?`);
+      }
+      const n = Number(n64);
+      if (8 + n > size) {
+        throw new WeightsError(
+          `${path}: header length ${n} is larger than the file: 8 + ${n} > ${size} bytes; truncated or not a safetensors file?`);
+      }
+      const headerBytes = new Uint8Array(n);
+      readFully(fd, headerBytes, 8, (got) => `${path}: short read of the ${n}-byte header (got ${got})`);
+      let text: string;
+      try {
+        text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
+      } catch (err) {
+        throw new WeightsError(`${path}: header is not valid UTF-8`, { cause: err });
+      }
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch (err) {
+        throw new WeightsError(`${path}: header is not valid JSON (${oneLine((err as Error).message)})`, { cause: err });
+      }
+      const parsed = validateHeader(path, json, 8 + n, size - 8 - n);
+      return new SafetensorsFile(path, fd, size, n, parsed);
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err;
+    }
+  }
+
+  /** Tensor names in data-offset order (the order of their bytes in the file), not JSON key order. */
+  names(): string[] {
+    return this.ordered.map((t) => t.name);
+  }
+
+  /** Infos of all tensors (fresh objects), in data-offset order. */
+  tensors(): TensorInfo[] {
+    return this.ordered.map(copyInfo);
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  /** Description of one tensor (a fresh object); throws WeightsError naming tensor and file when absent. */
+  info(name: string): TensorInfo {
+    return copyInfo(this.infoRef(name));
+  }
+
+  private infoRef(name: string): TensorInfo {
+    const t = this.byName.get(name);
+    if (!t) throw new WeightsError(`${this.path}: no tensor "${name}" (file has ${this.byName.size} tensors)`);
+    return t;
+  }
+
+  /** Sum of the byte lengths of all tensors (= size of the data section). */
+  get totalBytes(): number {
+    const last = this.ordered[this.ordered.length - 1];
+    return last ? last.end - 8 - this.headerLength : 0;
+  }
+
+  get closed(): boolean {
+    return this.fd === null;
+  }
+
+  private openFd(name: string): number {
+    if (this.fd === null) throw new WeightsError(`${this.path}: file is closed (reading tensor "${name}")`);
+    return this.fd;
+  }
+
+  /** Read bytes [info.begin + rel, info.begin + rel + dst.length) into dst. */
+  private readAt(info: TensorInfo, rel: number, dst: Uint8Array): void {
+    const fd = this.openFd(info.name);
+    const pos = info.begin + rel;
+    readFully(fd, dst, pos, (got) =>
+      `${this.path}: tensor "${info.name}": short read: expected ${dst.length} bytes at offset ${pos}, got ${got}; file truncated?`);
+  }
+
+  /** The raw little-endian bytes of one tensor (a fresh, aligned array). */
+  readBytes(name: string): Uint8Array {
+    const info = this.infoRef(name);
+    const out = new Uint8Array(info.byteLength);
+    this.readAt(info, 0, out);
+    return out;
+  }
+
+  /**
+   * Read a tensor converted to float32: BF16/F16/F8 exact, F64 rounded to
+   * nearest, integer dtypes converted (exact up to 2^24 in magnitude).
+   */
+  readFloat32(name: string): Float32Array {
+    const info = this.infoRef(name);
+    const n = info.byteLength / DTYPE_SIZES[info.dtype];
+    const out = new Float32Array(n);
+    if (info.dtype === 'F32' && HOST_LITTLE_ENDIAN) {
+      this.readAt(info, 0, new Uint8Array(out.buffer));
+      return out;
+    }
+    return this.decodeChunks(info, out, decodeToFloat32);
+  }
+
+  /** Read a tensor widened exactly to float64 (I64/U64 beyond ±(2^53-1) throw). */
+  readFloat64(name: string): Float64Array {
+    const info = this.infoRef(name);
+    const n = info.byteLength / DTYPE_SIZES[info.dtype];
+    const out = new Float64Array(n);
+    if (info.dtype === 'F64' && HOST_LITTLE_ENDIAN) {
+      this.readAt(info, 0, new Uint8Array(out.buffer));
+      return out;
+    }
+    return this.decodeChunks(info, out, decodeToFloat64);
+  }
+
+  /**
+   * Read a tensor as int32. I32 as is; other integer dtypes and BOOL converted,
+   * with values outside the int32 range an error; float dtypes only when every
+   * value is an exact integer in int32 range (else an error naming the element).
+   */
+  readInt32(name: string): Int32Array {
+    const info = this.infoRef(name);
+    const n = info.byteLength / DTYPE_SIZES[info.dtype];
+    const out = new Int32Array(n);
+    if (info.dtype === 'I32' && HOST_LITTLE_ENDIAN) {
+      this.readAt(info, 0, new Uint8Array(out.buffer));
+      return out;
+    }
+    return this.decodeChunks(info, out, decodeToInt32);
+  }
+
+  /** Read the tensor in bounded chunks through one scratch buffer, decoding each into `out`. */
+  private decodeChunks<T extends Float32Array | Float64Array | Int32Array>(
+    info: TensorInfo,
+    out: T,
+    decode: (dtype: DType, bytes: Uint8Array, out: T, outOffset: number) => T,
+  ): T {
+    const esize = DTYPE_SIZES[info.dtype];
+    const chunk = Math.max(esize, Math.floor(SafetensorsFile.readChunkBytes / esize) * esize);
+    const scratch = new Uint8Array(Math.min(info.byteLength, chunk));
+    for (let pos = 0; pos < info.byteLength; pos += chunk) {
+      const bytes = scratch.subarray(0, Math.min(chunk, info.byteLength - pos));
+      this.readAt(info, pos, bytes);
+      try {
+        decode(info.dtype, bytes, out, pos / esize);
+      } catch (err) {
+        if (err instanceof RangeError || err instanceof TypeError) {
+          throw new WeightsError(`${this.path}: tensor "${info.name}" (${info.dtype}): ${err.message}`, { cause: err });
+        }
+        throw err;
+      }
+    }
+    return out;
+  }
+
+  /** Close the file descriptor. Idempotent; later reads throw. */
+  close(): void {
+    if (this.fd !== null) {
+      const fd = this.fd;
+      this.fd = null;
+      fs.closeSync(fd);
+    }
+  }
+}
