@@ -55,23 +55,27 @@ export function inverseFrequencies(rope: RopeConfig, long: boolean): Float32Arra
 }
 
 /**
- * cos and sin tables for the given positions: [batch, seq, rotaryDim] each, attention scaling
- * included. `positionIds` is [batch * seq], row-major. The factor set is chosen from the largest
- * position in the whole batch, as transformers does, unless `forceLong` says otherwise.
+ * cos and sin for the given positions, [n, rotaryDim] each as flat float32 arrays, attention
+ * scaling included. The factor set is chosen from the largest position (transformers takes
+ * max(position_ids) over the whole batch), unless `forceLong` says otherwise.
  */
-export function rotaryTables(
-  rope: RopeConfig, positionIds: Int32Array, batch: number, seq: number, forceLong?: boolean,
-): { cos: tf.Tensor3D; sin: tf.Tensor3D; long: boolean } {
+export function rotaryTableData(
+  rope: RopeConfig, positionIds: Int32Array, forceLong?: boolean,
+): { cos: Float32Array; sin: Float32Array; long: boolean } {
   let maxPos = 0;
   for (const p of positionIds) maxPos = Math.max(maxPos, p);
   const long = forceLong ?? usesLongFactors(rope, maxPos);
-  const inv = inverseFrequencies(rope, long);
+  return { ...cosSin(inverseFrequencies(rope, long), positionIds, rope.attentionScaling), long };
+}
+
+/** cos and sin [n, 2 * invFreq.length] from given frequencies, rounded as transformers rounds. */
+export function cosSin(inv: Float32Array, positionIds: Int32Array, attentionScaling: number): { cos: Float32Array; sin: Float32Array } {
   const half = inv.length;
-  const dim = rope.rotaryDim;
-  const scale = f32(rope.attentionScaling);
-  const cos = new Float32Array(batch * seq * dim);
-  const sin = new Float32Array(batch * seq * dim);
-  for (let n = 0; n < batch * seq; n++) {
+  const dim = 2 * half;
+  const scale = f32(attentionScaling);
+  const cos = new Float32Array(positionIds.length * dim);
+  const sin = new Float32Array(positionIds.length * dim);
+  for (let n = 0; n < positionIds.length; n++) {
     const p = positionIds[n];
     for (let i = 0; i < half; i++) {
       const angle = f32(p * inv[i]); // float32 product, as transformers' float32 matmul
@@ -83,7 +87,16 @@ export function rotaryTables(
       sin[n * dim + half + i] = s;
     }
   }
-  return { cos: tf.tensor3d(cos, [batch, seq, dim]), sin: tf.tensor3d(sin, [batch, seq, dim]), long };
+  return { cos, sin };
+}
+
+/** The tables as tensors: [batch, seq, rotaryDim] each; `positionIds` is [batch * seq], row-major. */
+export function rotaryTables(
+  rope: RopeConfig, positionIds: Int32Array, batch: number, seq: number, forceLong?: boolean,
+): { cos: tf.Tensor3D; sin: tf.Tensor3D; long: boolean } {
+  const t = rotaryTableData(rope, positionIds, forceLong);
+  const shape: [number, number, number] = [batch, seq, rope.rotaryDim];
+  return { cos: tf.tensor3d(t.cos, shape), sin: tf.tensor3d(t.sin, shape), long: t.long };
 }
 
 /** rotate_half(x) = concat(-x2, x1), x split in halves on the last axis. */
