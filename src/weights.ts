@@ -63,10 +63,24 @@ export function checkTensors(ckpt: Checkpoint, cfg: Phi3Config): void {
   }
 }
 
+/** The wasm backend's heap: 4 GiB of 32-bit addresses, less room for activations. */
+export const WASM_WEIGHT_BUDGET = 3.5 * 2 ** 30;
+
+/** Bytes the weights take once widened to float32 (the tied head counted once). */
+export function float32Bytes(cfg: Phi3Config): number {
+  let n = 0;
+  for (const shape of expectedTensors(cfg).values()) n += shape.reduce((a, b) => a * b, 1);
+  return 4 * n;
+}
+
 /** Reads every weight as float32 (bf16 and f16 widen exactly). */
 export function loadWeights(dir: string, cfg: Phi3Config): ModelWeights {
   const ckpt = Checkpoint.open(dir);
   try {
+    const need = float32Bytes(cfg);
+    if (tf.getBackend() === 'wasm' && need > WASM_WEIGHT_BUDGET) {
+      throw new WeightsError(`${ckpt.dir}: the weights need ${(need / 2 ** 30).toFixed(1)} GiB as float32, more than the wasm backend's 4 GiB heap can hold; use --backend cpu (or tensorflow)`);
+    }
     checkTensors(ckpt, cfg);
     const t2 = (n: string) => tf.tensor2d(ckpt.readFloat32(n), ckpt.info(n).shape as [number, number]);
     const t1 = (n: string) => tf.tensor1d(ckpt.readFloat32(n));
