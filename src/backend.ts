@@ -30,14 +30,15 @@ async function loadNative(): Promise<boolean> {
 /** Sets the backend: `requested`, else $PHI4_BACKEND, else tensorflow > wasm > cpu. */
 export async function initBackend(requested?: string): Promise<BackendName> {
   const want = requested ?? process.env.PHI4_BACKEND ?? undefined;
+  const source = requested !== undefined ? '--backend' : 'PHI4_BACKEND';
   if (want !== undefined && want !== '') {
     if (!(BACKENDS as readonly string[]).includes(want)) {
-      throw new BackendError(`--backend: unknown backend "${want}" (choose ${BACKENDS.join(', ')})`);
+      throw new BackendError(`${source}: unknown backend "${want}" (choose ${BACKENDS.join(', ')})`);
     }
     if (want === 'tensorflow' && !(await loadNative())) {
-      throw new BackendError('--backend tensorflow: @tensorflow/tfjs-node is not installed or failed to load');
+      throw new BackendError(`${source}: tensorflow needs @tensorflow/tfjs-node, which is not installed or failed to load`);
     }
-    if (!(await tf.setBackend(want))) throw new BackendError(`--backend ${want}: the backend failed to initialise`);
+    if (!(await tf.setBackend(want))) throw new BackendError(`${source}: the ${want} backend failed to initialise`);
     await tf.ready();
     return want as BackendName;
   }

@@ -2,6 +2,8 @@
 // The `phi4` command line: parses arguments, picks the backend, calls into src/. Errors are
 // one line on stderr and a non-zero exit: 2 for bad input, 1 for a failed check.
 
+import { existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { UsageError, parseArgs, str } from './args.js';
 import { initBackend, tfjsVersion } from './backend.js';
 import { writeDump } from './dump.js';
@@ -27,6 +29,13 @@ async function start(backend: string | undefined): Promise<string> {
   return name;
 }
 
+/** Fails before any work when `--out` cannot be written: no directory for it, or a directory in its place. */
+function checkOutPath(out: string): void {
+  const dir = dirname(resolve(out));
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`--out: cannot write ${out}: directory ${dir} does not exist`);
+  if (existsSync(out) && statSync(out).isDirectory()) throw new UsageError(`--out: ${out} is a directory`);
+}
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
@@ -50,6 +59,7 @@ async function main(argv: string[]): Promise<number> {
     const ids = str(p, 'ids');
     const file = str(p, 'inputs');
     if ((ids === undefined) === (file === undefined)) throw new UsageError('dump needs exactly one of --ids and --inputs');
+    checkOutPath(out);
     const inputs = ids !== undefined ? parseIds(ids) : readInputs(file!);
     const backend = await start(str(p, 'backend'));
     const model = Phi3Model.load(p.positional[0]);

@@ -7,7 +7,7 @@ import { InputError, type ForwardInputs } from './model.js';
 export function parseIds(text: string): ForwardInputs {
   const parts = text.split(',').map((s) => s.trim());
   const ids = parts.map((s) => {
-    if (!/^\d+$/.test(s)) throw new InputError(`--ids: "${s}" is not a non-negative integer token id`);
+    if (!/^\d+$/.test(s) || Number(s) > 0x7fffffff) throw new InputError(`--ids: "${s}" is not a token id (a non-negative 32-bit integer)`);
     return Number(s);
   });
   if (ids.length === 0) throw new InputError('--ids: no token ids given');

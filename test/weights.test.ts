@@ -791,6 +791,20 @@ describe('weights', function () {
       expect(fs.readdirSync(dir)).to.deep.equal([]);
     });
 
+    it('turns file-system failures into one-line errors naming the target, leaving nothing behind', function () {
+      const dir = freshDir('fs-errors');
+      const missing = path.join(dir, 'no-such-dir', 'out.safetensors');
+      expectWeightsError(() => writeSafetensors(missing, [{ name: 'w', dtype: 'F32', shape: [1], data: new Float32Array(1) }]),
+        missing, 'cannot create', 'ENOENT');
+      const asDir = path.join(dir, 'a-directory');
+      fs.mkdirSync(asDir);
+      fs.writeFileSync(path.join(asDir, 'keep'), 'x'); // a non-empty directory cannot be renamed over
+      expectWeightsError(() => writeSafetensors(asDir, [{ name: 'w', dtype: 'F32', shape: [1], data: new Float32Array(1) }]),
+        asDir, 'cannot write');
+      expect(fs.readdirSync(dir).sort()).to.deep.equal(['a-directory']);
+      expect(fs.readdirSync(asDir)).to.deep.equal(['keep']);
+    });
+
     it('fails on a data length mismatch after the first tensor, leaving no target and no temp file', function () {
       const dir = freshDir('mismatch');
       const target = path.join(dir, 'model.safetensors');

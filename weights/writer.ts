@@ -24,6 +24,12 @@ import {
 } from './dtypes.js';
 import { WeightsError } from './safetensors.js';
 
+/** A file-system failure as a one-line WeightsError naming the target file. */
+function fileError(target: string, what: string, err: unknown): WeightsError {
+  const e = err as NodeJS.ErrnoException;
+  return new WeightsError(`${target}: ${what} (${e.code ?? e.message ?? String(err)})`);
+}
+
 export type { TensorData } from './dtypes.js';
 
 export interface TensorSpec {
@@ -161,7 +167,12 @@ export class SafetensorsWriter {
   static create(target: string, specs: readonly TensorSpec[], metadata?: Readonly<Record<string, string>>): SafetensorsWriter {
     const layout = planSafetensors(specs, metadata, target);
     const tempPath = `${target}.tmp-${process.pid}-${crypto.randomBytes(6).toString('hex')}`;
-    const fd = fs.openSync(tempPath, 'wx');
+    let fd: number;
+    try {
+      fd = fs.openSync(tempPath, 'wx');
+    } catch (err) {
+      throw fileError(target, 'cannot create', err);
+    }
     const w = new SafetensorsWriter(target, tempPath, fd, layout);
     w.guard(() => {
       w.writeRaw(layout.prefix);
@@ -277,7 +288,7 @@ export class SafetensorsWriter {
       fn();
     } catch (err) {
       this.abort();
-      throw err;
+      throw err instanceof WeightsError ? err : fileError(this.path, 'cannot write', err);
     }
   }
 
