@@ -35,6 +35,13 @@ export const FORWARD_CASES: GoldenCase[] = [
   { name: 'phi4-mini-geometry.short', model: 'phi4-mini-geometry' },
   { name: 'phi3-mini-tiny.short', model: 'phi3-mini-tiny' },
   { name: 'phi3-mini-tiny.long', model: 'phi3-mini-tiny' },
+  // made by golden/generator/gen_variants.py
+  { name: 'phi4-mini-tiny.batch-long', model: 'phi4-mini-tiny' },
+  { name: 'phi3-mini-tiny.batch', model: 'phi3-mini-tiny' },
+  { name: 'phi35-mini-tiny.short', model: 'phi35-mini-tiny' },
+  { name: 'phi35-mini-tiny.long', model: 'phi35-mini-tiny' },
+  { name: 'phi3-medium-tiny.short', model: 'phi3-medium-tiny' },
+  { name: 'phi3-medium-tiny.long', model: 'phi3-medium-tiny' },
 ];
 
 export const modelDir = (model: string) => join(GOLDEN_DIR, 'models', model);
