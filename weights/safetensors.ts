@@ -330,26 +330,12 @@ export class SafetensorsFile {
    * nearest, integer dtypes converted (exact up to 2^24 in magnitude).
    */
   readFloat32(name: string): Float32Array {
-    const info = this.infoRef(name);
-    const n = info.byteLength / DTYPE_SIZES[info.dtype];
-    const out = new Float32Array(n);
-    if (info.dtype === 'F32' && HOST_LITTLE_ENDIAN) {
-      this.readAt(info, 0, new Uint8Array(out.buffer));
-      return out;
-    }
-    return this.decodeChunks(info, out, decodeToFloat32);
+    return this.readAs(name, Float32Array, 'F32', decodeToFloat32);
   }
 
   /** Read a tensor widened exactly to float64 (I64/U64 beyond ±(2^53-1) throw). */
   readFloat64(name: string): Float64Array {
-    const info = this.infoRef(name);
-    const n = info.byteLength / DTYPE_SIZES[info.dtype];
-    const out = new Float64Array(n);
-    if (info.dtype === 'F64' && HOST_LITTLE_ENDIAN) {
-      this.readAt(info, 0, new Uint8Array(out.buffer));
-      return out;
-    }
-    return this.decodeChunks(info, out, decodeToFloat64);
+    return this.readAs(name, Float64Array, 'F64', decodeToFloat64);
   }
 
   /**
@@ -358,14 +344,23 @@ export class SafetensorsFile {
    * value is an exact integer in int32 range (else an error naming the element).
    */
   readInt32(name: string): Int32Array {
+    return this.readAs(name, Int32Array, 'I32', decodeToInt32);
+  }
+
+  /** Read into a new `Out` array: a straight copy when the file holds `native`, else decoded chunk by chunk. */
+  private readAs<T extends Float32Array | Float64Array | Int32Array>(
+    name: string,
+    Out: new (n: number) => T,
+    native: DType,
+    decode: (dtype: DType, bytes: Uint8Array, out: T, outOffset: number) => T,
+  ): T {
     const info = this.infoRef(name);
-    const n = info.byteLength / DTYPE_SIZES[info.dtype];
-    const out = new Int32Array(n);
-    if (info.dtype === 'I32' && HOST_LITTLE_ENDIAN) {
+    const out = new Out(info.byteLength / DTYPE_SIZES[info.dtype]);
+    if (info.dtype === native && HOST_LITTLE_ENDIAN) {
       this.readAt(info, 0, new Uint8Array(out.buffer));
       return out;
     }
-    return this.decodeChunks(info, out, decodeToInt32);
+    return this.decodeChunks(info, out, decode);
   }
 
   /** Read the tensor in bounded chunks through one scratch buffer, decoding each into `out`. */
