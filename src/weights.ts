@@ -12,7 +12,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import type { DecoderWeights } from '../layers/decoder.js';
-import { Checkpoint, WeightsError } from '../weights/index.js';
+import { Checkpoint, WeightsError, numElements } from '../weights/index.js';
 import type { Phi3Config } from './config.js';
 
 export interface ModelWeights {
@@ -69,7 +69,7 @@ export const WASM_WEIGHT_BUDGET = 3.5 * 2 ** 30;
 /** Bytes the weights take once widened to float32 (the tied head counted once). */
 export function float32Bytes(cfg: Phi3Config): number {
   let n = 0;
-  for (const shape of expectedTensors(cfg).values()) n += shape.reduce((a, b) => a * b, 1);
+  for (const shape of expectedTensors(cfg).values()) n += numElements(shape);
   return 4 * n;
 }
 
