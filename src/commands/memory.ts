@@ -1,0 +1,29 @@
+import { UsageError, parseArgs, str } from '../args.js';
+import { DEFAULT_MEMORY_SOURCE, KV_BYTES, type KvDtype, formatMemoryReport, memoryJson, memoryReport, resolveMemorySource } from '../memory.js';
+import type { Command } from './common.js';
+
+function positiveInts(text: string, flag: string): number[] {
+  const parts = text.split(',').map((s) => s.trim());
+  return parts.map((s) => {
+    if (!/^\d+$/.test(s) || Number(s) < 1 || !Number.isSafeInteger(Number(s))) throw new UsageError(`${flag}: "${s}" is not a positive integer`);
+    return Number(s);
+  });
+}
+
+export const memoryCommand: Command = {
+  usage: `phi4 memory [<checkpoint-dir> | <config.json> | microsoft/Phi-4-mini-instruct] [--context 4096,32768,131072] [--batch 1] [--kv-dtype bf16|fp8|int8|fp32] [--json]
+      memory needed per quantization and context size: weights + KV cache + workspace`,
+  async run(argv) {
+    const p = parseArgs(argv, ['context', 'batch', 'kv-dtype'], ['json']);
+    if (p.positional.length > 1) throw new UsageError('memory takes at most one checkpoint, config.json or repo id');
+    const contexts = positiveInts(str(p, 'context') ?? '4096,32768,131072', '--context');
+    const [batch, ...more] = positiveInts(str(p, 'batch') ?? '1', '--batch');
+    if (more.length > 0) throw new UsageError('--batch: one number');
+    const kv = str(p, 'kv-dtype') ?? 'bf16';
+    if (!Object.hasOwn(KV_BYTES, kv)) throw new UsageError(`--kv-dtype: "${kv}" is not one of ${Object.keys(KV_BYTES).join(', ')}`);
+    const { config, source, checkpoint } = resolveMemorySource(p.positional[0] ?? DEFAULT_MEMORY_SOURCE);
+    const report = memoryReport(config, { contexts, batch, kvDtype: kv as KvDtype }, source, checkpoint);
+    console.log(p.flags.has('json') ? JSON.stringify(memoryJson(report), null, 2) : formatMemoryReport(report));
+    return 0;
+  },
+};
