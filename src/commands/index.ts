@@ -4,9 +4,11 @@ import type { Command } from './common.js';
 import { dumpCommand } from './dump.js';
 import { memoryCommand } from './memory.js';
 import { verifyCommand } from './verify.js';
+import { walkthroughCommand } from './walkthrough.js';
 
 export const COMMANDS: Record<string, Command> = {
   verify: verifyCommand,
   dump: dumpCommand,
   memory: memoryCommand,
+  walkthrough: walkthroughCommand,
 };

@@ -1,0 +1,192 @@
+// Regenerates the numbers, shapes and source links of docs/walkthrough.md from running the code.
+//
+// The document is prose with generated regions:  <!-- gen:NAME -->...<!-- /gen -->
+// Everything between the markers is replaced by the value NAME has now (a word, a table, a code
+// block); the prose around them is kept. test/walkthrough.test.ts regenerates the document and
+// fails when it differs from the committed one.
+//
+//   node dist/src/walkthrough-doc.js           rewrite docs/walkthrough.md
+//   node dist/src/walkthrough-doc.js --check   exit 1 (and name the regions) when it is stale
+//
+// The model runs on the cpu backend (plain JavaScript kernels), so the figures do not depend on
+// the machine's SIMD.
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { inverseFrequencies } from '../layers/rotary.js';
+import { initBackend } from './backend.js';
+import type { Phi3Config } from './config.js';
+import { memoryReport, formatBytes } from './memory.js';
+import { Phi3Model } from './model.js';
+import {
+  type CodeRef, DEFAULT_WALKTHROUGH_CHECKPOINT, PROJECT_ROOT, type Walkthrough, defaultIds, formatWalkthrough, loadRealConfig,
+  locate, num, runWalkthrough, shapeText, statsText,
+} from './walkthrough.js';
+
+export const DOC_PATH = join(PROJECT_ROOT, 'docs', 'walkthrough.md');
+const REGION = /<!-- gen:([\w.-]+) -->([\s\S]*?)<!-- \/gen -->/g;
+
+/** A markdown link to the lines a reference names, resolved in `root`. */
+export function codeLink(ref: CodeRef, root = PROJECT_ROOT): string {
+  const l = locate(ref, root);
+  const lines = l.start === l.end ? `L${l.start}` : `L${l.start}-L${l.end}`;
+  return `[${l.file}#${lines}](../${l.file}#${lines})`;
+}
+
+const group = (n: number) => n.toLocaleString('en-US');
+
+/** Source links the prose uses besides the steps' own. */
+export const EXTRA_CODE: Record<string, CodeRef> = {
+  'code.parseConfig': { file: 'src/config.ts', from: 'export function parseConfig(' },
+  'code.scaling': { file: 'src/config.ts', from: 'attentionScaling = factor <= 1 ? 1 : Math.sqrt(' },
+  'code.rotaryDim': { file: 'src/config.ts', from: 'const rotaryDim = Math.floor(headDim * prf);' },
+  'code.usesLong': { file: 'layers/rotary.ts', from: 'export function usesLongFactors(', to: 'return rope.type' },
+  'code.invFreq': { file: 'layers/rotary.ts', from: 'export function inverseFrequencies(', to: 'return inv;' },
+  'code.layerLoop': { file: 'src/model.ts', from: 'for (let i = 0; i < cfg.numLayers; i++) {', to: 'cache.push(r.cache);' },
+  'code.decoder': { file: 'layers/decoder.ts', from: 'export function decoderLayer(', to: 'return { out, cache };' },
+  'code.attention': { file: 'layers/attention.ts', from: 'export function attention(', to: 'return { out, cache: { k, v } };' },
+  'code.weights': { file: 'src/weights.ts', from: 'export function expectedTensors(', to: 'return m;' },
+};
+
+function configFacts(prefix: string, c: Phi3Config): Record<string, string> {
+  const r = c.rope;
+  return {
+    [`${prefix}.hidden`]: String(c.hiddenSize),
+    [`${prefix}.layers`]: String(c.numLayers),
+    [`${prefix}.heads`]: String(c.numHeads),
+    [`${prefix}.kvHeads`]: String(c.numKvHeads),
+    [`${prefix}.group`]: String(c.numHeads / c.numKvHeads),
+    [`${prefix}.headDim`]: String(c.headDim),
+    [`${prefix}.rotary`]: String(r.rotaryDim),
+    [`${prefix}.pass`]: String(c.headDim - r.rotaryDim),
+    [`${prefix}.qkvCols`]: String((c.numHeads + 2 * c.numKvHeads) * c.headDim),
+    [`${prefix}.qCols`]: String(c.numHeads * c.headDim),
+    [`${prefix}.kvCols`]: String(c.numKvHeads * c.headDim),
+    [`${prefix}.intermediate`]: String(c.intermediateSize),
+    [`${prefix}.vocab`]: String(c.vocabSize),
+    [`${prefix}.maxPos`]: String(c.maxPositions),
+    [`${prefix}.origPos`]: String(r.originalMaxPositions),
+    [`${prefix}.factor`]: num(c.maxPositions / r.originalMaxPositions),
+    [`${prefix}.scaling`]: r.attentionScaling.toFixed(10),
+    [`${prefix}.theta`]: String(r.theta),
+    [`${prefix}.eps`]: String(c.rmsNormEps),
+    [`${prefix}.window`]: c.slidingWindow === null ? 'none' : String(c.slidingWindow),
+    [`${prefix}.factors`]: String(r.rotaryDim / 2),
+    [`${prefix}.sqrtD`]: num(Math.sqrt(c.headDim)),
+  };
+}
+
+function configTable(real: Phi3Config, tiny: Phi3Config): string {
+  const rows: [string, (c: Phi3Config) => string | number][] = [
+    ['hidden size H', (c) => c.hiddenSize],
+    ['decoder layers', (c) => c.numLayers],
+    ['query heads nh / key-value heads nkv', (c) => `${c.numHeads} / ${c.numKvHeads}`],
+    ['head dim d (rotary dims r)', (c) => `${c.headDim} (${c.rope.rotaryDim})`],
+    ['MLP intermediate I', (c) => c.intermediateSize],
+    ['vocabulary V', (c) => c.vocabSize],
+    ['positions: original / max', (c) => `${c.rope.originalMaxPositions} / ${c.maxPositions}`],
+    ['rope', (c) => `${c.rope.type}, theta ${c.rope.theta}, attention scaling ${c.rope.attentionScaling.toFixed(10)}`],
+    ['RMSNorm eps', (c) => c.rmsNormEps],
+    ['sliding window', (c) => c.slidingWindow ?? 'none'],
+    ['head tied to the embedding', (c) => (c.tieWordEmbeddings ? 'yes' : 'no')],
+  ];
+  const params = (c: Phi3Config) => group(memoryReport(c, { contexts: [1], batch: 1, kvDtype: 'bf16' }, '').parameters);
+  const lines = ['| | Phi-4-mini (golden/configs/phi-4-mini-instruct.json) | tiny (golden/models/phi4-mini-tiny) |', '|---|---|---|'];
+  for (const [name, f] of rows) lines.push(`| ${name} | ${f(real)} | ${f(tiny)} |`);
+  lines.push(`| parameters (tied head once) | ${params(real)} | ${params(tiny)} |`);
+  return lines.join('\n');
+}
+
+function ropeTable(real: Phi3Config): string {
+  const r = real.rope;
+  const short = inverseFrequencies(r, false);
+  const long = inverseFrequencies(r, true);
+  const half = r.rotaryDim / 2;
+  const lines = ['| i | short factor | long factor | inv_freq short | inv_freq long | wavelength short (positions) | wavelength long (positions) |', '|---|---|---|---|---|---|---|'];
+  for (const i of [0, 8, 16, 24, 32, 40, half - 1]) {
+    const w = (f: number) => num((2 * Math.PI) / f);
+    lines.push(`| ${i} | ${num(r.shortFactor![i])} | ${num(r.longFactor![i])} | ${num(short[i])} | ${num(long[i])} | ${w(short[i])} | ${w(long[i])} |`);
+  }
+  return lines.join('\n');
+}
+
+function stepBlock(w: Walkthrough, id: string, root: string): string {
+  const s = w.steps.find((x) => x.id === id)!;
+  const lines = [
+    `- shape \`${s.layout}\`: Phi-4-mini ${shapeText(s.realShape)}, tiny ${shapeText(s.shape)}`,
+  ];
+  if (s.stats) lines.push(`- tiny values: ${statsText(s.stats).replace(/ {2}/g, ', ')}`);
+  if (s.note) lines.push(`- ${s.note}`);
+  lines.push(`- code: ${s.code.map((r) => codeLink(r, root)).join(', ')}`);
+  return lines.join('\n');
+}
+
+/** Every region's value, computed now. The backend must be set (cpu for the committed document). */
+export function walkthroughValues(root = PROJECT_ROOT): Map<string, string> {
+  const real = loadRealConfig();
+  const model = Phi3Model.load(DEFAULT_WALKTHROUGH_CHECKPOINT);
+  let w: Walkthrough;
+  try {
+    w = runWalkthrough(model, defaultIds(), 0, real);
+  } finally {
+    model.dispose();
+  }
+  const v = new Map<string, string>(Object.entries({ ...configFacts('real', real), ...configFacts('tiny', w.config) }));
+  v.set('config', configTable(real, w.config));
+  v.set('T', String(w.inputIds.length));
+  v.set('ids', w.inputIds.join(', '));
+  v.set('rope.table', ropeTable(real));
+  v.set('real.ropeSet', w.realRopeLong ? 'long' : 'short');
+  v.set('tiny.ropeSet', w.ropeLong ? 'long' : 'short');
+  for (const s of w.steps) v.set(`step.${s.id}`, stepBlock(w, s.id, root));
+  for (const [name, ref] of Object.entries(EXTRA_CODE)) v.set(name, codeLink(ref, root));
+  v.set('top', ['| token id | logit | softmax p |', '|---|---|---|', ...w.top.map((t) => `| ${t.id} | ${num(t.logit)} | ${num(t.p)} |`)].join('\n'));
+  v.set('next', String(w.top[0].id));
+  const realMem = memoryReport(real, { contexts: [real.maxPositions], batch: 1, kvDtype: 'bf16' }, '');
+  v.set('real.bf16', formatBytes(realMem.rows.find((r) => r.scheme.id === 'bf16')!.weights.bytes));
+  v.set('real.kvMax', formatBytes(realMem.kvCache[0]));
+  v.set('real.params', group(realMem.parameters));
+  v.set('real.embedParams', group(real.vocabSize * real.hiddenSize));
+  v.set('cli', '```\n$ npx phi4 walkthrough --backend cpu\n' + formatWalkthrough(w, root) + '\n```');
+  return v;
+}
+
+/** The document with every generated region replaced; throws naming an unknown region. */
+export function renderWalkthroughDoc(template: string, values: Map<string, string>): string {
+  return template.replace(REGION, (_all, name: string, old: string) => {
+    const value = values.get(name);
+    if (value === undefined) throw new Error(`docs/walkthrough.md: unknown generated region "${name}"`);
+    const block = value.includes('\n') || old.startsWith('\n');
+    return `<!-- gen:${name} -->${block ? `\n${value}\n` : value}<!-- /gen -->`;
+  });
+}
+
+/** The names of the regions whose content differs between two versions of the document. */
+export function staleRegions(committed: string, fresh: string): string[] {
+  const regions = (t: string) => new Map([...t.matchAll(REGION)].map((m) => [m[1], m[2]]));
+  const a = regions(committed);
+  const b = regions(fresh);
+  return [...b].filter(([k, x]) => a.get(k) !== x).map(([k]) => k);
+}
+
+async function main(argv: string[]): Promise<number> {
+  await initBackend('cpu');
+  const committed = readFileSync(DOC_PATH, 'utf8');
+  const fresh = renderWalkthroughDoc(committed, walkthroughValues());
+  if (argv.includes('--check')) {
+    if (fresh === committed) return 0;
+    console.error(`docs/walkthrough.md is stale in: ${staleRegions(committed, fresh).join(', ') || 'the text outside the regions'}; run npm run docs`);
+    return 1;
+  }
+  if (fresh !== committed) writeFileSync(DOC_PATH, fresh);
+  console.error(fresh === committed ? 'docs/walkthrough.md is up to date' : 'rewrote docs/walkthrough.md');
+  return 0;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2)).then((c) => process.exit(c), (e: Error) => {
+    console.error(e.stack ?? String(e));
+    process.exit(1);
+  });
+}

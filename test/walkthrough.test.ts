@@ -1,0 +1,132 @@
+// docs/walkthrough.md against the code: a fresh run must reproduce every generated region
+// (document drift), every source link must still point at the code it names, and
+// `phi4 walkthrough` must print what section 8 of the document shows.
+
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
+import * as tf from '@tensorflow/tfjs-core';
+import { Phi3Model } from '../src/model.js';
+import { EXTRA_CODE, renderWalkthroughDoc, staleRegions, walkthroughValues } from '../src/walkthrough-doc.js';
+import { type CodeRef, DEFAULT_WALKTHROUGH_CHECKPOINT, STEP_IDS, defaultIds, loadRealConfig, runWalkthrough, stepCode } from '../src/walkthrough.js';
+import { useBackend } from './helpers.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url)); // dist/test
+const ROOT = path.resolve(HERE, '..', '..');
+const CLI = path.resolve(HERE, '..', 'src', 'cli.js');
+const DOC = path.join(ROOT, 'docs', 'walkthrough.md');
+
+function phi4(args: string[]) {
+  const env = { ...process.env };
+  delete env.PHI4_BACKEND;
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, env, encoding: 'utf8', timeout: 60_000 });
+  if (r.error) throw r.error;
+  return r;
+}
+
+/** The content of a generated region of the committed document. */
+function region(doc: string, name: string): string {
+  const m = new RegExp(`<!-- gen:${name.replace(/\./g, '\\.')} -->([\\s\\S]*?)<!-- /gen -->`).exec(doc);
+  if (!m) throw new Error(`docs/walkthrough.md has no region ${name}`);
+  return m[1];
+}
+
+describe('docs/walkthrough.md', function () {
+  this.timeout(30_000);
+  const committed = fs.readFileSync(DOC, 'utf8');
+  before(() => useBackend('cpu'));
+
+  it('equals a fresh run of the code (npm run docs regenerates it)', () => {
+    const fresh = renderWalkthroughDoc(committed, walkthroughValues());
+    const stale = staleRegions(committed, fresh);
+    expect(stale, `stale regions: ${stale.join(', ')}; run npm run docs`).to.deep.equal([]);
+    expect(fresh === committed, 'docs/walkthrough.md differs from a fresh run; run npm run docs').to.equal(true);
+  });
+
+  it('every source link points at lines that still hold the code it names, and every step has its links', () => {
+    const refs: CodeRef[] = [...STEP_IDS.flatMap(stepCode), ...Object.values(EXTRA_CODE)];
+    const links = [...committed.matchAll(/\]\(\.\.\/([\w./-]+)#L(\d+)(?:-L(\d+))?\)/g)].map((m) => ({
+      file: m[1], start: Number(m[2]), end: Number(m[3] ?? m[2]),
+    }));
+    expect(links.length).to.be.greaterThan(STEP_IDS.length);
+    const holds = (l: (typeof links)[number], r: CodeRef) => {
+      if (l.file !== r.file) return false;
+      const lines = fs.readFileSync(path.join(ROOT, l.file), 'utf8').split('\n');
+      return l.end <= lines.length && lines[l.start - 1].includes(r.from) && lines[l.end - 1].includes(r.to ?? r.from);
+    };
+    for (const l of links) {
+      expect(refs.some((r) => holds(l, r)), `${l.file}#L${l.start}-L${l.end} holds none of the code the walkthrough names there`).to.equal(true);
+    }
+    for (const r of refs) expect(links.some((l) => holds(l, r)), `no link to ${r.file} "${r.from}"`).to.equal(true);
+    for (const id of STEP_IDS) expect(region(committed, `step.${id}`)).to.match(/- code: \[/);
+  });
+
+  it('notices code that moved: one line added at the top of layers/attention.ts makes the attention links stale', () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'phi4-walk-'));
+    try {
+      for (const dir of ['src', 'layers']) fs.cpSync(path.join(ROOT, dir), path.join(root, dir), { recursive: true });
+      const att = path.join(root, 'layers', 'attention.ts');
+      fs.writeFileSync(att, '// moved\n' + fs.readFileSync(att, 'utf8'));
+      const stale = staleRegions(committed, renderWalkthroughDoc(committed, walkthroughValues(root)));
+      expect(stale).to.include.members(['step.qkv', 'step.scores', 'code.attention', 'cli']);
+      expect(stale).not.to.include('step.embed');
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a region the generator does not know', () => {
+    expect(() => renderWalkthroughDoc('<!-- gen:nope -->x<!-- /gen -->', new Map())).to.throw(/unknown generated region "nope"/);
+  });
+
+  it('runs every step without leaking tensors, with the tap shapes of both models', () => {
+    const model = Phi3Model.load(DEFAULT_WALKTHROUGH_CHECKPOINT);
+    try {
+      const before = tf.memory().numTensors;
+      const w = runWalkthrough(model, defaultIds(), 1, loadRealConfig());
+      expect(tf.memory().numTensors).to.equal(before);
+      expect(w.steps.map((s) => s.id)).to.deep.equal(STEP_IDS);
+      const qkv = w.steps.find((s) => s.id === 'qkv')!;
+      expect(qkv.tap).to.equal('layers.1.qkv');
+      expect(qkv.realShape).to.deep.equal([1, 11, (24 + 2 * 8) * 128]);
+      expect(qkv.shape).to.deep.equal([1, 11, (6 + 2 * 2) * 16]);
+      expect(w.steps.find((s) => s.id === 'logits')!.realShape).to.deep.equal([1, 11, 200064]);
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
+describe('phi4 walkthrough (cli)', function () {
+  this.timeout(60_000);
+  const committed = fs.readFileSync(DOC, 'utf8');
+
+  it('prints, on cpu, exactly what section 8 of docs/walkthrough.md shows', () => {
+    const r = phi4(['walkthrough', '--backend', 'cpu']);
+    expect(r.status, r.stderr).to.equal(0);
+    const shown = region(committed, 'cli').trim().split('\n');
+    expect(shown[0]).to.equal('```');
+    expect(shown[1]).to.equal('$ npx phi4 walkthrough --backend cpu');
+    expect(r.stdout.trimEnd()).to.equal(shown.slice(2, -1).join('\n'));
+  });
+
+  it('--ids and --layer pick the tokens and the layer', () => {
+    const r = phi4(['walkthrough', '--ids', '1,2,3', '--layer', '3']);
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout).to.include('input_ids (3): 1 2 3');
+    expect(r.stdout).to.include('layers.3.attn_probs');
+    expect(r.stdout).to.include('[1, 6, 3, 3] | [1, 24, 3, 3]');
+  });
+
+  it('refuses --prompt on a checkpoint without tokenizer.json, and a layer out of range, with one line and exit 2', () => {
+    const p = phi4(['walkthrough', '--prompt', 'Hello']);
+    expect(p.status).to.equal(2);
+    expect(p.stderr.trim()).to.match(/^phi4: --prompt: \S*phi4-mini-tiny has no tokenizer\.json$/);
+    const l = phi4(['walkthrough', '--layer', '4']);
+    expect(l.status).to.equal(2);
+    expect(l.stderr.trim().split('\n').at(-1)).to.match(/^phi4: --layer: 4 is not a layer of .* \(0 \.\. 3\)$/);
+  });
+});
