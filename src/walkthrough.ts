@@ -1,7 +1,7 @@
 // The walkthrough as data: one prompt followed through the model, step by step, each step with
 // its tensor's shape for this checkpoint and for the real Phi-4-mini, small statistics of the
 // values this checkpoint produced, and the source lines that compute it. `phi4 walkthrough`
-// prints it (formatWalkthrough) and src/walkthrough-doc.ts writes docs/walkthrough.md from it.
+// prints it (formatWalkthrough) and src/gen-docs.ts writes docs/walkthrough.md from it.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';

@@ -189,7 +189,7 @@ describe('memory: weights, KV cache and totals from safetensors headers', () => 
     });
   });
 
-  it('the default is the real Phi-4-mini config: 3,836,021,760 parameters, 7,672,043,520 bf16 bytes (the published index total_size)', () => {
+  it('the default is the real Phi-4-mini config: 3,836,021,760 parameters (the published count), 2 bytes each in bf16', () => {
     const src = resolveMemorySource('microsoft/Phi-4-mini-instruct');
     const r = memoryReport(src.config, { contexts: [131072], batch: 1, kvDtype: 'bf16' }, 'x');
     expect(r.parameters).to.equal(3_836_021_760);

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { Phi3Model } from '../src/model.js';
-import { EXTRA_CODE, renderWalkthroughDoc, staleRegions, walkthroughValues } from '../src/walkthrough-doc.js';
+import { EXTRA_CODE, GENERATED_DOCS, docValues, renderDoc, staleRegions } from '../src/gen-docs.js';
 import { type CodeRef, DEFAULT_WALKTHROUGH_CHECKPOINT, STEP_IDS, defaultIds, loadRealConfig, runWalkthrough, stepCode } from '../src/walkthrough.js';
 import { useBackend } from './helpers.js';
 
@@ -39,11 +39,15 @@ describe('docs/walkthrough.md', function () {
   const committed = fs.readFileSync(DOC, 'utf8');
   before(() => useBackend('cpu'));
 
-  it('equals a fresh run of the code (npm run docs regenerates it)', () => {
-    const fresh = renderWalkthroughDoc(committed, walkthroughValues());
-    const stale = staleRegions(committed, fresh);
-    expect(stale, `stale regions: ${stale.join(', ')}; run npm run docs`).to.deep.equal([]);
-    expect(fresh === committed, 'docs/walkthrough.md differs from a fresh run; run npm run docs').to.equal(true);
+  it(`${GENERATED_DOCS.join(' and ')} equal a fresh run of the code (npm run docs regenerates them)`, () => {
+    const values = docValues();
+    for (const doc of GENERATED_DOCS) {
+      const text = fs.readFileSync(path.join(ROOT, doc), 'utf8');
+      const fresh = renderDoc(text, values);
+      const stale = staleRegions(text, fresh);
+      expect(stale, `${doc}: stale regions ${stale.join(', ')}; run npm run docs`).to.deep.equal([]);
+      expect(fresh === text, `${doc} differs from a fresh run; run npm run docs`).to.equal(true);
+    }
   });
 
   it('every source link points at lines that still hold the code it names, and every step has its links', () => {
@@ -70,7 +74,7 @@ describe('docs/walkthrough.md', function () {
       for (const dir of ['src', 'layers']) fs.cpSync(path.join(ROOT, dir), path.join(root, dir), { recursive: true });
       const att = path.join(root, 'layers', 'attention.ts');
       fs.writeFileSync(att, '// moved\n' + fs.readFileSync(att, 'utf8'));
-      const stale = staleRegions(committed, renderWalkthroughDoc(committed, walkthroughValues(root)));
+      const stale = staleRegions(committed, renderDoc(committed, docValues(root)));
       expect(stale).to.include.members(['step.qkv', 'step.scores', 'code.attention', 'cli']);
       expect(stale).not.to.include('step.embed');
     } finally {
@@ -79,7 +83,7 @@ describe('docs/walkthrough.md', function () {
   });
 
   it('refuses a region the generator does not know', () => {
-    expect(() => renderWalkthroughDoc('<!-- gen:nope -->x<!-- /gen -->', new Map())).to.throw(/unknown generated region "nope"/);
+    expect(() => renderDoc('<!-- gen:nope -->x<!-- /gen -->', new Map())).to.throw(/unknown generated region "nope"/);
   });
 
   it('runs every step without leaking tensors, with the tap shapes of both models', () => {

@@ -1,12 +1,13 @@
-// Regenerates the numbers, shapes and source links of docs/walkthrough.md from running the code.
+// Regenerates the numbers, shapes and source links of docs/walkthrough.md and docs/memory.md
+// from running the code.
 //
-// The document is prose with generated regions:  <!-- gen:NAME -->...<!-- /gen -->
+// A document is prose with generated regions:  <!-- gen:NAME -->...<!-- /gen -->
 // Everything between the markers is replaced by the value NAME has now (a word, a table, a code
-// block); the prose around them is kept. test/walkthrough.test.ts regenerates the document and
-// fails when it differs from the committed one.
+// block); the prose around them is kept. test/walkthrough.test.ts regenerates the documents and
+// fails when they differ from the committed ones.
 //
-//   node dist/src/walkthrough-doc.js           rewrite docs/walkthrough.md
-//   node dist/src/walkthrough-doc.js --check   exit 1 (and name the regions) when it is stale
+//   npm run docs                          rewrite the documents (tsc, then node dist/src/gen-docs.js)
+//   node dist/src/gen-docs.js --check     exit 1 (and name the regions) when one is stale
 //
 // The model runs on the cpu backend (plain JavaScript kernels), so the figures do not depend on
 // the machine's SIMD.
@@ -17,14 +18,15 @@ import { pathToFileURL } from 'node:url';
 import { inverseFrequencies } from '../layers/rotary.js';
 import { initBackend } from './backend.js';
 import type { Phi3Config } from './config.js';
-import { memoryReport, formatBytes } from './memory.js';
+import { DEFAULT_MEMORY_SOURCE, formatBytes, formatMemoryReport, memoryReport, resolveMemorySource } from './memory.js';
 import { Phi3Model } from './model.js';
 import {
   type CodeRef, DEFAULT_WALKTHROUGH_CHECKPOINT, PROJECT_ROOT, type Walkthrough, defaultIds, formatWalkthrough, loadRealConfig,
   locate, num, runWalkthrough, shapeText, statsText,
 } from './walkthrough.js';
 
-export const DOC_PATH = join(PROJECT_ROOT, 'docs', 'walkthrough.md');
+/** The generated documents, relative to the project root. */
+export const GENERATED_DOCS = ['docs/walkthrough.md', 'docs/memory.md'];
 const REGION = /<!-- gen:([\w.-]+) -->([\s\S]*?)<!-- \/gen -->/g;
 
 /** A markdown link to the lines a reference names, resolved in `root`. */
@@ -123,7 +125,7 @@ function stepBlock(w: Walkthrough, id: string, root: string): string {
 }
 
 /** Every region's value, computed now. The backend must be set (cpu for the committed document). */
-export function walkthroughValues(root = PROJECT_ROOT): Map<string, string> {
+export function docValues(root = PROJECT_ROOT): Map<string, string> {
   const real = loadRealConfig();
   const model = Phi3Model.load(DEFAULT_WALKTHROUGH_CHECKPOINT);
   let w: Walkthrough;
@@ -149,14 +151,16 @@ export function walkthroughValues(root = PROJECT_ROOT): Map<string, string> {
   v.set('real.params', group(realMem.parameters));
   v.set('real.embedParams', group(real.vocabSize * real.hiddenSize));
   v.set('cli', '```\n$ npx phi4 walkthrough --backend cpu\n' + formatWalkthrough(w, root) + '\n```');
+  const mem = resolveMemorySource(DEFAULT_MEMORY_SOURCE);
+  v.set('memory.default', '```\n$ npx phi4 memory\n' + formatMemoryReport(memoryReport(mem.config, { contexts: [4096, 32768, 131072], batch: 1, kvDtype: 'bf16' }, mem.source)) + '\n```');
   return v;
 }
 
 /** The document with every generated region replaced; throws naming an unknown region. */
-export function renderWalkthroughDoc(template: string, values: Map<string, string>): string {
+export function renderDoc(template: string, values: Map<string, string>): string {
   return template.replace(REGION, (_all, name: string, old: string) => {
     const value = values.get(name);
-    if (value === undefined) throw new Error(`docs/walkthrough.md: unknown generated region "${name}"`);
+    if (value === undefined) throw new Error(`unknown generated region "${name}"`);
     const block = value.includes('\n') || old.startsWith('\n');
     return `<!-- gen:${name} -->${block ? `\n${value}\n` : value}<!-- /gen -->`;
   });
@@ -172,16 +176,23 @@ export function staleRegions(committed: string, fresh: string): string[] {
 
 async function main(argv: string[]): Promise<number> {
   await initBackend('cpu');
-  const committed = readFileSync(DOC_PATH, 'utf8');
-  const fresh = renderWalkthroughDoc(committed, walkthroughValues());
-  if (argv.includes('--check')) {
-    if (fresh === committed) return 0;
-    console.error(`docs/walkthrough.md is stale in: ${staleRegions(committed, fresh).join(', ') || 'the text outside the regions'}; run npm run docs`);
-    return 1;
+  const values = docValues();
+  let stale = 0;
+  for (const doc of GENERATED_DOCS) {
+    const file = join(PROJECT_ROOT, doc);
+    const committed = readFileSync(file, 'utf8');
+    const fresh = renderDoc(committed, values);
+    if (fresh === committed) {
+      console.error(`${doc} is up to date`);
+    } else if (argv.includes('--check')) {
+      console.error(`${doc} is stale in: ${staleRegions(committed, fresh).join(', ') || 'the text outside the regions'}; run npm run docs`);
+      stale++;
+    } else {
+      writeFileSync(file, fresh);
+      console.error(`rewrote ${doc}`);
+    }
   }
-  if (fresh !== committed) writeFileSync(DOC_PATH, fresh);
-  console.error(fresh === committed ? 'docs/walkthrough.md is up to date' : 'rewrote docs/walkthrough.md');
-  return 0;
+  return stale > 0 ? 1 : 0;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
