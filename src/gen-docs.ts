@@ -1,5 +1,5 @@
-// Regenerates the numbers, shapes and source links of docs/walkthrough.md and docs/memory.md
-// from running the code.
+// Regenerates the numbers, shapes and source links of docs/walkthrough.md, docs/memory.md and
+// docs/architecture.md from running the code.
 //
 // A document is prose with generated regions:  <!-- gen:NAME -->...<!-- /gen -->
 // Everything between the markers is replaced by the value NAME has now (a word, a table, a code
@@ -26,7 +26,7 @@ import {
 } from './walkthrough.js';
 
 /** The generated documents, relative to the project root. */
-export const GENERATED_DOCS = ['docs/walkthrough.md', 'docs/memory.md'];
+export const GENERATED_DOCS = ['docs/walkthrough.md', 'docs/memory.md', 'docs/architecture.md'];
 const REGION = /<!-- gen:([\w.-]+) -->([\s\S]*?)<!-- \/gen -->/g;
 
 /** A markdown link to the lines a reference names, resolved in `root`. */
@@ -49,6 +49,14 @@ export const EXTRA_CODE: Record<string, CodeRef> = {
   'code.decoder': { file: 'layers/decoder.ts', from: 'export function decoderLayer(', to: 'return { out, cache };' },
   'code.attention': { file: 'layers/attention.ts', from: 'export function attention(', to: 'return { out, cache: { k, v } };' },
   'code.weights': { file: 'src/weights.ts', from: 'export function expectedTensors(', to: 'return m;' },
+  'arch.commands': { file: 'src/commands/index.ts', from: 'export const COMMANDS', to: '};' },
+  'arch.loadWeights': { file: 'src/weights.ts', from: 'export function loadWeights(' },
+  'arch.validate': { file: 'src/model.ts', from: 'private validate(' },
+  'arch.forward': { file: 'src/model.ts', from: 'forward(inp: ForwardInputs', to: 'return { logits, cache, ropeLong: rope.long };' },
+  'arch.runWithCache': { file: 'src/model.ts', from: 'runWithCache(inp: ForwardInputs', to: 'return { logits: r.logits, taps };' },
+  'arch.prefixTap': { file: 'layers/tap.ts', from: 'export function prefixTap(' },
+  'arch.layerTaps': { file: 'src/taps.ts', from: 'export const LAYER_TAPS', to: '};' },
+  'arch.cases': { file: 'src/golden.ts', from: 'export const FORWARD_CASES', to: '];' },
 };
 
 function configFacts(prefix: string, c: Phi3Config): Record<string, string> {
