@@ -22,8 +22,11 @@ export const DEFAULT_WALKTHROUGH_CHECKPOINT = modelDir('phi4-mini-tiny');
 export const REAL_CONFIG_PATH = join(GOLDEN_DIR, 'configs', 'phi-4-mini-instruct.json');
 
 /** The ids of the golden case phi4-mini-tiny.short, so that every number can be set beside transformers' dump. */
-export function defaultIds(): ForwardInputs {
-  return readInputs(dumpPath('phi4-mini-tiny.short'));
+export function defaultIds(vocabSize = Infinity): ForwardInputs {
+  const inputs = readInputs(dumpPath('phi4-mini-tiny.short'));
+  const top = Math.max(...inputs.inputIds);
+  if (top >= vocabSize) throw new InputError(`walkthrough: the default ids reach ${top}, beyond this checkpoint's vocabulary of ${vocabSize}; pass --ids`);
+  return inputs;
 }
 
 /**
@@ -255,6 +258,7 @@ export function runWalkthrough(model: Phi3Model, inputs: ForwardInputs, layer: n
     const data = name ? got.get(name)! : { data: derived[s.id], shape };
     if (data.shape.join(',') !== shape.join(',')) throw new Error(`walkthrough: ${s.id} has shape [${data.shape}], its layout ${layout} says [${shape}]`);
     const step: Step = { id: s.id, tap: name, title: s.title, rule: s.rule, layout, shape, realShape: layoutShape(layout, realSizes), code: s.code };
+    if (s.id === 'logits' && !cfg.tieWordEmbeddings) Object.assign(step, { title: 'output head (untied lm_head)', rule: 'logits = final_norm W_head^T' });
     step.stats = s.id === 'mask' ? undefined : stats(data.data);
     if (s.id === 'rope.cos') step.note = `${cfg.rope.type === 'longrope' ? `LongRoPE ${ropeLong ? 'long' : 'short'} factors (positions 0..${maxPos}, original context ${cfg.rope.originalMaxPositions}), ` : ''}scaling ${cfg.rope.attentionScaling.toFixed(10)}, ${cfg.rope.rotaryDim} of ${d} dims rotated`;
     if (s.id === 'mask') step.note = `${allowed} of ${T * T} query/key pairs allowed (causal${cfg.slidingWindow !== null && cfg.slidingWindow < T ? `, window ${cfg.slidingWindow}` : ''})`;

@@ -16,10 +16,11 @@ export const walkthroughCommand: Command = {
     if (ids !== undefined && prompt !== undefined) throw new UsageError('walkthrough takes --ids or --prompt, not both');
     const layerText = str(p, 'layer') ?? '0';
     if (!/^\d+$/.test(layerText)) throw new UsageError(`--layer: "${layerText}" is not a layer number`);
-    const inputs = ids !== undefined ? parseIds(ids) : prompt !== undefined ? promptToInputs(dir, prompt) : defaultIds();
+    const given = ids !== undefined ? parseIds(ids) : prompt !== undefined ? promptToInputs(dir, prompt) : undefined;
     await start(str(p, 'backend'));
     const model = Phi3Model.load(dir);
     try {
+      const inputs = given ?? defaultIds(model.config.vocabSize);
       console.log(formatWalkthrough(runWalkthrough(model, inputs, Number(layerText), loadRealConfig())));
     } finally {
       model.dispose();
