@@ -1,10 +1,12 @@
 // The subcommand table: one file per command in this folder, one line per command here.
 
 import type { Command } from './common.js';
+import { compareCommand } from './compare.js';
 import { dumpCommand } from './dump.js';
 import { verifyCommand } from './verify.js';
 
 export const COMMANDS: Record<string, Command> = {
   verify: verifyCommand,
   dump: dumpCommand,
+  compare: compareCommand,
 };
