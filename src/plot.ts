@@ -7,7 +7,7 @@ import { LAYER_TAPS } from './taps.js';
 
 const W = 760;
 const H = 440;
-const M = { left: 70, right: 170, top: 40, bottom: 50 };
+const M = { left: 70, right: 170, top: 52, bottom: 50 };
 const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf', '#393b79', '#637939', '#843c39', '#000000'];
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -62,7 +62,7 @@ export function plotSvg(report: CompareReport, title: string): string {
   out.push(`<?xml version="1.0" encoding="UTF-8"?>`);
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
   out.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="white"/>`);
-  out.push(`<text x="${M.left}" y="22" font-size="14">${esc(title)}</text>`);
+  out.push(`<text x="${M.left}" y="18" font-size="13">${esc(title)}</text>`);
   for (let e = lo; e <= hi; e++) {
     const y = Y(10 ** e).toFixed(1);
     out.push(`<line x1="${M.left}" y1="${y}" x2="${M.left + pw}" y2="${y}" stroke="#ddd"/>`);
@@ -73,6 +73,9 @@ export function plotSvg(report: CompareReport, title: string): string {
     out.push(`<text x="${X(x).toFixed(1)}" y="${M.top + ph + 18}" text-anchor="middle">${label}</text>`);
   }
   out.push(`<text x="${M.left + pw / 2}" y="${H - 10}" text-anchor="middle">layer</text>`);
+  out.push(`<text x="${W - M.right + 12}" y="${H - 10}" font-size="10" fill="#555">zero error: bottom edge</text>`);
+  const verdict = report.ok ? 'PASS' : `FAIL: first divergence at ${report.firstDivergent}`;
+  out.push(`<text x="${M.left}" y="38" font-size="13" fill="${report.ok ? '#2ca02c' : '#d62728'}">${esc(verdict)}</text>`);
   out.push(`<text x="16" y="${M.top + ph / 2}" text-anchor="middle" transform="rotate(-90 16 ${M.top + ph / 2})">relative L2 error</text>`);
   out.push(`<rect x="${M.left}" y="${M.top}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`);
   const ty = Y(report.tolerance).toFixed(1);
@@ -81,14 +84,15 @@ export function plotSvg(report: CompareReport, title: string): string {
 
   all.forEach((s, i) => {
     const c = COLORS[i % COLORS.length];
+    const dash = i >= COLORS.length ? ' stroke-dasharray="3 2"' : '';
     const pts = s.points.sort((a, b) => a.x - b.x).map((p) => `${X(p.x).toFixed(1)},${Y(p.y).toFixed(1)}`);
-    if (pts.length > 1) out.push(`<polyline fill="none" stroke="${c}" stroke-width="1.5" points="${pts.join(' ')}"/>`);
+    if (pts.length > 1) out.push(`<polyline fill="none" stroke="${c}" stroke-width="1.5"${dash} points="${pts.join(' ')}"/>`);
     for (const p of s.points) {
       const tip = `${s.label} @ ${p.x === 0 ? 'embed' : p.x === xHead ? 'head' : `layer ${p.x - 1}`}: ${Number.isFinite(p.y) ? p.y.toExponential(2) : 'non-finite'}`;
       out.push(`<circle cx="${X(p.x).toFixed(1)}" cy="${Y(p.y).toFixed(1)}" r="3" fill="${c}"><title>${esc(tip)}</title></circle>`);
     }
     const ly = M.top + 8 + i * 16;
-    out.push(`<line x1="${W - M.right + 12}" y1="${ly}" x2="${W - M.right + 32}" y2="${ly}" stroke="${c}" stroke-width="2"/>`);
+    out.push(`<line x1="${W - M.right + 12}" y1="${ly}" x2="${W - M.right + 32}" y2="${ly}" stroke="${c}" stroke-width="2"${dash}/>`);
     out.push(`<text x="${W - M.right + 38}" y="${ly}" dominant-baseline="middle">${esc(s.label)}</text>`);
   });
   out.push('</svg>');
