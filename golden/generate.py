@@ -10,10 +10,11 @@ int32 inputs, and __metadata__ saying what made it. `npx phi4 compare` reads it 
         [--dtype float32|float64|bfloat16|float16] [--device cpu|cuda] [--attn eager|sdpa] [--taps PATTERNS]
 
 Needs torch, transformers and safetensors. Memory: the weights at --dtype (Phi-4-mini: 15.4 GB
-in float32, 7.7 GB in bfloat16) plus every captured tap in float32 on the host (per token and
-layer about 4 * (12 H + 2 I) bytes, plus attn_probs 4 * nh * T per token, plus 4 * V for the
-logits); --taps keeps only some. bfloat16 / float16 on a GPU (--device cuda) is what a
-low-precision runtime produces; float32 on the CPU is the reference.
+in float32, 7.7 GB in bfloat16) plus every captured tap in float32 on the host: per token
+4 * L * (6 H + 3 nh d + 3 nkv d + 3 I) bytes, plus 4 * L * nh * T for attn_probs and 4 * V for
+the logits (Phi-4-mini: 7.1 MB + 3 KB * T + 0.8 MB); --taps keeps only some. bfloat16 / float16
+on a GPU (--device cuda) is what a low-precision runtime produces; float32 on the CPU is the
+reference. Format: docs/dump-format.md.
 """
 import argparse
 import fnmatch
