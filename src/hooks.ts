@@ -39,6 +39,9 @@ export function hookTap(hooks: Hooks | undefined, numLayers: number, inner: Tap 
     if (!h) return inner(name, t);
     const r = h(t);
     if (r === undefined || r === t) return inner(name, t);
+    if (typeof r !== 'object' || r === null || !Array.isArray((r as tf.Tensor).shape)) {
+      throw new HookError(`hook "${name}" returned ${r === null ? 'null' : typeof r}, not a tensor (return nothing to observe)`);
+    }
     if (r.shape.join(',') !== t.shape.join(',')) {
       throw new HookError(`hook "${name}" returned shape [${r.shape}], the tap has [${t.shape}]`);
     }

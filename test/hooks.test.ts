@@ -111,6 +111,8 @@ describe('hooks and runWithCache', () => {
     const before = tf.memory().numTensors;
     const bad = { 'layers.2.mlp_act': (t: tf.Tensor) => tf.slice(t, [0, 0, 0], [1, 1, -1]) };
     expect(() => m.runWithCache(inputs, { hooks: bad })).to.throw(/hook "layers\.2\.mlp_act" returned shape \[1,1,256\], the tap has \[1,11,256\]/);
+    const notTensor = { embed: () => 0 as unknown as tf.Tensor };
+    expect(() => m.forward(inputs, { hooks: notTensor })).to.throw(/hook "embed" returned number, not a tensor/);
     expect(tf.memory().numTensors).to.equal(before);
   });
 });
