@@ -4,6 +4,7 @@
 
 import { SafetensorsFile, isFloatDType } from '../weights/index.js';
 import { type MapSpec, applyMap } from './compare-map.js';
+import { F32_TOLERANCE } from './golden.js';
 import { InputError } from './model.js';
 import { type Numeric, maxAbs, relL2, selectPositions } from './metrics.js';
 import { seqAxis, tapInfo, tapNames } from './taps.js';
@@ -26,7 +27,7 @@ export type Entries = Map<string, Entry>;
  *  fp16  not measured: fp16 has 3 more mantissa bits than bf16 (unit roundoff 2^-11 vs 2^-8),
  *        so its rounding noise is 8x smaller; the bf16 preset / 8, rounded up: 7e-3.
  */
-export const PRESETS = { fp32: 1e-5, bf16: 5e-2, fp16: 7e-3 } as const;
+export const PRESETS = { fp32: F32_TOLERANCE, bf16: 5e-2, fp16: 7e-3 } as const;
 export type Preset = keyof typeof PRESETS;
 
 export const INPUT_NAMES = ['input_ids', 'attention_mask', 'position_ids'];
