@@ -1,4 +1,5 @@
 // `phi4 dump`: one forward pass, every tap written as float32 under its tap name, with the inputs.
+// The format is documented in docs/dump-format.md.
 
 import { resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -13,6 +14,11 @@ export interface DumpInfo {
   tfjs: string;
 }
 
+/** [B * T] row-major -> B rows of T. */
+function rows(a: Int32Array, B: number, T: number): number[][] {
+  return Array.from({ length: B }, (_, b) => Array.from(a.subarray(b * T, (b + 1) * T)));
+}
+
 /** Runs the model on `inputs` and writes every tap and the inputs to `out` (atomically). */
 export function writeDump(model: Phi3Model, inputs: ForwardInputs, out: string, info: DumpInfo): number {
   const { logits, taps } = model.runWithCache(inputs);
@@ -21,6 +27,8 @@ export function writeDump(model: Phi3Model, inputs: ForwardInputs, out: string, 
     const tensors: Parameters<typeof writeSafetensors>[1] = [{ name: 'input_ids', dtype: 'I32', shape: [B, T], data: inputs.inputIds }];
     if (inputs.attentionMask) tensors.push({ name: 'attention_mask', dtype: 'I32', shape: [B, inputs.attentionMask.length / B], data: inputs.attentionMask });
     if (inputs.positionIds) tensors.push({ name: 'position_ids', dtype: 'I32', shape: [B, T], data: inputs.positionIds });
+    const inputShapes: Record<string, number[]> = {};
+    for (const t of tensors) inputShapes[t.name] = [...t.shape];
     const layouts: Record<string, string> = {};
     for (const name of tapNames(model.config.numLayers)) {
       const t = taps.get(name);
@@ -35,6 +43,8 @@ export function writeDump(model: Phi3Model, inputs: ForwardInputs, out: string, 
       tfjs_version: info.tfjs,
       checkpoint: resolve(model.source),
       config_hash: configHash(model.config),
+      inputs: JSON.stringify(inputShapes),
+      input_ids: JSON.stringify(rows(inputs.inputIds, B, T)),
       layouts: JSON.stringify(layouts),
     });
     return tensors.length;

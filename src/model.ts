@@ -15,7 +15,10 @@ import { rmsNorm } from '../layers/rmsnorm.js';
 import { rotaryTables } from '../layers/rotary.js';
 import { type Tap, noTap, prefixTap } from '../layers/tap.js';
 import { type Phi3Config, loadConfig } from './config.js';
+import { type Hooks, checkTapNames, hookTap } from './hooks.js';
 import { type ModelWeights, loadWeights } from './weights.js';
+
+export type { Hook, Hooks } from './hooks.js';
 
 export class InputError extends Error {
   override name = 'InputError';
@@ -33,12 +36,19 @@ export interface ForwardInputs {
 }
 
 export interface ForwardOptions {
-  /** Called with every intermediate under its tap name (src/taps.ts); its return value is used. */
+  /** `{ [tapName]: (t) => t | void }`: observe a tap, or return a same-shaped tensor to replace it. */
+  hooks?: Hooks;
+  /** Low level: called with every intermediate (after its hook) under its tap name; its return value is used. */
   tap?: Tap;
   /** Per-layer keys and values of earlier positions (all with the same past length). */
   past?: KvCache[];
   /** Force LongRoPE's factor set (true long, false short); default: chosen from the positions. */
   ropeLong?: boolean;
+}
+
+export interface RunWithCacheOptions extends ForwardOptions {
+  /** The taps to return (all by default); unknown names are refused. */
+  names?: Iterable<string>;
 }
 
 export interface ForwardResult {
@@ -88,7 +98,7 @@ export class Phi3Model {
   forward(inp: ForwardInputs, opts: ForwardOptions = {}): ForwardResult {
     const cfg = this.config;
     const w = this.weights;
-    const tap = opts.tap ?? noTap;
+    const tap = hookTap(opts.hooks, cfg.numLayers, opts.tap ?? noTap);
     const pastLen = opts.past?.[0]?.k.shape[2] ?? 0;
     const positionIds = this.validate(inp, pastLen);
     const { batch: B, seq: T } = inp;
@@ -120,20 +130,28 @@ export class Phi3Model {
 
   /**
    * Runs a forward pass and returns the named taps (all of them by default) as kept tensors,
-   * in the manner of TransformerLens' run_with_cache. The caller disposes them.
+   * in the manner of TransformerLens' run_with_cache. With hooks, a cached tap holds the value
+   * that flowed on (the replacement where a hook replaced it). The caller disposes them.
    */
-  runWithCache(inp: ForwardInputs, names?: Iterable<string>, opts: ForwardOptions = {}): { logits: tf.Tensor3D; taps: Map<string, tf.Tensor> } {
+  runWithCache(inp: ForwardInputs, opts: RunWithCacheOptions = {}): { logits: tf.Tensor3D; taps: Map<string, tf.Tensor> } {
+    const { names, ...fwd } = opts;
     const want = names ? new Set(names) : null;
+    if (want) checkTapNames(want, this.config.numLayers, 'names');
     const taps = new Map<string, tf.Tensor>();
-    const outer = opts.tap ?? noTap;
+    const outer = fwd.tap ?? noTap;
     const tap: Tap = (name, t) => {
       const u = outer(name, t);
       if (!want || want.has(name)) taps.set(name, tf.keep(u.clone()));
       return u;
     };
-    const r = this.forward(inp, { ...opts, tap });
-    for (const c of r.cache) tf.dispose([c.k, c.v]);
-    return { logits: r.logits, taps };
+    try {
+      const r = this.forward(inp, { ...fwd, tap });
+      for (const c of r.cache) tf.dispose([c.k, c.v]);
+      return { logits: r.logits, taps };
+    } catch (err) {
+      tf.dispose([...taps.values()]);
+      throw err;
+    }
   }
 
   dispose(): void {

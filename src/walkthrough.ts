@@ -154,7 +154,7 @@ export function stats(data: ArrayLike<number>, nFirst = 4): Stats {
  * Returns host copies; every tensor is disposed before returning.
  */
 export function captureTaps(model: Phi3Model, inputs: ForwardInputs, names: string[]): Map<string, { data: Float32Array; shape: number[] }> {
-  const { logits, taps } = model.runWithCache(inputs, names);
+  const { logits, taps } = model.runWithCache(inputs, { names });
   try {
     const out = new Map<string, { data: Float32Array; shape: number[] }>();
     for (const [name, t] of taps) out.set(name, { data: t.dataSync() as Float32Array, shape: t.shape });

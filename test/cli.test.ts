@@ -196,6 +196,9 @@ describe('phi4 dump (cli)', function () {
       expect(m.project_version).to.equal(VERSION);
       expect(m.config_hash).to.match(/^[0-9a-f]{16}$/);
       expect(m.checkpoint).to.equal(PHI4_TINY);
+      expect(m.format).to.equal('phi4-ts.dump');
+      expect(JSON.parse(m.inputs)).to.deep.equal({ input_ids: [1, 3] });
+      expect(JSON.parse(m.input_ids)).to.deep.equal([[5, 17, 42]]);
       const layouts = JSON.parse(m.layouts) as unknown;
       expect(layouts).to.be.an('object').that.is.not.an('array');
       expect(layouts).to.have.property('logits', 'B,T,V');

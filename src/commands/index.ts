@@ -1,6 +1,7 @@
 // The subcommand table: one file per command in this folder, one line per command here.
 
 import type { Command } from './common.js';
+import { compareCommand } from './compare.js';
 import { dumpCommand } from './dump.js';
 import { memoryCommand } from './memory.js';
 import { verifyCommand } from './verify.js';
@@ -9,6 +10,7 @@ import { walkthroughCommand } from './walkthrough.js';
 export const COMMANDS: Record<string, Command> = {
   verify: verifyCommand,
   dump: dumpCommand,
+  compare: compareCommand,
   memory: memoryCommand,
   walkthrough: walkthroughCommand,
 };

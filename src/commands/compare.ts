@@ -1,0 +1,33 @@
+import { UsageError, parseArgs, str } from '../args.js';
+import { readMapSpec } from '../compare-map.js';
+import { PRESETS, type Preset, compareFiles, formatReport } from '../compare.js';
+import { plotSvg, writeTextAtomic } from '../plot.js';
+import { type Command, checkOutPath } from './common.js';
+
+export const compareCommand: Command = {
+  usage: `phi4 compare <reference.safetensors> <candidate.safetensors> [--json] [--map FILE.json] [--preset fp32|bf16|fp16] [--rtol X] [--plot FILE.svg]
+      every tap present in both, in forward order: errors, the first divergent tap and why (exit 1 when one diverges)`,
+  async run(argv) {
+    const p = parseArgs(argv, ['map', 'preset', 'rtol', 'plot'], ['json']);
+    if (p.positional.length !== 2) throw new UsageError(`compare needs two files, a reference and a candidate (got ${p.positional.length})`);
+    const presetArg = str(p, 'preset') ?? 'fp32';
+    if (!Object.hasOwn(PRESETS, presetArg)) throw new UsageError(`--preset: unknown preset "${presetArg}" (fp32, bf16, fp16)`);
+    const rtolArg = str(p, 'rtol');
+    const rtol = rtolArg === undefined ? undefined : Number(rtolArg);
+    if (rtol !== undefined && !(rtol > 0 && Number.isFinite(rtol))) throw new UsageError(`--rtol: "${rtolArg}" is not a positive number`);
+    const plot = str(p, 'plot');
+    if (plot) checkOutPath(plot, '--plot');
+    const map = str(p, 'map') !== undefined ? readMapSpec(str(p, 'map')!) : null;
+
+    const [refPath, candPath] = p.positional;
+    const { report, labels } = compareFiles(refPath, candPath, { preset: presetArg as Preset, tolerance: rtol, map });
+    if (p.flags.has('json')) {
+      const finite = (_k: string, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v);
+      console.log(JSON.stringify({ reference: refPath, candidate: candPath, ...report }, finite, 2));
+    } else {
+      console.log(formatReport(report, labels));
+    }
+    if (plot) writeTextAtomic(plot, plotSvg(report, `${candPath} vs ${refPath}`));
+    return report.ok ? 0 : 1;
+  },
+};
