@@ -1,0 +1,146 @@
+// Autoregressive generation: prefill, then one token at a time with the KV cache, under a chosen
+// LongRoPE policy (docs/generation.md).
+//
+//   step 0:   logits = forward(prompt)[last]              cache = keys/values of the prompt
+//   step s:   logits = forward(token_{s-1}, past=cache)[last]
+//             token_s = choose(logits)                    stop at an eos id or max_new_tokens
+//
+// LongRoPE rotates keys with one of two factor sets, short while the sequence fits in
+// original_max_position_embeddings and long once it does not. A cached key keeps the rotation it
+// was made with, so the policy says what happens at the crossing:
+//   default      rebuild the cache at the first step past the boundary (one full forward over the
+//                whole sequence, which then uses the long factors everywhere), then continue
+//                incrementally: every step equals a full forward over the current sequence.
+//   stale        never rebuild: old keys keep the short rotation, new ones get the long one.
+//   fixed-long   the long factors for every position from the start (forced, whatever the length).
+//   fixed-short  the short factors throughout.
+// noCache recomputes the whole sequence at every step (the definition the default must equal).
+
+import * as tf from '@tensorflow/tfjs-core';
+import type { KvCache } from '../layers/attention.js';
+import { usesLongFactors } from '../layers/rotary.js';
+import { type Tap } from '../layers/tap.js';
+import { InputError, type Phi3Model } from './model.js';
+import { type SamplingOptions, SplitMix64, checkSampling, chooseToken } from './sampling.js';
+
+export const ROPE_POLICIES = ['default', 'stale', 'fixed-long', 'fixed-short'] as const;
+export type RopePolicy = (typeof ROPE_POLICIES)[number];
+
+export interface GenerateOptions {
+  maxNewTokens: number;
+  sampling?: SamplingOptions;
+  /** Seed of the SplitMix64 generator used when sampling (default 0). */
+  seed?: number | bigint;
+  ropePolicy?: RopePolicy;
+  /** Recompute the whole sequence at every step instead of using the KV cache. */
+  noCache?: boolean;
+  /** Stop after emitting one of these (default: the config's eos_token_id). */
+  eosIds?: Iterable<number>;
+  /** Called with every new token as soon as it is chosen. */
+  onToken?: (id: number, step: number) => void;
+}
+
+export interface GenerateResult {
+  /** The new tokens (the eos token included when one stopped the run). */
+  ids: Int32Array;
+  /** stepLogits[i]: the logits row [V] that chose ids[i]. */
+  stepLogits: Float32Array[];
+  /** Whether each step's new positions were rotated with the long factors. */
+  ropeLong: boolean[];
+  /** The step at which the default policy rebuilt the cache, if it did. */
+  rebuiltAt: number | null;
+  stoppedBy: 'eos' | 'length';
+}
+
+/** Keeps only the last position of `final_norm`, so the head runs on one row, not T of them. */
+const lastRowOnly: Tap = (name, t) => {
+  if (name !== 'final_norm') return t;
+  const [B, T, H] = t.shape;
+  return (T === 1 ? t : tf.slice(t, [0, T - 1, 0], [B, 1, H])) as typeof t;
+};
+
+const disposeCache = (c: KvCache[] | null) => c && tf.dispose(c.flatMap((l) => [l.k, l.v]));
+
+/**
+ * Refuses, before any work, a run whose sequence cannot fit: a prompt longer than
+ * max_position_embeddings, or prompt + max new tokens past it (the whole output must have a
+ * position; we do not silently stop early).
+ */
+export function checkLength(model: Phi3Model, promptLength: number, maxNewTokens: number): void {
+  const max = model.config.maxPositions;
+  if (promptLength < 1) throw new InputError('prompt: no tokens');
+  if (promptLength > max) throw new InputError(`prompt: ${promptLength} tokens is longer than max_position_embeddings = ${max}`);
+  if (!(Number.isInteger(maxNewTokens) && maxNewTokens >= 1)) throw new InputError(`--max-new-tokens: must be a positive integer, got ${maxNewTokens}`);
+  if (promptLength + maxNewTokens > max) {
+    throw new InputError(`--max-new-tokens: prompt (${promptLength}) + ${maxNewTokens} new tokens = ${promptLength + maxNewTokens} is more than max_position_embeddings = ${max}`);
+  }
+}
+
+/** Generates up to `maxNewTokens` tokens after `prompt` (one sequence). */
+export function generate(model: Phi3Model, prompt: ArrayLike<number>, opts: GenerateOptions): GenerateResult {
+  const policy = opts.ropePolicy ?? 'default';
+  if (!ROPE_POLICIES.includes(policy)) throw new InputError(`--rope-policy: "${policy}" is not one of ${ROPE_POLICIES.join(', ')}`);
+  if (opts.noCache && policy === 'stale') throw new InputError('--rope-policy stale describes cached keys; it cannot apply with --no-cache');
+  const sampling = opts.sampling ?? {};
+  checkSampling(sampling);
+  checkLength(model, prompt.length, opts.maxNewTokens);
+
+  const rope = model.config.rope;
+  const forced = policy === 'fixed-long' ? true : policy === 'fixed-short' ? false : undefined;
+  const eos = new Set(opts.eosIds ?? model.config.eosTokenIds);
+  const rng = sampling.temperature ? new SplitMix64(opts.seed ?? 0) : null;
+
+  const seq = Array.from(prompt);
+  const ids: number[] = [];
+  const stepLogits: Float32Array[] = [];
+  const ropeLong: boolean[] = [];
+  let rebuiltAt: number | null = null;
+  let stoppedBy: GenerateResult['stoppedBy'] = 'length';
+  let past: KvCache[] | null = null;
+  let pastLong = false; // the factor set the cached keys were rotated with (default policy)
+
+  try {
+    for (let step = 0; step < opts.maxNewTokens; step++) {
+      const total = seq.length;
+      let fresh: boolean; // run the whole sequence (no past)?
+      if (opts.noCache || past === null) fresh = true;
+      else if (policy === 'default' && !pastLong && usesLongFactors(rope, total - 1)) {
+        fresh = true; // the sequence just passed the original context: rebuild with the long factors
+        rebuiltAt = step;
+      } else fresh = false;
+
+      const input = fresh ? seq : seq.slice(total - 1);
+      const r = model.forward(
+        { inputIds: Int32Array.from(input), batch: 1, seq: input.length },
+        { past: fresh ? undefined : past!, ropeLong: forced, tap: lastRowOnly },
+      );
+      const row = r.logits.dataSync() as Float32Array; // [1, 1, V]
+      r.logits.dispose();
+      disposeCache(past);
+      past = opts.noCache ? (disposeCache(r.cache), null) : r.cache;
+      if (fresh) pastLong = r.ropeLong;
+
+      const id = chooseToken(row, sampling, rng);
+      ids.push(id);
+      stepLogits.push(row);
+      ropeLong.push(r.ropeLong);
+      seq.push(id);
+      opts.onToken?.(id, step);
+      if (eos.has(id)) {
+        stoppedBy = 'eos';
+        break;
+      }
+    }
+  } finally {
+    disposeCache(past);
+  }
+  return { ids: Int32Array.from(ids), stepLogits, ropeLong, rebuiltAt, stoppedBy };
+}
+
+/** Logits of a full forward pass over `ids`, last position only. */
+export function lastLogits(model: Phi3Model, ids: ArrayLike<number>, ropeLong?: boolean): Float32Array {
+  const r = model.forward({ inputIds: Int32Array.from(ids), batch: 1, seq: ids.length }, { ropeLong, tap: lastRowOnly });
+  const row = r.logits.dataSync() as Float32Array;
+  tf.dispose([r.logits, ...r.cache.flatMap((c) => [c.k, c.v])]);
+  return row;
+}
