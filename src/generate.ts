@@ -16,12 +16,16 @@
 //   fixed-short  the short factors throughout.
 // noCache recomputes the whole sequence at every step (the definition the default must equal).
 
+import { resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { writeSafetensors } from '../weights/index.js';
 import type { KvCache } from '../layers/attention.js';
 import { usesLongFactors } from '../layers/rotary.js';
 import { type Tap } from '../layers/tap.js';
+import { type Phi3Config, configHash } from './config.js';
 import { InputError, type Phi3Model } from './model.js';
 import { type SamplingOptions, SplitMix64, checkSampling, chooseToken } from './sampling.js';
+import { VERSION } from './version.js';
 
 export const ROPE_POLICIES = ['default', 'stale', 'fixed-long', 'fixed-short'] as const;
 export type RopePolicy = (typeof ROPE_POLICIES)[number];
@@ -66,8 +70,8 @@ const disposeCache = (c: KvCache[] | null) => c && tf.dispose(c.flatMap((l) => [
  * max_position_embeddings, or prompt + max new tokens past it (the whole output must have a
  * position; we do not silently stop early).
  */
-export function checkLength(model: Phi3Model, promptLength: number, maxNewTokens: number): void {
-  const max = model.config.maxPositions;
+export function checkLength(config: Phi3Config, promptLength: number, maxNewTokens: number): void {
+  const max = config.maxPositions;
   if (promptLength < 1) throw new InputError('prompt: no tokens');
   if (promptLength > max) throw new InputError(`prompt: ${promptLength} tokens is longer than max_position_embeddings = ${max}`);
   if (!(Number.isInteger(maxNewTokens) && maxNewTokens >= 1)) throw new InputError(`--max-new-tokens: must be a positive integer, got ${maxNewTokens}`);
@@ -83,7 +87,7 @@ export function generate(model: Phi3Model, prompt: ArrayLike<number>, opts: Gene
   if (opts.noCache && policy === 'stale') throw new InputError('--rope-policy stale describes cached keys; it cannot apply with --no-cache');
   const sampling = opts.sampling ?? {};
   checkSampling(sampling);
-  checkLength(model, prompt.length, opts.maxNewTokens);
+  checkLength(model.config, prompt.length, opts.maxNewTokens);
 
   const rope = model.config.rope;
   const forced = policy === 'fixed-long' ? true : policy === 'fixed-short' ? false : undefined;
@@ -143,4 +147,30 @@ export function lastLogits(model: Phi3Model, ids: ArrayLike<number>, ropeLong?: 
   const row = r.logits.dataSync() as Float32Array;
   tf.dispose([r.logits, ...r.cache.flatMap((c) => [c.k, c.v])]);
   return row;
+}
+
+/**
+ * Writes a run atomically: `generated_ids` int32 [N], `step_logits` float32 [N, V] (row i chose
+ * token i) and `prompt_ids` int32 [1, T], with the settings in the metadata.
+ */
+export function writeGeneration(
+  out: string, model: Phi3Model, prompt: ArrayLike<number>, r: GenerateResult, settings: Record<string, string>,
+): void {
+  const N = r.ids.length;
+  const V = model.config.vocabSize;
+  const logits = new Float32Array(N * V);
+  r.stepLogits.forEach((row, i) => logits.set(row, i * V));
+  writeSafetensors(out, [
+    { name: 'generated_ids', dtype: 'I32', shape: [N], data: r.ids },
+    { name: 'step_logits', dtype: 'F32', shape: [N, V], data: logits },
+    { name: 'prompt_ids', dtype: 'I32', shape: [1, prompt.length], data: Int32Array.from(prompt) },
+  ], {
+    format: 'phi4-ts.generate',
+    project_version: VERSION,
+    checkpoint: resolve(model.source),
+    config_hash: configHash(model.config),
+    stopped_by: r.stoppedBy,
+    rope_long: JSON.stringify(r.ropeLong),
+    ...settings,
+  });
 }

@@ -122,11 +122,15 @@ export class TextStreamer {
   private ids: number[] = [];
   private printed = '';
 
-  constructor(private readonly tokenizer: Phi4Tokenizer, private readonly write: (s: string) => void) {}
+  constructor(
+    private readonly tokenizer: Phi4Tokenizer,
+    private readonly write: (s: string) => void,
+    private readonly skipSpecialTokens = false,
+  ) {}
 
   push(id: number): void {
     this.ids.push(id);
-    const text = this.tokenizer.decode(this.ids);
+    const text = this.tokenizer.decode(this.ids, this.skipSpecialTokens);
     if (text.endsWith('\uFFFD')) return;
     if (text.startsWith(this.printed)) this.write(text.slice(this.printed.length));
     else this.write(text); // a decoder that rewrote earlier text: print it whole
@@ -135,7 +139,7 @@ export class TextStreamer {
 
   /** Whatever is still held back (an incomplete character at the end). */
   flush(): void {
-    const text = this.tokenizer.decode(this.ids);
+    const text = this.tokenizer.decode(this.ids, this.skipSpecialTokens);
     if (text !== this.printed && text.startsWith(this.printed)) this.write(text.slice(this.printed.length));
     this.printed = text;
   }
