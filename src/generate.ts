@@ -40,6 +40,11 @@ export interface GenerateOptions {
   noCache?: boolean;
   /** Stop after emitting one of these (default: the config's eos_token_id). */
   eosIds?: Iterable<number>;
+  /**
+   * Teacher forcing: emit these tokens instead of choosing (the run is `forced.length` steps,
+   * eos ignored), so that policies can be compared on the same sequence.
+   */
+  forced?: ArrayLike<number>;
   /** Called with every new token as soon as it is chosen. */
   onToken?: (id: number, step: number) => void;
 }
@@ -87,10 +92,11 @@ export function generate(model: Phi3Model, prompt: ArrayLike<number>, opts: Gene
   if (opts.noCache && policy === 'stale') throw new InputError('--rope-policy stale describes cached keys; it cannot apply with --no-cache');
   const sampling = opts.sampling ?? {};
   checkSampling(sampling);
+  if (opts.forced && opts.forced.length !== opts.maxNewTokens) throw new InputError(`forced: ${opts.forced.length} tokens for ${opts.maxNewTokens} steps`);
   checkLength(model.config, prompt.length, opts.maxNewTokens);
 
   const rope = model.config.rope;
-  const forced = policy === 'fixed-long' ? true : policy === 'fixed-short' ? false : undefined;
+  const forceLong = policy === 'fixed-long' ? true : policy === 'fixed-short' ? false : undefined;
   const eos = new Set(opts.eosIds ?? model.config.eosTokenIds);
   const rng = sampling.temperature ? new SplitMix64(opts.seed ?? 0) : null;
 
@@ -116,7 +122,7 @@ export function generate(model: Phi3Model, prompt: ArrayLike<number>, opts: Gene
       const input = fresh ? seq : seq.slice(total - 1);
       const r = model.forward(
         { inputIds: Int32Array.from(input), batch: 1, seq: input.length },
-        { past: fresh ? undefined : past!, ropeLong: forced, tap: lastRowOnly },
+        { past: fresh ? undefined : past!, ropeLong: forceLong, tap: lastRowOnly },
       );
       const row = r.logits.dataSync() as Float32Array; // [1, 1, V]
       r.logits.dispose();
@@ -124,13 +130,13 @@ export function generate(model: Phi3Model, prompt: ArrayLike<number>, opts: Gene
       past = opts.noCache ? (disposeCache(r.cache), null) : r.cache;
       if (fresh) pastLong = r.ropeLong;
 
-      const id = chooseToken(row, sampling, rng);
+      const id = opts.forced ? opts.forced[step] : chooseToken(row, sampling, rng);
       ids.push(id);
       stepLogits.push(row);
       ropeLong.push(r.ropeLong);
       seq.push(id);
       opts.onToken?.(id, step);
-      if (eos.has(id)) {
+      if (eos.has(id) && !opts.forced) {
         stoppedBy = 'eos';
         break;
       }
