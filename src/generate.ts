@@ -16,7 +16,8 @@
 //   fixed-short  the short factors throughout.
 // noCache recomputes the whole sequence at every step (the definition the default must equal).
 
-import { resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { writeSafetensors } from '../weights/index.js';
 import type { KvCache } from '../layers/attention.js';
@@ -59,6 +60,30 @@ export interface GenerateResult {
   /** The step at which the default policy rebuilt the cache, if it did. */
   rebuiltAt: number | null;
   stoppedBy: 'eos' | 'length';
+}
+
+/**
+ * The ids that end generation: config.json's eos_token_id (an int or a list) together with
+ * generation_config.json's, when that file exists (for Phi-4-mini: <|end|> and <|endoftext|>).
+ */
+export function checkpointEosIds(dir: string, config: Phi3Config): number[] {
+  const ids = new Set(config.eosTokenIds);
+  const path = join(dir, 'generation_config.json');
+  if (existsSync(path)) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(path, 'utf8'));
+    } catch (e) {
+      throw new InputError(`${path}: not valid JSON (${(e as Error).message})`);
+    }
+    const eos = (raw as Record<string, unknown>)?.eos_token_id;
+    const list = eos === undefined || eos === null ? [] : Array.isArray(eos) ? eos : [eos];
+    for (const id of list) {
+      if (!Number.isInteger(id) || (id as number) < 0) throw new InputError(`${path}: eos_token_id ${JSON.stringify(eos)} is not a token id or a list of them`);
+      ids.add(id as number);
+    }
+  }
+  return [...ids];
 }
 
 /** Keeps only the last position of `final_norm`, so the head runs on one row, not T of them. */

@@ -1,6 +1,6 @@
 import { UsageError, parseArgs, str } from '../args.js';
 import { loadConfig } from '../config.js';
-import { ROPE_POLICIES, type RopePolicy, checkLength, generate, writeGeneration } from '../generate.js';
+import { ROPE_POLICIES, type RopePolicy, checkLength, checkpointEosIds, generate, writeGeneration } from '../generate.js';
 import { resolveCheckpoint } from '../hub.js';
 import { parseIds } from '../inputs.js';
 import { InputError, Phi3Model } from '../model.js';
@@ -59,13 +59,15 @@ export const generateCommand: Command = {
       }
     }
 
-    checkLength(loadConfig(dir), prompt.length, maxNew);
+    const config = loadConfig(dir);
+    checkLength(config, prompt.length, maxNew);
+    const eosIds = checkpointEosIds(dir, config);
     const backend = await start(str(p, 'backend'));
     const model = Phi3Model.load(dir);
     try {
       const streamer = tokenizer ? new TextStreamer(tokenizer, (s) => process.stdout.write(s), true) : null;
       const r = generate(model, prompt, {
-        maxNewTokens: maxNew, sampling, seed: seedText === undefined ? 0 : BigInt(seedText), ropePolicy: policy, noCache,
+        maxNewTokens: maxNew, sampling, eosIds, seed: seedText === undefined ? 0 : BigInt(seedText), ropePolicy: policy, noCache,
         onToken: (id, step) => (streamer ? streamer.push(id) : process.stdout.write(`${step ? ' ' : ''}${id}`)),
       });
       streamer?.flush();
