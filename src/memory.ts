@@ -14,6 +14,7 @@ import { Checkpoint, numElements } from '../weights/index.js';
 import { UsageError } from './args.js';
 import { type Phi3Config, loadConfig } from './config.js';
 import { GOLDEN_DIR } from './golden.js';
+import { resolveCheckpoint } from './hub.js';
 import { checkTensors, expectedTensors } from './weights.js';
 
 /** One weight tensor under its checkpoint name; `shape` is [out, in] for matrices. */
@@ -231,19 +232,23 @@ export function checkpointFigures(dir: string, cfg: Phi3Config): CheckpointFigur
   }
 }
 
-/** A checkpoint directory, a config.json, or a repo id with a bundled config. */
+/**
+ * A checkpoint directory, a config.json, or a repo id: its snapshot in the local Hugging Face
+ * cache when there is one (src/hub.ts), else the bundled config of a known repo.
+ */
 export function resolveMemorySource(arg: string): { config: Phi3Config; source: string; checkpoint?: CheckpointFigures } {
-  if (existsSync(arg)) {
-    if (statSync(arg).isDirectory()) {
-      const config = loadConfig(arg);
-      const hasWeights = existsSync(join(arg, 'model.safetensors')) || existsSync(join(arg, 'model.safetensors.index.json'));
-      return { config, source: arg, checkpoint: hasWeights ? checkpointFigures(arg, config) : undefined };
-    }
-    return { config: loadConfig(arg), source: arg };
+  if (existsSync(arg) && !statSync(arg).isDirectory()) return { config: loadConfig(arg), source: arg };
+  let dir: string;
+  try {
+    dir = resolveCheckpoint(arg);
+  } catch (err) {
+    const bundled = bundledConfigFor(arg);
+    if (bundled) return { config: loadConfig(bundled), source: `${arg} (bundled config.json)` };
+    throw new UsageError(`memory: "${arg}" is not a checkpoint directory, a config.json or a known repo id (${Object.keys(BUNDLED_CONFIGS).join(', ')}); ${(err as Error).message}`);
   }
-  const bundled = bundledConfigFor(arg);
-  if (bundled) return { config: loadConfig(bundled), source: `${arg} (bundled config.json)` };
-  throw new UsageError(`memory: "${arg}" is not a checkpoint directory, a config.json or a known repo id (${Object.keys(BUNDLED_CONFIGS).join(', ')})`);
+  const config = loadConfig(dir);
+  const hasWeights = existsSync(join(dir, 'model.safetensors')) || existsSync(join(dir, 'model.safetensors.index.json'));
+  return { config, source: dir, checkpoint: hasWeights ? checkpointFigures(dir, config) : undefined };
 }
 
 // ---- text ----

@@ -15,6 +15,7 @@ import { GOLDEN_DIR, dumpPath, modelDir } from './golden.js';
 import { readInputs } from './inputs.js';
 import { type ForwardInputs, InputError, type Phi3Model } from './model.js';
 import { tapInfo } from './taps.js';
+import { loadTokenizer } from './tokenizer.js';
 
 /** The repository root (this file runs from dist/src). */
 export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -29,15 +30,13 @@ export function defaultIds(vocabSize = Infinity): ForwardInputs {
   return inputs;
 }
 
-/**
- * INTEGRATION POINT for the tokenizer (src/tokenizer.ts, another issue): turn `prompt` into ids
- * with the checkpoint's tokenizer.json. Until it is wired in, a checkpoint without tokenizer.json
- * (every bundled one) is refused with one line, and one with it is refused as not yet supported.
- */
+/** `prompt` as ids through the checkpoint's own tokenizer.json (src/tokenizer.ts); one row. */
 export function promptToInputs(checkpoint: string, prompt: string): ForwardInputs {
-  void prompt;
-  if (!existsSync(join(checkpoint, 'tokenizer.json'))) throw new InputError(`--prompt: ${checkpoint} has no tokenizer.json`);
-  throw new UsageError('--prompt: the tokenizer is not part of this build yet; pass --ids');
+  const tokenizer = loadTokenizer(checkpoint);
+  if (!tokenizer) throw new InputError(`--prompt: ${checkpoint} has no tokenizer.json`);
+  const ids = tokenizer.encode(prompt);
+  if (ids.length === 0) throw new InputError('--prompt: the prompt encodes to no tokens');
+  return { inputIds: Int32Array.from(ids), batch: 1, seq: ids.length };
 }
 
 // ---- where each step is computed: a file and a snippet that must appear in it ----

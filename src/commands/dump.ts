@@ -1,12 +1,13 @@
 import { UsageError, parseArgs, str } from '../args.js';
 import { tfjsVersion } from '../backend.js';
 import { writeDump } from '../dump.js';
+import { resolveCheckpoint } from '../hub.js';
 import { parseIds, readInputs } from '../inputs.js';
 import { Phi3Model } from '../model.js';
 import { type Command, checkOutPath, start } from './common.js';
 
 export const dumpCommand: Command = {
-  usage: `phi4 dump <checkpoint-dir> (--ids 5,17,42 | --inputs FILE.safetensors) --out FILE.safetensors [--backend NAME]
+  usage: `phi4 dump <checkpoint-dir | repo-id> (--ids 5,17,42 | --inputs FILE.safetensors) --out FILE.safetensors [--backend NAME]
       one forward pass; write every tap (float32) and the inputs`,
   async run(argv) {
     const p = parseArgs(argv, ['ids', 'inputs', 'out', 'backend']);
@@ -19,7 +20,7 @@ export const dumpCommand: Command = {
     checkOutPath(out);
     const inputs = ids !== undefined ? parseIds(ids) : readInputs(file!);
     const backend = await start(str(p, 'backend'));
-    const model = Phi3Model.load(p.positional[0]);
+    const model = Phi3Model.load(resolveCheckpoint(p.positional[0]));
     try {
       const n = writeDump(model, inputs, out, { backend, tfjs: tfjsVersion() });
       console.error(`wrote ${out}: ${n} tensors (${inputs.batch} x ${inputs.seq} tokens)`);

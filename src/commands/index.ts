@@ -4,6 +4,7 @@ import type { Command } from './common.js';
 import { compareCommand } from './compare.js';
 import { dumpCommand } from './dump.js';
 import { memoryCommand } from './memory.js';
+import { generateCommand } from './generate.js';
 import { verifyCommand } from './verify.js';
 import { walkthroughCommand } from './walkthrough.js';
 
@@ -13,4 +14,5 @@ export const COMMANDS: Record<string, Command> = {
   compare: compareCommand,
   memory: memoryCommand,
   walkthrough: walkthroughCommand,
+  generate: generateCommand,
 };

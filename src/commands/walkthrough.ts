@@ -1,4 +1,5 @@
 import { UsageError, parseArgs, str } from '../args.js';
+import { resolveCheckpoint } from '../hub.js';
 import { parseIds } from '../inputs.js';
 import { Phi3Model } from '../model.js';
 import { DEFAULT_WALKTHROUGH_CHECKPOINT, defaultIds, formatWalkthrough, loadRealConfig, promptToInputs, runWalkthrough } from '../walkthrough.js';
@@ -10,7 +11,7 @@ export const walkthroughCommand: Command = {
   async run(argv) {
     const p = parseArgs(argv, ['ids', 'prompt', 'layer', 'backend']);
     if (p.positional.length > 1) throw new UsageError('walkthrough takes at most one checkpoint directory');
-    const dir = p.positional[0] ?? DEFAULT_WALKTHROUGH_CHECKPOINT;
+    const dir = p.positional[0] !== undefined ? resolveCheckpoint(p.positional[0]) : DEFAULT_WALKTHROUGH_CHECKPOINT;
     const ids = str(p, 'ids');
     const prompt = str(p, 'prompt');
     if (ids !== undefined && prompt !== undefined) throw new UsageError('walkthrough takes --ids or --prompt, not both');
