@@ -218,14 +218,14 @@ interface Located {
   byteLength: number;
 }
 
-/** Rows of the head widened at a time: a bounded slice of the wasm heap, whatever the vocabulary. */
-export const HEAD_CHUNK_BYTES = 128 * 2 ** 20;
-
 /**
  * Weights kept as the checkpoint's bytes, widened to float32 tensors per use: in host memory
  * (bf16 mode) or read from the files every time (stream mode). The norms are resident float32.
  */
 export class HostWeights implements ModelWeights {
+  /** float32 bytes of head rows widened at a time: a bounded slice of the heap, whatever the vocabulary. Tunable for tests. */
+  static headChunkBytes = 128 * 2 ** 20;
+
   private readonly fds = new Map<string, number>();
   private scratch = new Uint8Array(0);
   private readonly layerNorms: [tf.Tensor1D, tf.Tensor1D][];
@@ -344,7 +344,7 @@ export class HostWeights implements ModelWeights {
   head(x: tf.Tensor3D): tf.Tensor3D {
     const name = this.cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
     const [V, H] = this.info(name).shape as [number, number];
-    const step = Math.max(1, Math.floor(HEAD_CHUNK_BYTES / (4 * H)));
+    const step = Math.max(1, Math.floor(HostWeights.headChunkBytes / (4 * H)));
     const parts: tf.Tensor3D[] = [];
     try {
       for (let r = 0; r < V; r += step) {
