@@ -13,7 +13,8 @@ import { Phi3Model } from '../src/model.js';
 import { ProgressBar } from '../src/progress.js';
 import { splitShards, synthesize } from '../src/synth.js';
 import { HostWeights, expectedTensors } from '../src/weights.js';
-import { Checkpoint } from '../weights/index.js';
+import { floatTensor } from '../src/widen.js';
+import { Checkpoint, decodeToFloat32 } from '../weights/index.js';
 import { TEST_BACKENDS, useBackend } from './helpers.js';
 
 const CONFIG = join(modelDir('phi4-mini-tiny'), 'config.json'); // Phi-4-mini's layout, hidden 96, vocab 1024
@@ -160,6 +161,27 @@ describe('phi4 synth: a random checkpoint in the published layout', () => {
         HostWeights.headChunkBytes = saved;
         ckpt.close();
       }
+    });
+  }
+});
+
+describe('bf16 widening', () => {
+  for (const backend of TEST_BACKENDS) {
+    it(`${backend}: every bit pattern widens exactly, at any length and byte offset`, async () => {
+      await useBackend(backend);
+      const all = new Uint16Array(65536).map((_, i) => i); // NaNs, infinities, subnormals, zeros included
+      const before = tf.memory().numTensors;
+      for (const [n, offset] of [[65536, 0], [1, 0], [7, 2], [13, 1], [1001, 6]] as const) {
+        const buf = new Uint8Array(2 * n + offset);
+        buf.set(new Uint8Array(all.buffer, 0, 2 * n), offset);
+        const bytes = buf.subarray(offset);
+        const t = floatTensor(bytes, 'BF16', [n]);
+        const got = new Uint32Array((t.dataSync() as Float32Array).slice().buffer);
+        const want = new Uint32Array(decodeToFloat32('BF16', bytes.slice()).buffer);
+        expect(Buffer.compare(Buffer.from(got.buffer), Buffer.from(want.buffer)), `n=${n} offset=${offset}`).to.equal(0);
+        t.dispose();
+      }
+      expect(tf.memory().numTensors).to.equal(before);
     });
   }
 });
