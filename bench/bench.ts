@@ -54,6 +54,17 @@ function bandwidth(bytes = 512 * 2 ** 20): number {
   return (2 * bytes) / best;
 }
 
+/** Bytes per second written into freshly allocated memory (page faults included), then again. */
+function firstTouch(bytes = 256 * 2 ** 20): { fresh: number; again: number } {
+  const a = new Uint8Array(bytes);
+  let t0 = now();
+  a.fill(1);
+  const fresh = bytes / (now() - t0);
+  t0 = now();
+  a.fill(2);
+  return { fresh, again: bytes / (now() - t0) };
+}
+
 /** FLOP/s of an n x n float32 product on the current backend, best of 5 after a warm-up. */
 function matmulPeak(n = 2048): number {
   const [a, b] = [tf.randomNormal([n, n]), tf.randomNormal([n, n])];
@@ -136,7 +147,7 @@ function runModel(m: Phi3Model, prompt: number, steps: number, seed: number): Om
     prefill_tokens_per_s: prompt / prefill,
     prefill_flops: forwardFlops(m, prompt, 0).flops,
     decode_s_per_token: decode,
-    decode_s_per_token_median: sorted.length ? sorted[Math.floor((sorted.length - 1) / 2)]! : NaN,
+    decode_s_per_token_median: sorted.length ? (sorted[(sorted.length - 1) >> 1]! + sorted[sorted.length >> 1]!) / 2 : NaN,
   };
 }
 
@@ -226,9 +237,14 @@ async function main(argv: string[]): Promise<void> {
     backend,
     tfjs: tf.version_core,
     bandwidth_bytes_per_s: bandwidth(),
+    first_touch_bytes_per_s: 0,
+    rewrite_bytes_per_s: 0,
     matmul_peak_flops: matmulPeak(),
     widen_bf16_bytes_per_s: widenRate(),
   };
+  const touch = firstTouch();
+  machine.first_touch_bytes_per_s = touch.fresh;
+  machine.rewrite_bytes_per_s = touch.again;
   log(`machine: ${machine.cpus} cpus, load ${machine.loadavg_start.map((x) => x.toFixed(2)).join(' ')}, copy ${(machine.bandwidth_bytes_per_s / 1e9).toFixed(1)} GB/s, ` +
     `${backend} matmul ${(machine.matmul_peak_flops / 1e9).toFixed(1)} GFLOP/s, widen ${(machine.widen_bf16_bytes_per_s / 1e9).toFixed(2)} GB/s of bf16`);
 
@@ -278,6 +294,7 @@ async function main(argv: string[]): Promise<void> {
     `checkpoint   ${dir}: ${result.checkpoint.layers} layers, ${g(weightBytes)} GB of weights, held as ${weightsMode}, backend ${backend}`,
     `machine      ${machine.cpus} cpus (${machine.cpu_model}), load average ${machine.loadavg_start.map((x) => x.toFixed(2)).join(' ')} -> ${result.loadavg_end.map((x) => x.toFixed(2)).join(' ')}`,
     `limits       copy bandwidth ${g(machine.bandwidth_bytes_per_s)} GB/s (read + write), matmul peak ${g(machine.matmul_peak_flops)} GFLOP/s, bf16 widening ${g(machine.widen_bf16_bytes_per_s)} GB/s`,
+    `memory       filling fresh pages ${g(machine.first_touch_bytes_per_s)} GB/s, the same pages again ${g(machine.rewrite_bytes_per_s)} GB/s`,
     `load         ${load.toFixed(1)} s`,
     `peak RSS     ${g(peak)} GB = ${result.ratios.peak_rss_over_weight_bytes.toFixed(2)}x the weights (target <= 1.25x: ${result.targets.peak_rss_at_most_1_25x_weights ? 'met' : 'MISSED'})`,
     `prefill      ${prompt} tokens in ${run.prefill_s.toFixed(2)} s = ${run.prefill_tokens_per_s.toFixed(2)} tokens/s, ${g(prefillFlopsPerS)} GFLOP/s = ${pct(result.ratios.prefill_over_matmul_peak)} of the matmul peak (target >= 50%: ${result.targets.prefill_at_least_half_matmul_peak ? 'met' : 'MISSED'})`,

@@ -75,7 +75,7 @@ export class ProgressBar implements ProgressSink {
   }
 
   private draw(now: number): void {
-    const cols = this.stream.columns ?? 100;
+    const cols = this.stream.columns || 100; // 0 on a terminal of unknown width
     this.stream.write(`\r${this.line(now).slice(0, Math.max(20, cols - 1))}\x1b[K`);
   }
 }

@@ -16,7 +16,7 @@ import type { DecoderWeights } from '../layers/decoder.js';
 import { linear } from '../layers/linear.js';
 import { Checkpoint, type DType, WeightsError, dtypeSize, numElements } from '../weights/index.js';
 import type { Phi3Config } from './config.js';
-import { type ProgressSink, noProgress } from './progress.js';
+import { ProgressBar, type ProgressSink } from './progress.js';
 import { floatTensor } from './widen.js';
 
 /**
@@ -107,7 +107,7 @@ export function float32Bytes(cfg: Phi3Config): number {
 export interface LoadWeightsOptions {
   /** Default: $PHI4_WEIGHTS, else auto. */
   mode?: WeightMode;
-  /** Called once with the bytes to read; default none. */
+  /** Called once with the bytes to read; default a bar on stderr, drawn only when it is a terminal. */
   progress?: (totalBytes: number) => ProgressSink;
 }
 
@@ -129,10 +129,10 @@ export function loadWeights(dir: string, cfg: Phi3Config, opts: LoadWeightsOptio
     let mode = weightMode(opts.mode);
     if (mode === 'auto') mode = need <= WASM_WEIGHT_BUDGET ? 'float32' : 'bf16';
     if (mode === 'float32' && tf.getBackend() === 'wasm' && need > WASM_WEIGHT_BUDGET) {
-      throw new WeightsError(`${ckpt.dir}: the weights need ${(need / 2 ** 30).toFixed(1)} GiB as float32, more than the wasm backend's 4 GiB heap can hold; use --weights bf16 or stream`);
+      throw new WeightsError(`${ckpt.dir}: the weights need ${(need / 2 ** 30).toFixed(1)} GiB as float32, more than the wasm backend's 4 GiB heap can hold; hold them as bf16 instead (weights mode bf16 or stream: PHI4_WEIGHTS)`);
     }
     checkTensors(ckpt, cfg);
-    const progress = opts.progress ?? (() => noProgress);
+    const progress = opts.progress ?? ((total: number) => new ProgressBar('load', total));
     if (mode === 'float32') return ResidentWeights.read(ckpt, cfg, progress);
     return HostWeights.open(ckpt, cfg, mode, progress);
   } finally {
@@ -155,10 +155,12 @@ export class ResidentWeights implements ModelWeights {
 
   static read(ckpt: Checkpoint, cfg: Phi3Config, progress: (total: number) => ProgressSink): ResidentWeights {
     const bar = progress(tensorBytes(ckpt, cfg));
+    const made: tf.Tensor[] = [];
     try {
       const t = (n: string) => {
         const info = ckpt.info(n);
         const x = floatTensor(ckpt.readBytes(n), info.dtype, info.shape);
+        made.push(x);
         bar.add(info.byteLength);
         return x;
       };
@@ -178,6 +180,9 @@ export class ResidentWeights implements ModelWeights {
       const norm = t1('model.norm.weight');
       const lmHead = cfg.tieWordEmbeddings ? embedTokens : t2('lm_head.weight');
       return new ResidentWeights(embedTokens, layers, norm, lmHead);
+    } catch (err) {
+      tf.dispose(made); // a read failed part way: free what was made
+      throw err;
     } finally {
       bar.done();
     }

@@ -2,9 +2,11 @@
 // code as the full-size one, read back tensor by tensor, and run from resident float32, host bf16
 // and streamed weights with the same logits.
 
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadConfig } from '../src/config.js';
@@ -119,6 +121,28 @@ describe('phi4 synth: a random checkpoint in the published layout', () => {
     expect(existsSync(out)).to.equal(false);
   });
 
+  it('the command line: writes quietly when stderr is not a terminal; bad arguments exit 2 with one line', () => {
+    const cli = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli.js');
+    const run = (args: string[]) => spawnSync(process.execPath, [cli, 'synth', ...args], { encoding: 'utf8', timeout: 60_000 });
+    const out = join(root, 'cli');
+    const ok = run(['--config', CONFIG, '--out', out, '--layers', '1', '--seed', '3']);
+    expect(ok.status, ok.stderr).to.equal(0);
+    expect(ok.stderr).to.match(/^wrote .*cli: 1 layers, [\d.]+ [kM]B of bf16 in 2 shards \([\d.]+ s\)\n$/); // no bar, no escape codes
+    expect(loadConfig(out).numLayers).to.equal(1);
+    for (const [args, msg] of [
+      [['--out', join(root, 'x')], /^phi4: synth needs --config CONFIG\.json\n$/],
+      [['--config', CONFIG, '--out', out], /^phi4: --out: .*cli is not empty; give a new or empty directory\n$/],
+      [['--config', CONFIG, '--out', join(root, 'y'), '--layers', '0'], /^phi4: --layers: expected an integer >= 1, got "0"\n$/],
+      [['--config', join(root, 'missing.json'), '--out', join(root, 'z')], /^phi4: .*missing\.json: cannot read a JSON config \(ENOENT\)\n$/],
+    ] as const) {
+      const r = run([...args]);
+      expect(r.status, args.join(' ')).to.equal(2);
+      expect(r.stderr).to.match(msg);
+    }
+    expect(existsSync(join(root, 'y'))).to.equal(false);
+    expect(existsSync(join(root, 'z'))).to.equal(false);
+  });
+
   for (const backend of TEST_BACKENDS) {
     it(`${backend}: float32, bf16 and stream weights hold the file's values and give the same logits, leaking no tensor`, async () => {
       await useBackend(backend);
@@ -157,6 +181,7 @@ describe('phi4 synth: a random checkpoint in the published layout', () => {
         // The same float32 weights and the same kernels: the same numbers, bit for bit.
         expect(Array.from(logits[1]!)).to.deep.equal(Array.from(logits[0]!));
         expect(Array.from(logits[2]!)).to.deep.equal(Array.from(logits[0]!));
+        expect(() => Phi3Model.load(dir, { weights: 'fp8' as never })).to.throw(/--weights: unknown weights mode "fp8" \(choose auto, float32, bf16, stream\)/);
       } finally {
         HostWeights.headChunkBytes = saved;
         ckpt.close();
