@@ -13,11 +13,11 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import type { DecoderWeights } from '../layers/decoder.js';
-import { linear } from '../layers/linear.js';
+import { type HostMatrix, linear } from '../layers/linear.js';
 import { Checkpoint, type DType, WeightsError, dtypeSize, numElements } from '../weights/index.js';
 import type { Phi3Config } from './config.js';
 import { ProgressBar, type ProgressSink } from './progress.js';
-import { floatTensor } from './widen.js';
+import { type Bf16Kernels, bf16Kernels, floatTensor } from './widen.js';
 
 /**
  * Where the weights live between forward passes:
@@ -203,7 +203,7 @@ export class ResidentWeights implements ModelWeights {
   dispose(): void {
     const all: tf.Tensor[] = [this.embedTokens, this.norm];
     if (this.lmHead !== this.embedTokens) all.push(this.lmHead);
-    for (const l of this.layers) all.push(l.inputLayernorm, l.postAttentionLayernorm, l.attn.qkvProj, l.attn.oProj, l.mlp.gateUpProj, l.mlp.downProj);
+    for (const l of this.layers) all.push(l.inputLayernorm, l.postAttentionLayernorm, ...[l.attn.qkvProj, l.attn.oProj, l.mlp.gateUpProj, l.mlp.downProj] as tf.Tensor[]);
     tf.dispose(all);
   }
 }
@@ -224,8 +224,30 @@ interface Located {
 }
 
 /**
- * Weights kept as the checkpoint's bytes, widened to float32 tensors per use: in host memory
- * (bf16 mode) or read from the files every time (stream mode). The norms are resident float32.
+ * WebAssembly memories holding bf16 matrices (each memory at most 4 GiB), with the SIMD
+ * matrix-vector loop of src/widen.ts bound to each, and room at the front of each for x and y.
+ */
+interface Bank {
+  bytes: Uint8Array;
+  kernels: Bf16Kernels | null;
+  x: number;
+  y: number;
+}
+
+interface Placed {
+  bank: Bank;
+  at: number;
+}
+
+/** The largest memory a bank is given: 4 GiB less one 64 KiB page. */
+const BANK_LIMIT = 2 ** 32 - 2 ** 16;
+const align16 = (n: number) => Math.ceil(n / 16) * 16;
+
+/**
+ * Weights kept as the checkpoint's bytes: in host memory (bf16 mode, inside WebAssembly memories
+ * where a single row can be multiplied in place) or read from the files every time (stream
+ * mode). A matrix becomes a float32 tensor only for the product that needs it. The norms are
+ * resident float32.
  */
 export class HostWeights implements ModelWeights {
   /** float32 bytes of head rows widened at a time: a bounded slice of the heap, whatever the vocabulary. Tunable for tests. */
@@ -235,18 +257,14 @@ export class HostWeights implements ModelWeights {
   private scratch = new Uint8Array(0);
   private readonly layerNorms: [tf.Tensor1D, tf.Tensor1D][];
   readonly norm: tf.Tensor1D;
-  readonly hostBytes: number;
 
   private constructor(
     private readonly cfg: Phi3Config,
     readonly mode: 'bf16' | 'stream',
     private readonly located: Map<string, Located>,
-    /** The bytes of every matrix in bf16 mode; empty in stream mode. */
-    private readonly held: Map<string, Uint8Array>,
+    /** Where each tensor's bytes lie in bf16 mode; empty in stream mode. */
+    private readonly placed: Map<string, Placed>,
   ) {
-    let n = 0;
-    for (const b of held.values()) n += b.byteLength;
-    this.hostBytes = n;
     const vec = (name: string) => {
       const l = this.info(name);
       return floatTensor(this.bytes(name, 0, l.byteLength), l.dtype, l.shape) as tf.Tensor1D;
@@ -264,19 +282,57 @@ export class HostWeights implements ModelWeights {
       const { dtype, shape, file, begin, byteLength } = ckpt.info(name);
       located.set(name, { dtype, shape, file, begin, byteLength });
     }
-    const held = new Map<string, Uint8Array>();
+    const placed = new Map<string, Placed>();
+    const w = new HostWeights(cfg, mode, located, placed); // norms read from the files
     if (mode === 'bf16') {
       const bar = progress(tensorBytes(ckpt, cfg));
       try {
-        for (const [name, l] of located) {
-          held.set(name, ckpt.readBytes(name));
-          bar.add(l.byteLength);
-        }
+        w.place(bar);
+      } catch (err) {
+        w.dispose();
+        throw err;
       } finally {
         bar.done();
       }
     }
-    return new HostWeights(cfg, mode, located, held);
+    return w;
+  }
+
+  /** Plans the banks, creates them at their final size (views never move) and reads every tensor into them. */
+  private place(bar: ProgressSink): void {
+    const shape2 = [...this.located.values()].filter((l) => l.shape.length === 2);
+    const maxRows = Math.max(...shape2.map((l) => l.shape[0]!));
+    const maxCols = Math.max(...shape2.map((l) => l.shape[1]!));
+    const front = align16(4 * maxCols) + align16(4 * maxRows);
+    const groups: [string, Located][][] = [[]];
+    let used = front;
+    for (const entry of this.located) {
+      const size = align16(entry[1].byteLength);
+      if (used + size > BANK_LIMIT && groups[groups.length - 1]!.length > 0) {
+        groups.push([]);
+        used = front;
+      }
+      groups[groups.length - 1]!.push(entry);
+      used += size;
+    }
+    for (const group of groups) {
+      const total = group.reduce((n, [, l]) => n + align16(l.byteLength), front);
+      const memory = new WebAssembly.Memory({ initial: Math.ceil(total / 2 ** 16) });
+      const bank: Bank = { bytes: new Uint8Array(memory.buffer), kernels: bf16Kernels(memory), x: 0, y: align16(4 * maxCols) };
+      let at = front;
+      for (const [name, l] of group) {
+        this.readInto(name, 0, bank.bytes.subarray(at, at + l.byteLength));
+        this.placed.set(name, { bank, at });
+        bar.add(l.byteLength);
+        at += align16(l.byteLength);
+      }
+    }
+  }
+
+  get hostBytes(): number {
+    let n = 0;
+    for (const name of this.placed.keys()) n += this.info(name).byteLength;
+    return n;
   }
 
   private info(name: string): Located {
@@ -285,17 +341,9 @@ export class HostWeights implements ModelWeights {
     return l;
   }
 
-  /**
-   * Bytes [start, end) of a tensor: a view of the held copy, or (stream mode) read into a scratch
-   * buffer that the next call reuses, so use them before asking again.
-   */
-  private bytes(name: string, start: number, end: number): Uint8Array {
-    const held = this.held.get(name);
-    if (held) return held.subarray(start, end);
+  /** Reads bytes [start, start + dst.length) of a tensor from its file into dst. */
+  private readInto(name: string, start: number, dst: Uint8Array): void {
     const l = this.info(name);
-    const n = end - start;
-    if (this.scratch.byteLength < n) this.scratch = new Uint8Array(n);
-    const dst = this.scratch.subarray(0, n);
     let fd = this.fds.get(l.file);
     if (fd === undefined) {
       try {
@@ -305,20 +353,56 @@ export class HostWeights implements ModelWeights {
       }
       this.fds.set(l.file, fd);
     }
-    for (let done = 0; done < n;) {
-      const got = readSync(fd, dst, done, Math.min(n - done, 2 ** 30), l.begin + start + done);
+    for (let done = 0; done < dst.length;) {
+      const got = readSync(fd, dst, done, Math.min(dst.length - done, 2 ** 30), l.begin + start + done);
       if (got <= 0) throw new WeightsError(`${l.file}: tensor "${name}": short read at offset ${l.begin + start + done}; file truncated?`);
       done += got;
     }
+  }
+
+  /**
+   * Bytes [start, end) of a tensor: a view of the held copy, or (stream mode) read into a scratch
+   * buffer that the next call reuses, so use them before asking again.
+   */
+  private bytes(name: string, start: number, end: number): Uint8Array {
+    const p = this.placed.get(name);
+    if (p) return p.bank.bytes.subarray(p.at + start, p.at + end);
+    const n = end - start;
+    if (this.scratch.byteLength < n) this.scratch = new Uint8Array(n);
+    const dst = this.scratch.subarray(0, n);
+    this.readInto(name, start, dst);
     return dst;
   }
 
-  private matrix(name: string, rowStart = 0, rowEnd?: number): tf.Tensor2D {
+  private widened(name: string, rowStart = 0, rowEnd?: number): tf.Tensor2D {
     const l = this.info(name);
     const [rows, cols] = l.shape as [number, number];
     const end = rowEnd ?? rows;
     const rowBytes = cols * dtypeSize(l.dtype);
     return floatTensor(this.bytes(name, rowStart * rowBytes, end * rowBytes), l.dtype, [end - rowStart, cols]) as tf.Tensor2D;
+  }
+
+  /** W x for one row, read straight from the held bf16 bytes; null where that is not possible. */
+  private matVecOf(name: string): ((x: Float32Array) => Float32Array) | undefined {
+    const p = this.placed.get(name);
+    const l = this.info(name);
+    const [rows, cols] = l.shape as [number, number];
+    if (!p || !p.bank.kernels || l.dtype !== 'BF16' || cols % 8 !== 0) return undefined;
+    const { bank } = p;
+    const kernels = bank.kernels!;
+    return (x) => {
+      new Float32Array(bank.bytes.buffer, bank.x, cols).set(x);
+      kernels.gemv(p.at, bank.x, bank.y, rows, cols);
+      return new Float32Array(bank.bytes.buffer, bank.y, rows).slice();
+    };
+  }
+
+  private matrix(name: string): HostMatrix {
+    return {
+      shape: this.info(name).shape as [number, number],
+      toTensor: () => this.widened(name),
+      matVec: this.matVecOf(name),
+    };
   }
 
   embed(ids: Int32Array, batch: number, seq: number): tf.Tensor3D {
@@ -330,6 +414,7 @@ export class HostWeights implements ModelWeights {
     return floatTensor(out, l.dtype, [batch, seq, l.shape[1]!]) as tf.Tensor3D;
   }
 
+  /** The layer's matrices stay host bytes: `linear` widens each for its product, or multiplies one row in place. */
   layer(i: number): LayerWeights {
     const p = `model.layers.${i}.`;
     const [inputLayernorm, postAttentionLayernorm] = this.layerNorms[i]!;
@@ -339,21 +424,20 @@ export class HostWeights implements ModelWeights {
       postAttentionLayernorm,
       mlp: { gateUpProj: this.matrix(p + 'mlp.gate_up_proj.weight'), downProj: this.matrix(p + 'mlp.down_proj.weight') },
     };
-    return {
-      weights,
-      release: () => tf.dispose([weights.attn.qkvProj, weights.attn.oProj, weights.mlp.gateUpProj, weights.mlp.downProj]),
-    };
+    return { weights, release() {} };
   }
 
-  /** The head a slice of vocabulary rows at a time, so the heap never holds all of it. */
+  /** One row: in place; more: a slice of vocabulary rows at a time, so the heap never holds the head. */
   head(x: tf.Tensor3D): tf.Tensor3D {
     const name = this.cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
     const [V, H] = this.info(name).shape as [number, number];
+    const matVec = this.matVecOf(name);
+    if (matVec && x.shape[0] * x.shape[1] === 1) return tf.tensor3d(matVec(x.dataSync() as Float32Array), [1, 1, V]);
     const step = Math.max(1, Math.floor(HostWeights.headChunkBytes / (4 * H)));
     const parts: tf.Tensor3D[] = [];
     try {
       for (let r = 0; r < V; r += step) {
-        const w = this.matrix(name, r, Math.min(V, r + step));
+        const w = this.widened(name, r, Math.min(V, r + step));
         try {
           parts.push(linear(x, w));
         } finally {
@@ -370,7 +454,7 @@ export class HostWeights implements ModelWeights {
     tf.dispose([this.norm, ...this.layerNorms.flat()]);
     for (const fd of this.fds.values()) closeSync(fd);
     this.fds.clear();
-    this.held.clear();
+    this.placed.clear();
     this.scratch = new Uint8Array(0);
   }
 }

@@ -51,6 +51,40 @@ const WIDEN_BODY = [
   0x0b, 0x0b, 0x0b, // end loop, block, func
 ];
 
+// (func $gemv (param $w i32) (param $x i32) (param $y i32) (param $rows i32) (param $cols i32)
+//   for each row (rows laid out one after another from w, cols a multiple of 8):
+//     acc0 = acc1 = 0
+//     for 8 columns at a time: v = v128.load(w)
+//       acc0 += f32x4(i32x4.shl(extend_low(v), 16)) * x[c .. c+4)
+//       acc1 += f32x4(i32x4.shl(extend_high(v), 16)) * x[c+4 .. c+8)
+//     y[row] = sum of the 8 lanes)
+// y = W x read straight from the bf16 bytes: 2 bytes a weight instead of widening to 4 and back.
+const ZERO16 = new Array<number>(16).fill(0);
+const GEMV_BODY = [
+  0x03, 0x01, 0x7f, 0x03, 0x7b, 0x02, 0x7f, // locals: r(5) i32; acc0(6) acc1(7) v(8) v128; xp(9) wend(10) i32
+  0x02, 0x40, 0x03, 0x40, // block loop (rows)
+  0x20, 5, 0x20, 3, 0x4f, 0x0d, 1, // if r >= rows: exit
+  0xfd, 0x0c, ...ZERO16, 0x21, 6, // acc0 = 0
+  0xfd, 0x0c, ...ZERO16, 0x21, 7, // acc1 = 0
+  0x20, 1, 0x21, 9, // xp = x
+  0x20, 0, 0x20, 4, 0x41, 1, 0x74, 0x6a, 0x21, 10, // wend = w + 2 cols
+  0x02, 0x40, 0x03, 0x40, // block loop (columns, 8 at a time)
+  0x20, 0, 0x20, 10, 0x4f, 0x0d, 1, // if w >= wend: exit
+  0x20, 0, 0xfd, 0x00, 0x00, 0x00, 0x21, 8, // v = load(w)
+  0x20, 6, 0x20, 8, 0xfd, 0xa9, 0x01, 0x41, 16, 0xfd, 0xab, 0x01, 0x20, 9, 0xfd, 0x00, 0x00, 0x00, 0xfd, 0xe6, 0x01, 0xfd, 0xe4, 0x01, 0x21, 6, // acc0 += lo * x[0..4)
+  0x20, 7, 0x20, 8, 0xfd, 0xaa, 0x01, 0x41, 16, 0xfd, 0xab, 0x01, 0x20, 9, 0xfd, 0x00, 0x00, 0x10, 0xfd, 0xe6, 0x01, 0xfd, 0xe4, 0x01, 0x21, 7, // acc1 += hi * x[4..8)
+  0x20, 0, 0x41, 16, 0x6a, 0x21, 0, // w += 16
+  0x20, 9, 0x41, 32, 0x6a, 0x21, 9, // xp += 32
+  0x0c, 0, 0x0b, 0x0b,
+  0x20, 2, // y
+  0x20, 6, 0x20, 7, 0xfd, 0xe4, 0x01, 0x21, 8, // v = acc0 + acc1
+  0x20, 8, 0xfd, 0x1f, 0, 0x20, 8, 0xfd, 0x1f, 1, 0x92, 0x20, 8, 0xfd, 0x1f, 2, 0x92, 0x20, 8, 0xfd, 0x1f, 3, 0x92,
+  0x38, 0x02, 0x00, // f32.store y
+  0x20, 2, 0x41, 4, 0x6a, 0x21, 2, // y += 4
+  0x20, 5, 0x41, 1, 0x6a, 0x21, 5, // r += 1
+  0x0c, 0, 0x0b, 0x0b, 0x0b,
+];
+
 function leb(n: number): number[] {
   const out: number[] = [];
   do {
@@ -62,17 +96,38 @@ function leb(n: number): number[] {
   return out;
 }
 
-function widenModuleBytes(): Uint8Array<ArrayBuffer> {
+function kernelModuleBytes(): Uint8Array<ArrayBuffer> {
   const section = (id: number, body: number[]) => [id, ...leb(body.length), ...body];
   const name = (s: string) => [s.length, ...Array.from(s, (c) => c.charCodeAt(0))];
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
-    ...section(1, [1, 0x60, 2, 0x7f, 0x7f, 0]), // type (i32, i32) -> ()
+    ...section(1, [2, 0x60, 2, 0x7f, 0x7f, 0, 0x60, 5, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0]), // (i32 x2) -> (), (i32 x5) -> ()
     ...section(2, [1, ...name('env'), ...name('memory'), 2, 0, 0]), // import memory, min 0 pages
-    ...section(3, [1, 0]),
-    ...section(7, [1, ...name('widen'), 0, 0]),
-    ...section(10, [1, ...leb(WIDEN_BODY.length), ...WIDEN_BODY]),
+    ...section(3, [2, 0, 1]),
+    ...section(7, [2, ...name('widen'), 0, 0, ...name('gemv'), 0, 1]),
+    ...section(10, [2, ...leb(WIDEN_BODY.length), ...WIDEN_BODY, ...leb(GEMV_BODY.length), ...GEMV_BODY]),
   ]);
+}
+
+export interface Bf16Kernels {
+  /** In place at `dst`: n bf16 values at dst + 2n -> n float32 values at dst (multiples of 8 only). */
+  widen(dst: number, n: number): void;
+  /** y[rows] = W[rows, cols] x[cols], W bf16, x and y float32; cols a multiple of 8. */
+  gemv(w: number, x: number, y: number, rows: number, cols: number): void;
+}
+
+let compiled: WebAssembly.Module | null | undefined;
+
+/** The two SIMD loops bound to `memory`; null where this engine cannot run them. */
+export function bf16Kernels(memory: WebAssembly.Memory): Bf16Kernels | null {
+  try {
+    if (compiled === undefined) compiled = new WebAssembly.Module(kernelModuleBytes());
+    if (compiled === null) return null;
+    return new WebAssembly.Instance(compiled, { env: { memory } }).exports as unknown as Bf16Kernels;
+  } catch {
+    compiled = null; // no SIMD in this engine: the JavaScript paths serve
+    return null;
+  }
 }
 
 interface WasmModuleLike {
@@ -91,16 +146,8 @@ const kernels = new WeakMap<object, ((dst: number, n: number) => void) | null>()
 
 function simdWiden(backend: WasmBackendLike): ((dst: number, n: number) => void) | null {
   if (kernels.has(backend)) return kernels.get(backend)!;
-  let fn: ((dst: number, n: number) => void) | null = null;
-  try {
-    const memory = backend.wasm.asm?.memory;
-    if (memory instanceof WebAssembly.Memory) {
-      const inst = new WebAssembly.Instance(new WebAssembly.Module(widenModuleBytes()), { env: { memory } });
-      fn = inst.exports.widen as (dst: number, n: number) => void;
-    }
-  } catch {
-    fn = null; // no SIMD in this engine, or another heap layout: the JavaScript loop serves
-  }
+  const memory = backend.wasm.asm?.memory; // absent in another heap layout: the JavaScript loop serves
+  const fn = memory instanceof WebAssembly.Memory ? bf16Kernels(memory)?.widen ?? null : null;
   kernels.set(backend, fn);
   return fn;
 }

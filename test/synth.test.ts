@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadConfig } from '../src/config.js';
-import { modelDir } from '../src/golden.js';
+import { F32_TOLERANCE, modelDir } from '../src/golden.js';
+import { relL2 } from '../src/metrics.js';
 import { Phi3Model } from '../src/model.js';
 import { ProgressBar } from '../src/progress.js';
 import { splitShards, synthesize } from '../src/synth.js';
@@ -159,10 +160,13 @@ describe('phi4 synth: a random checkpoint in the published layout', () => {
           expect(m.weights.hostBytes).to.equal(mode === 'bf16' ? ckpt.totalBytes : 0);
           // Round trip: what the store hands the layers is the file's values, widened exactly.
           const lw = m.weights.layer(1);
-          for (const [name, t] of [['model.layers.1.mlp.gate_up_proj.weight', lw.weights.mlp.gateUpProj], ['model.layers.1.post_attention_layernorm.weight', lw.weights.postAttentionLayernorm]] as const) {
+          const gateUp = lw.weights.mlp.gateUpProj;
+          const widened = gateUp instanceof tf.Tensor ? gateUp : gateUp.toTensor();
+          for (const [name, t] of [['model.layers.1.mlp.gate_up_proj.weight', widened], ['model.layers.1.post_attention_layernorm.weight', lw.weights.postAttentionLayernorm]] as const) {
             expect(t.shape, name).to.deep.equal(ckpt.info(name).shape);
             expect(Buffer.compare(Buffer.from((t.dataSync() as Float32Array).buffer), Buffer.from(ckpt.readFloat32(name).buffer)), name).to.equal(0);
           }
+          if (widened !== gateUp) widened.dispose();
           lw.release();
           const emb = m.weights.embed(ids, 2, 4);
           const table = ckpt.readFloat32('model.embed_tokens.weight');
@@ -186,6 +190,42 @@ describe('phi4 synth: a random checkpoint in the published layout', () => {
         HostWeights.headChunkBytes = saved;
         ckpt.close();
       }
+    });
+  }
+});
+
+describe('decoding one token from bf16 bytes in place', () => {
+  let root: string;
+  before(async () => {
+    await useBackend('wasm');
+    root = mkdtempSync(join(tmpdir(), 'phi4-gemv-'));
+    synthesize(CONFIG, root + '/ckpt', { seed: 9, layers: 2 });
+  });
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  for (const backend of TEST_BACKENDS) {
+    it(`${backend}: a cached single-token step from bf16 weights matches float32 weights within the float32 tolerance`, async () => {
+      await useBackend(backend);
+      const dir = root + '/ckpt';
+      const ids = Int32Array.from([5, 600, 77, 1001, 12, 9]);
+      const before = tf.memory().numTensors;
+      const out: Float32Array[] = [];
+      for (const mode of ['float32', 'bf16'] as const) {
+        const m = Phi3Model.load(dir, { weights: mode });
+        const lw = m.weights.layer(0);
+        const qkv = lw.weights.attn.qkvProj;
+        // bf16 mode multiplies one row in place; float32 weights are plain tensors
+        expect(qkv instanceof tf.Tensor ? 'tensor' : typeof qkv.matVec).to.equal(mode === 'float32' ? 'tensor' : 'function');
+        lw.release();
+        const pre = m.forward({ inputIds: ids.subarray(0, 5), batch: 1, seq: 5 });
+        const step = m.forward({ inputIds: ids.subarray(5), batch: 1, seq: 1 }, { past: pre.cache });
+        out.push(step.logits.dataSync() as Float32Array);
+        tf.dispose([pre.logits, step.logits, ...pre.cache.flatMap((c) => [c.k, c.v]), ...step.cache.flatMap((c) => [c.k, c.v])]);
+        m.dispose();
+      }
+      expect(tf.memory().numTensors).to.equal(before);
+      const err = relL2(out[1]!, out[0]!);
+      expect(err).to.be.below(F32_TOLERANCE); // another summation order, the same float32 products
     });
   }
 });
