@@ -23,10 +23,11 @@ import { type Bf16Kernels, bf16Kernels, floatTensor } from './widen.js';
  * Where the weights live between forward passes:
  *   float32  every weight a float32 tensor, resident (in the wasm heap on wasm): fastest, but
  *            4 bytes a parameter, so only for models whose float32 weights fit WASM_WEIGHT_BUDGET;
- *   bf16     the checkpoint's bytes in host memory (outside the wasm heap, 2 bytes a parameter for
- *            bf16), widened to float32 tensors one layer at a time while that layer runs;
- *   stream   only the norms held: each layer's bytes are read from the files (the page cache) on
- *            every pass: least memory, slowest;
+ *   bf16     the checkpoint's bytes in WebAssembly memories outside the tensor heap (2 bytes a
+ *            parameter for bf16): each matrix widened to a float32 tensor for its own product
+ *            only, and a single row (decoding) multiplied in place from the bf16 bytes;
+ *   stream   only the norms held: each matrix is read from the files (the page cache) for every
+ *            product: least memory;
  *   auto     float32 when it fits WASM_WEIGHT_BUDGET, else bf16.
  */
 export const WEIGHT_MODES = ['auto', 'float32', 'bf16', 'stream'] as const;

@@ -1,5 +1,6 @@
 // bf16 -> float32 tensors, exactly: a bf16 value is the top half of a float32, so the float32
-// bits are the bf16 bits shifted left by 16.
+// bits are the bf16 bits shifted left by 16. Also the bf16 matrix-vector product that decoding
+// uses (gemv below), in the same small hand-assembled WebAssembly module.
 //
 // On the wasm backend the result is written straight into the tensor's heap memory: the bf16
 // bytes are copied into the second half of the new tensor's 4n bytes, then widened in place,
