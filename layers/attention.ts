@@ -9,7 +9,7 @@
 // along the sequence axis and multiplied by their one shared key head: the same numbers, no copy.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { linear } from './linear.js';
+import { type LinearWeight, linear } from './linear.js';
 import { applyRotary } from './rotary.js';
 import { type Tap, noTap } from './tap.js';
 
@@ -20,8 +20,8 @@ export interface AttentionConfig {
 }
 
 export interface AttentionWeights {
-  qkvProj: tf.Tensor2D; // self_attn.qkv_proj.weight [(nh + 2 nkv) d, H]
-  oProj: tf.Tensor2D; // self_attn.o_proj.weight [H, nh d]
+  qkvProj: LinearWeight; // self_attn.qkv_proj.weight [(nh + 2 nkv) d, H]
+  oProj: LinearWeight; // self_attn.o_proj.weight [H, nh d]
 }
 
 /** Keys (after rotary) and values of earlier positions, before any group repetition. */

@@ -5,12 +5,12 @@
 //   out         = act W_down^T         W_down: [H, I]
 
 import * as tf from '@tensorflow/tfjs-core';
-import { linear } from './linear.js';
+import { type LinearWeight, linear } from './linear.js';
 import { type Tap, noTap } from './tap.js';
 
 export interface MlpWeights {
-  gateUpProj: tf.Tensor2D; // mlp.gate_up_proj.weight [2I, H]
-  downProj: tf.Tensor2D; // mlp.down_proj.weight [H, I]
+  gateUpProj: LinearWeight; // mlp.gate_up_proj.weight [2I, H]
+  downProj: LinearWeight; // mlp.down_proj.weight [H, I]
 }
 
 /** x: [batch, seq, hidden] -> [batch, seq, hidden]. Taps: gate_up, mlp_act, mlp_out. */

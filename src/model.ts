@@ -9,14 +9,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KvCache } from '../layers/attention.js';
 import { decoderLayer } from '../layers/decoder.js';
-import { linear } from '../layers/linear.js';
 import { attentionBias } from '../layers/mask.js';
 import { rmsNorm } from '../layers/rmsnorm.js';
 import { rotaryTables } from '../layers/rotary.js';
 import { type Tap, noTap, prefixTap } from '../layers/tap.js';
 import { type Phi3Config, loadConfig } from './config.js';
 import { type Hooks, checkTapNames, hookTap } from './hooks.js';
-import { type ModelWeights, loadWeights } from './weights.js';
+import type { ProgressSink } from './progress.js';
+import { type ModelWeights, type WeightMode, loadWeights } from './weights.js';
 
 export type { Hook, Hooks } from './hooks.js';
 
@@ -62,10 +62,13 @@ export interface ForwardResult {
 export class Phi3Model {
   constructor(readonly config: Phi3Config, readonly weights: ModelWeights, readonly source = '') {}
 
-  /** Loads config.json and the safetensors weights of a checkpoint directory. */
-  static load(dir: string): Phi3Model {
+  /**
+   * Loads config.json and the safetensors weights of a checkpoint directory; `weights` says how
+   * they are held (src/weights.ts: auto, float32, bf16, stream; default $PHI4_WEIGHTS, else auto).
+   */
+  static load(dir: string, opts: { weights?: WeightMode; progress?: (totalBytes: number) => ProgressSink } = {}): Phi3Model {
     const config = loadConfig(dir);
-    return new Phi3Model(config, loadWeights(dir, config), dir);
+    return new Phi3Model(config, loadWeights(dir, config, { mode: opts.weights, progress: opts.progress }), dir);
   }
 
   /** Checks ids and positions on the host, so that bad input fails with a named argument. */
@@ -104,8 +107,7 @@ export class Phi3Model {
     const { batch: B, seq: T } = inp;
 
     return tf.tidy(() => {
-      const ids = tf.tensor2d(inp.inputIds, [B, T], 'int32');
-      let x = tap('embed', tf.gather(w.embedTokens, ids) as tf.Tensor as tf.Tensor3D); // [B, T, H]
+      let x = tap('embed', w.embed(inp.inputIds, B, T)); // [B, T, H]
 
       const rope = rotaryTables(cfg.rope, positionIds, B, T, opts.ropeLong);
       const cos = tap('rope.cos', rope.cos); // [B, T, r]
@@ -117,13 +119,19 @@ export class Phi3Model {
 
       const cache: KvCache[] = [];
       for (let i = 0; i < cfg.numLayers; i++) {
-        const r = decoderLayer(x, w.layers[i], cfg, { cos, sin, bias, past: opts.past?.[i] }, prefixTap(tap, `layers.${i}.`));
+        const lw = w.layer(i); // widened for this layer only, unless resident
+        let r;
+        try {
+          r = decoderLayer(x, lw.weights, cfg, { cos, sin, bias, past: opts.past?.[i] }, prefixTap(tap, `layers.${i}.`));
+        } finally {
+          lw.release();
+        }
         x = r.out;
         cache.push(r.cache);
       }
 
       const normed = tap('final_norm', rmsNorm(x, w.norm, cfg.rmsNormEps)); // [B, T, H]
-      const logits = tap('logits', linear(normed, w.lmHead)); // [B, T, V]
+      const logits = tap('logits', w.head(normed)); // [B, T, V]
       return { logits, cache, ropeLong: rope.long };
     });
   }
@@ -155,10 +163,6 @@ export class Phi3Model {
   }
 
   dispose(): void {
-    const w = this.weights;
-    const all: tf.Tensor[] = [w.embedTokens, w.norm];
-    if (w.lmHead !== w.embedTokens) all.push(w.lmHead);
-    for (const l of w.layers) all.push(l.inputLayernorm, l.postAttentionLayernorm, l.attn.qkvProj, l.attn.oProj, l.mlp.gateUpProj, l.mlp.downProj);
-    tf.dispose(all);
+    this.weights.dispose();
   }
 }

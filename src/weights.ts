@@ -10,17 +10,49 @@
 //   model.norm.weight                                  [H]
 //   lm_head.weight                                     [V, H]   (absent when tied)
 
+import { closeSync, openSync, readSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import type { DecoderWeights } from '../layers/decoder.js';
-import { Checkpoint, WeightsError, numElements } from '../weights/index.js';
+import { type HostMatrix, linear } from '../layers/linear.js';
+import { Checkpoint, type DType, WeightsError, dtypeSize, numElements } from '../weights/index.js';
 import type { Phi3Config } from './config.js';
+import { ProgressBar, type ProgressSink } from './progress.js';
+import { type Bf16Kernels, bf16Kernels, floatTensor } from './widen.js';
 
+/**
+ * Where the weights live between forward passes:
+ *   float32  every weight a float32 tensor, resident (in the wasm heap on wasm): fastest, but
+ *            4 bytes a parameter, so only for models whose float32 weights fit WASM_WEIGHT_BUDGET;
+ *   bf16     the checkpoint's bytes in WebAssembly memories outside the tensor heap (2 bytes a
+ *            parameter for bf16): each matrix widened to a float32 tensor for its own product
+ *            only, and a single row (decoding) multiplied in place from the bf16 bytes;
+ *   stream   only the norms held: each matrix is read from the files (the page cache) for every
+ *            product: least memory;
+ *   auto     float32 when it fits WASM_WEIGHT_BUDGET, else bf16.
+ */
+export const WEIGHT_MODES = ['auto', 'float32', 'bf16', 'stream'] as const;
+export type WeightMode = (typeof WEIGHT_MODES)[number];
+
+/** One layer's weights as tensors, for the time the layer runs. */
+export interface LayerWeights {
+  weights: DecoderWeights;
+  /** Frees what was widened for this call (nothing for resident weights). */
+  release(): void;
+}
+
+/** The model's weights, however they are held: what the forward pass asks of them. */
 export interface ModelWeights {
-  embedTokens: tf.Tensor2D;
-  layers: DecoderWeights[];
-  norm: tf.Tensor1D;
-  /** The same tensor as embedTokens when the head is tied. */
-  lmHead: tf.Tensor2D;
+  readonly mode: Exclude<WeightMode, 'auto'>;
+  /** Bytes held on the host outside tensors (the checkpoint bytes of the bf16 mode). */
+  readonly hostBytes: number;
+  /** embed_tokens rows of `ids` ([batch * seq], row-major) -> [batch, seq, H]. */
+  embed(ids: Int32Array, batch: number, seq: number): tf.Tensor3D;
+  layer(i: number): LayerWeights;
+  /** model.norm.weight [H], resident. */
+  readonly norm: tf.Tensor1D;
+  /** x W_head^T: [batch, seq, H] -> [batch, seq, V]. */
+  head(x: tf.Tensor3D): tf.Tensor3D;
+  dispose(): void;
 }
 
 /** Every tensor the checkpoint must hold, with its shape. */
@@ -73,32 +105,357 @@ export function float32Bytes(cfg: Phi3Config): number {
   return 4 * n;
 }
 
-/** Reads every weight as float32 (bf16 and f16 widen exactly). */
-export function loadWeights(dir: string, cfg: Phi3Config): ModelWeights {
+export interface LoadWeightsOptions {
+  /** Default: $PHI4_WEIGHTS, else auto. */
+  mode?: WeightMode;
+  /** Called once with the bytes to read; default a bar on stderr, drawn only when it is a terminal. */
+  progress?: (totalBytes: number) => ProgressSink;
+}
+
+/** The mode named by `requested`, else $PHI4_WEIGHTS, else auto; refused (naming the source) when unknown. */
+export function weightMode(requested?: string): WeightMode {
+  const want = requested ?? (process.env.PHI4_WEIGHTS || undefined) ?? 'auto';
+  if (!(WEIGHT_MODES as readonly string[]).includes(want)) {
+    const source = requested !== undefined ? '--weights' : 'PHI4_WEIGHTS';
+    throw new WeightsError(`${source}: unknown weights mode "${want}" (choose ${WEIGHT_MODES.join(', ')})`);
+  }
+  return want as WeightMode;
+}
+
+/** Opens the checkpoint, checks its tensors against the config and holds them as `mode` says. */
+export function loadWeights(dir: string, cfg: Phi3Config, opts: LoadWeightsOptions = {}): ModelWeights {
   const ckpt = Checkpoint.open(dir);
   try {
     const need = float32Bytes(cfg);
-    if (tf.getBackend() === 'wasm' && need > WASM_WEIGHT_BUDGET) {
-      throw new WeightsError(`${ckpt.dir}: the weights need ${(need / 2 ** 30).toFixed(1)} GiB as float32, more than the wasm backend's 4 GiB heap can hold; use --backend cpu (or tensorflow)`);
+    let mode = weightMode(opts.mode);
+    if (mode === 'auto') mode = need <= WASM_WEIGHT_BUDGET ? 'float32' : 'bf16';
+    if (mode === 'float32' && tf.getBackend() === 'wasm' && need > WASM_WEIGHT_BUDGET) {
+      throw new WeightsError(`${ckpt.dir}: the weights need ${(need / 2 ** 30).toFixed(1)} GiB as float32, more than the wasm backend's 4 GiB heap can hold; hold them as bf16 instead (weights mode bf16 or stream: PHI4_WEIGHTS)`);
     }
     checkTensors(ckpt, cfg);
-    const t2 = (n: string) => tf.tensor2d(ckpt.readFloat32(n), ckpt.info(n).shape as [number, number]);
-    const t1 = (n: string) => tf.tensor1d(ckpt.readFloat32(n));
-    const embedTokens = t2('model.embed_tokens.weight');
-    const layers: DecoderWeights[] = [];
-    for (let i = 0; i < cfg.numLayers; i++) {
-      const p = `model.layers.${i}.`;
-      layers.push({
-        inputLayernorm: t1(p + 'input_layernorm.weight'),
-        attn: { qkvProj: t2(p + 'self_attn.qkv_proj.weight'), oProj: t2(p + 'self_attn.o_proj.weight') },
-        postAttentionLayernorm: t1(p + 'post_attention_layernorm.weight'),
-        mlp: { gateUpProj: t2(p + 'mlp.gate_up_proj.weight'), downProj: t2(p + 'mlp.down_proj.weight') },
-      });
-    }
-    const norm = t1('model.norm.weight');
-    const lmHead = cfg.tieWordEmbeddings ? embedTokens : t2('lm_head.weight');
-    return { embedTokens, layers, norm, lmHead };
+    const progress = opts.progress ?? ((total: number) => new ProgressBar('load', total));
+    if (mode === 'float32') return ResidentWeights.read(ckpt, cfg, progress);
+    return HostWeights.open(ckpt, cfg, mode, progress);
   } finally {
     ckpt.close();
+  }
+}
+
+/** Every weight a resident float32 tensor (bf16 and f16 widen exactly). */
+export class ResidentWeights implements ModelWeights {
+  readonly mode = 'float32';
+  readonly hostBytes = 0;
+
+  constructor(
+    readonly embedTokens: tf.Tensor2D,
+    readonly layers: DecoderWeights[],
+    readonly norm: tf.Tensor1D,
+    /** The same tensor as embedTokens when the head is tied. */
+    readonly lmHead: tf.Tensor2D,
+  ) {}
+
+  static read(ckpt: Checkpoint, cfg: Phi3Config, progress: (total: number) => ProgressSink): ResidentWeights {
+    const bar = progress(tensorBytes(ckpt, cfg));
+    const made: tf.Tensor[] = [];
+    try {
+      const t = (n: string) => {
+        const info = ckpt.info(n);
+        const x = floatTensor(ckpt.readBytes(n), info.dtype, info.shape);
+        made.push(x);
+        bar.add(info.byteLength);
+        return x;
+      };
+      const t2 = (n: string) => t(n) as tf.Tensor2D;
+      const t1 = (n: string) => t(n) as tf.Tensor1D;
+      const embedTokens = t2('model.embed_tokens.weight');
+      const layers: DecoderWeights[] = [];
+      for (let i = 0; i < cfg.numLayers; i++) {
+        const p = `model.layers.${i}.`;
+        layers.push({
+          inputLayernorm: t1(p + 'input_layernorm.weight'),
+          attn: { qkvProj: t2(p + 'self_attn.qkv_proj.weight'), oProj: t2(p + 'self_attn.o_proj.weight') },
+          postAttentionLayernorm: t1(p + 'post_attention_layernorm.weight'),
+          mlp: { gateUpProj: t2(p + 'mlp.gate_up_proj.weight'), downProj: t2(p + 'mlp.down_proj.weight') },
+        });
+      }
+      const norm = t1('model.norm.weight');
+      const lmHead = cfg.tieWordEmbeddings ? embedTokens : t2('lm_head.weight');
+      return new ResidentWeights(embedTokens, layers, norm, lmHead);
+    } catch (err) {
+      tf.dispose(made); // a read failed part way: free what was made
+      throw err;
+    } finally {
+      bar.done();
+    }
+  }
+
+  embed(ids: Int32Array, batch: number, seq: number): tf.Tensor3D {
+    return tf.tidy(() => tf.gather(this.embedTokens, tf.tensor2d(ids, [batch, seq], 'int32')) as tf.Tensor as tf.Tensor3D);
+  }
+
+  layer(i: number): LayerWeights {
+    return { weights: this.layers[i]!, release() {} };
+  }
+
+  head(x: tf.Tensor3D): tf.Tensor3D {
+    return linear(x, this.lmHead);
+  }
+
+  dispose(): void {
+    const all: tf.Tensor[] = [this.embedTokens, this.norm];
+    if (this.lmHead !== this.embedTokens) all.push(this.lmHead);
+    for (const l of this.layers) all.push(l.inputLayernorm, l.postAttentionLayernorm, ...[l.attn.qkvProj, l.attn.oProj, l.mlp.gateUpProj, l.mlp.downProj] as tf.Tensor[]);
+    tf.dispose(all);
+  }
+}
+
+/** Bytes of the tensors the model uses (a tied checkpoint's spare lm_head copy not counted). */
+function tensorBytes(ckpt: Checkpoint, cfg: Phi3Config): number {
+  let n = 0;
+  for (const name of expectedTensors(cfg).keys()) n += ckpt.info(name).byteLength;
+  return n;
+}
+
+interface Located {
+  dtype: DType;
+  shape: number[];
+  file: string;
+  begin: number;
+  byteLength: number;
+}
+
+/**
+ * WebAssembly memories holding bf16 matrices (each memory at most 4 GiB), with the SIMD
+ * matrix-vector loop of src/widen.ts bound to each, and room at the front of each for x and y.
+ */
+interface Bank {
+  bytes: Uint8Array;
+  kernels: Bf16Kernels | null;
+  x: number;
+  y: number;
+}
+
+interface Placed {
+  bank: Bank;
+  at: number;
+}
+
+/** The largest memory a bank is given: 4 GiB less one 64 KiB page. */
+const BANK_LIMIT = 2 ** 32 - 2 ** 16;
+const align16 = (n: number) => Math.ceil(n / 16) * 16;
+
+/**
+ * Weights kept as the checkpoint's bytes: in host memory (bf16 mode, inside WebAssembly memories
+ * where a single row can be multiplied in place) or read from the files every time (stream
+ * mode). A matrix becomes a float32 tensor only for the product that needs it. The norms are
+ * resident float32.
+ */
+export class HostWeights implements ModelWeights {
+  /** float32 bytes of head rows widened at a time: a bounded slice of the heap, whatever the vocabulary. Tunable for tests. */
+  static headChunkBytes = 128 * 2 ** 20;
+
+  private readonly fds = new Map<string, number>();
+  private scratch = new Uint8Array(0);
+  private readonly layerNorms: [tf.Tensor1D, tf.Tensor1D][];
+  readonly norm: tf.Tensor1D;
+
+  private constructor(
+    private readonly cfg: Phi3Config,
+    readonly mode: 'bf16' | 'stream',
+    private readonly located: Map<string, Located>,
+    /** Where each tensor's bytes lie in bf16 mode; empty in stream mode. */
+    private readonly placed: Map<string, Placed>,
+  ) {
+    const vec = (name: string) => {
+      const l = this.info(name);
+      return floatTensor(this.bytes(name, 0, l.byteLength), l.dtype, l.shape) as tf.Tensor1D;
+    };
+    this.layerNorms = [];
+    for (let i = 0; i < cfg.numLayers; i++) {
+      this.layerNorms.push([vec(`model.layers.${i}.input_layernorm.weight`), vec(`model.layers.${i}.post_attention_layernorm.weight`)]);
+    }
+    this.norm = vec('model.norm.weight');
+  }
+
+  static open(ckpt: Checkpoint, cfg: Phi3Config, mode: 'bf16' | 'stream', progress: (total: number) => ProgressSink): HostWeights {
+    const located = new Map<string, Located>();
+    for (const name of expectedTensors(cfg).keys()) {
+      const { dtype, shape, file, begin, byteLength } = ckpt.info(name);
+      located.set(name, { dtype, shape, file, begin, byteLength });
+    }
+    const placed = new Map<string, Placed>();
+    const w = new HostWeights(cfg, mode, located, placed); // norms read from the files
+    if (mode === 'bf16') {
+      const bar = progress(tensorBytes(ckpt, cfg));
+      try {
+        w.place(bar);
+      } catch (err) {
+        w.dispose();
+        throw err;
+      } finally {
+        bar.done();
+      }
+    }
+    return w;
+  }
+
+  /** Plans the banks, creates them at their final size (views never move) and reads every tensor into them. */
+  private place(bar: ProgressSink): void {
+    const shape2 = [...this.located.values()].filter((l) => l.shape.length === 2);
+    const maxRows = Math.max(...shape2.map((l) => l.shape[0]!));
+    const maxCols = Math.max(...shape2.map((l) => l.shape[1]!));
+    const front = align16(4 * maxCols) + align16(4 * maxRows);
+    const groups: [string, Located][][] = [[]];
+    let used = front;
+    for (const entry of this.located) {
+      const size = align16(entry[1].byteLength);
+      if (used + size > BANK_LIMIT && groups[groups.length - 1]!.length > 0) {
+        groups.push([]);
+        used = front;
+      }
+      groups[groups.length - 1]!.push(entry);
+      used += size;
+    }
+    for (const group of groups) {
+      const total = group.reduce((n, [, l]) => n + align16(l.byteLength), front);
+      const memory = new WebAssembly.Memory({ initial: Math.ceil(total / 2 ** 16) });
+      const bank: Bank = { bytes: new Uint8Array(memory.buffer), kernels: bf16Kernels(memory), x: 0, y: align16(4 * maxCols) };
+      let at = front;
+      for (const [name, l] of group) {
+        this.readInto(name, 0, bank.bytes.subarray(at, at + l.byteLength));
+        this.placed.set(name, { bank, at });
+        bar.add(l.byteLength);
+        at += align16(l.byteLength);
+      }
+    }
+  }
+
+  get hostBytes(): number {
+    let n = 0;
+    for (const name of this.placed.keys()) n += this.info(name).byteLength;
+    return n;
+  }
+
+  private info(name: string): Located {
+    const l = this.located.get(name);
+    if (!l) throw new WeightsError(`no tensor "${name}" in this checkpoint`);
+    return l;
+  }
+
+  /** Reads bytes [start, start + dst.length) of a tensor from its file into dst. */
+  private readInto(name: string, start: number, dst: Uint8Array): void {
+    const l = this.info(name);
+    let fd = this.fds.get(l.file);
+    if (fd === undefined) {
+      try {
+        fd = openSync(l.file, 'r');
+      } catch (err) {
+        throw new WeightsError(`${l.file}: cannot open (${(err as NodeJS.ErrnoException).code ?? err})`);
+      }
+      this.fds.set(l.file, fd);
+    }
+    for (let done = 0; done < dst.length;) {
+      const got = readSync(fd, dst, done, Math.min(dst.length - done, 2 ** 30), l.begin + start + done);
+      if (got <= 0) throw new WeightsError(`${l.file}: tensor "${name}": short read at offset ${l.begin + start + done}; file truncated?`);
+      done += got;
+    }
+  }
+
+  /**
+   * Bytes [start, end) of a tensor: a view of the held copy, or (stream mode) read into a scratch
+   * buffer that the next call reuses, so use them before asking again.
+   */
+  private bytes(name: string, start: number, end: number): Uint8Array {
+    const p = this.placed.get(name);
+    if (p) return p.bank.bytes.subarray(p.at + start, p.at + end);
+    const n = end - start;
+    if (this.scratch.byteLength < n) this.scratch = new Uint8Array(n);
+    const dst = this.scratch.subarray(0, n);
+    this.readInto(name, start, dst);
+    return dst;
+  }
+
+  private widened(name: string, rowStart = 0, rowEnd?: number): tf.Tensor2D {
+    const l = this.info(name);
+    const [rows, cols] = l.shape as [number, number];
+    const end = rowEnd ?? rows;
+    const rowBytes = cols * dtypeSize(l.dtype);
+    return floatTensor(this.bytes(name, rowStart * rowBytes, end * rowBytes), l.dtype, [end - rowStart, cols]) as tf.Tensor2D;
+  }
+
+  /** W x for one row, read straight from the held bf16 bytes; null where that is not possible. */
+  private matVecOf(name: string): ((x: Float32Array) => Float32Array) | undefined {
+    const p = this.placed.get(name);
+    const l = this.info(name);
+    const [rows, cols] = l.shape as [number, number];
+    if (!p || !p.bank.kernels || l.dtype !== 'BF16' || cols % 8 !== 0) return undefined;
+    const { bank } = p;
+    const kernels = bank.kernels!;
+    return (x) => {
+      new Float32Array(bank.bytes.buffer, bank.x, cols).set(x);
+      kernels.gemv(p.at, bank.x, bank.y, rows, cols);
+      return new Float32Array(bank.bytes.buffer, bank.y, rows).slice();
+    };
+  }
+
+  private matrix(name: string): HostMatrix {
+    return {
+      shape: this.info(name).shape as [number, number],
+      toTensor: () => this.widened(name),
+      matVec: this.matVecOf(name),
+    };
+  }
+
+  embed(ids: Int32Array, batch: number, seq: number): tf.Tensor3D {
+    const name = 'model.embed_tokens.weight';
+    const l = this.info(name);
+    const rowBytes = l.shape[1]! * dtypeSize(l.dtype);
+    const out = new Uint8Array(ids.length * rowBytes);
+    ids.forEach((id, k) => out.set(this.bytes(name, id * rowBytes, (id + 1) * rowBytes), k * rowBytes));
+    return floatTensor(out, l.dtype, [batch, seq, l.shape[1]!]) as tf.Tensor3D;
+  }
+
+  /** The layer's matrices stay host bytes: `linear` widens each for its product, or multiplies one row in place. */
+  layer(i: number): LayerWeights {
+    const p = `model.layers.${i}.`;
+    const [inputLayernorm, postAttentionLayernorm] = this.layerNorms[i]!;
+    const weights: DecoderWeights = {
+      inputLayernorm,
+      attn: { qkvProj: this.matrix(p + 'self_attn.qkv_proj.weight'), oProj: this.matrix(p + 'self_attn.o_proj.weight') },
+      postAttentionLayernorm,
+      mlp: { gateUpProj: this.matrix(p + 'mlp.gate_up_proj.weight'), downProj: this.matrix(p + 'mlp.down_proj.weight') },
+    };
+    return { weights, release() {} };
+  }
+
+  /** One row: in place; more: a slice of vocabulary rows at a time, so the heap never holds the head. */
+  head(x: tf.Tensor3D): tf.Tensor3D {
+    const name = this.cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+    const [V, H] = this.info(name).shape as [number, number];
+    const matVec = this.matVecOf(name);
+    if (matVec && x.shape[0] * x.shape[1] === 1) return tf.tensor3d(matVec(x.dataSync() as Float32Array), [1, 1, V]);
+    const step = Math.max(1, Math.floor(HostWeights.headChunkBytes / (4 * H)));
+    const parts: tf.Tensor3D[] = [];
+    try {
+      for (let r = 0; r < V; r += step) {
+        const w = this.widened(name, r, Math.min(V, r + step));
+        try {
+          parts.push(linear(x, w));
+        } finally {
+          w.dispose();
+        }
+      }
+      return parts.length === 1 ? parts[0]! : tf.concat(parts, 2);
+    } finally {
+      if (parts.length > 1) tf.dispose(parts);
+    }
+  }
+
+  dispose(): void {
+    tf.dispose([this.norm, ...this.layerNorms.flat()]);
+    for (const fd of this.fds.values()) closeSync(fd);
+    this.fds.clear();
+    this.placed.clear();
+    this.scratch = new Uint8Array(0);
   }
 }

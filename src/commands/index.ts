@@ -5,6 +5,7 @@ import { compareCommand } from './compare.js';
 import { dumpCommand } from './dump.js';
 import { memoryCommand } from './memory.js';
 import { generateCommand } from './generate.js';
+import { synthCommand } from './synth.js';
 import { verifyCommand } from './verify.js';
 import { walkthroughCommand } from './walkthrough.js';
 
@@ -15,4 +16,5 @@ export const COMMANDS: Record<string, Command> = {
   memory: memoryCommand,
   walkthrough: walkthroughCommand,
   generate: generateCommand,
+  synth: synthCommand,
 };
