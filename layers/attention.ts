@@ -10,6 +10,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { type LinearWeight, linear } from './linear.js';
+import { type MaskSpec, attentionBias } from './mask.js';
 import { applyRotary } from './rotary.js';
 import { type Tap, noTap } from './tap.js';
 
@@ -33,8 +34,13 @@ export type KvCache = {
 export interface AttentionInputs {
   cos: tf.Tensor3D; // [batch, seq, rotaryDim]
   sin: tf.Tensor3D; // [batch, seq, rotaryDim]
-  bias: tf.Tensor4D; // [batch, 1, seq, past + seq], 0 or MASKED
+  mask: MaskSpec; // which keys each query may see (layers/mask.ts)
   past?: KvCache;
+  /**
+   * Queries per chunk (default: all at once). The scores of a chunk are [batch, nh, chunk, past +
+   * seq], so chunking bounds their memory on long prompts; a chunked pass does not emit attn_probs.
+   */
+  queryChunk?: number;
 }
 
 /** [batch, seq, heads * d] -> [batch, heads, seq, d] */
@@ -64,12 +70,25 @@ export function attention(
     const v = inp.past ? tf.concat([inp.past.v, vNew], 2) : vNew;
     const s = k.shape[2];
 
-    const qGrouped = tf.reshape(q, [b, nkv, g * t, d]); // heads h = kv * g + r share key head kv
-    const scores = tf.mul(tf.matMul(qGrouped, k, false, true), 1 / Math.sqrt(d)); // [b, nkv, g t, s]
-    const masked = tf.add(tf.reshape(scores, [b, nh, t, s]), inp.bias) as tf.Tensor4D; // [b, nh, t, s]
-    const probs = tap('attn_probs', tf.softmax(masked, -1) as tf.Tensor4D); // [b, nh, t, s]
-    const ctx = tf.matMul(tf.reshape(probs, [b, nkv, g * t, s]), v); // [b, nkv, g t, d]
-    const heads = tf.transpose(tf.reshape(ctx, [b, nh, t, d]), [0, 2, 1, 3]); // [b, t, nh, d]
+    // Queries in chunks of `c` rows (one chunk unless the caller bounds the scores' memory).
+    const c = Math.min(t, inp.queryChunk ?? t);
+    const parts: tf.Tensor4D[] = [];
+    for (let r0 = 0; r0 < t; r0 += c) {
+      const tc = Math.min(c, t - r0);
+      parts.push(tf.tidy(() => { // each chunk's scores are freed before the next chunk's
+        const qc = tc === t ? q : tf.slice(q, [0, 0, r0, 0], [b, nh, tc, d]); // [b, nh, tc, d]
+        const qGrouped = tf.reshape(qc, [b, nkv, g * tc, d]); // heads h = kv * g + r share key head kv
+        const scores = tf.mul(tf.matMul(qGrouped, k, false, true), 1 / Math.sqrt(d)); // [b, nkv, g tc, s]
+        const bias = attentionBias(inp.mask, r0, r0 + tc); // [b, 1, tc, s], 0 or MASKED
+        const masked = tf.add(tf.reshape(scores, [b, nh, tc, s]), bias) as tf.Tensor4D; // [b, nh, tc, s]
+        let probs = tf.softmax(masked, -1) as tf.Tensor4D; // [b, nh, tc, s]
+        if (tc === t) probs = tap('attn_probs', probs);
+        const ctx = tf.matMul(tf.reshape(probs, [b, nkv, g * tc, s]), v); // [b, nkv, g tc, d]
+        return tf.reshape(ctx, [b, nh, tc, d]) as tf.Tensor4D;
+      }));
+    }
+    const ctxAll = parts.length === 1 ? parts[0] : tf.concat(parts, 2); // [b, nh, t, d]
+    const heads = tf.transpose(ctxAll, [0, 2, 1, 3]); // [b, t, nh, d]
     const attnOut = tap('attn_out', tf.reshape(heads, [b, t, nh * d]) as tf.Tensor3D); // [b, t, nh d]
     const out = tap('o_proj', linear(attnOut, w.oProj)); // [b, t, hidden]
     return { out, cache: { k, v } };

@@ -21,21 +21,25 @@ export interface MaskSpec {
   attentionMask: Int32Array | null;
 }
 
-/** -> [batch, 1, queryLen, keyLen] */
-export function attentionBias(m: MaskSpec): tf.Tensor4D {
+/**
+ * -> [batch, 1, rows, keyLen]: the bias of query rows [from, to) (all of them by default), so
+ * that attention over a long prompt can build it one chunk of queries at a time.
+ */
+export function attentionBias(m: MaskSpec, from = 0, to = m.queryLen): tf.Tensor4D {
   const { batch, queryLen, keyLen, slidingWindow, attentionMask } = m;
   const offset = keyLen - queryLen;
-  const bias = new Float32Array(batch * queryLen * keyLen);
+  const rows = to - from;
+  const bias = new Float32Array(batch * rows * keyLen);
   for (let b = 0; b < batch; b++) {
-    for (let i = 0; i < queryLen; i++) {
-      const q = offset + i;
+    for (let i = 0; i < rows; i++) {
+      const q = offset + from + i;
       for (let k = 0; k < keyLen; k++) {
         const allowed = k <= q
           && (slidingWindow === null || q - k < slidingWindow)
           && (attentionMask === null || attentionMask[b * keyLen + k] !== 0);
-        if (!allowed) bias[(b * queryLen + i) * keyLen + k] = MASKED;
+        if (!allowed) bias[(b * rows + i) * keyLen + k] = MASKED;
       }
     }
   }
-  return tf.tensor4d(bias, [batch, 1, queryLen, keyLen]);
+  return tf.tensor4d(bias, [batch, 1, rows, keyLen]);
 }

@@ -9,7 +9,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KvCache } from '../layers/attention.js';
 import { decoderLayer } from '../layers/decoder.js';
-import { attentionBias } from '../layers/mask.js';
 import { rmsNorm } from '../layers/rmsnorm.js';
 import { rotaryTables } from '../layers/rotary.js';
 import { type Tap, noTap, prefixTap } from '../layers/tap.js';
@@ -44,7 +43,15 @@ export interface ForwardOptions {
   past?: KvCache[];
   /** Force LongRoPE's factor set (true long, false short); default: chosen from the positions. */
   ropeLong?: boolean;
+  /**
+   * Attention queries per chunk (Infinity: one chunk). Default: one chunk unless the scores would
+   * pass SCORE_BUDGET_BYTES; a chunked layer does not emit `attn_probs`.
+   */
+  attentionChunk?: number;
 }
+
+/** The default score budget: 256 MiB, a chunk of 682 queries at 4096 keys for Phi-4-mini's 24 heads. */
+export const SCORE_BUDGET_BYTES = 256 * 2 ** 20;
 
 export interface RunWithCacheOptions extends ForwardOptions {
   /** The taps to return (all by default); unknown names are refused. */
@@ -60,6 +67,9 @@ export interface ForwardResult {
 }
 
 export class Phi3Model {
+  /** Attention scores above this many bytes are computed a chunk of queries at a time. */
+  scoreBudgetBytes = SCORE_BUDGET_BYTES;
+
   constructor(readonly config: Phi3Config, readonly weights: ModelWeights, readonly source = '') {}
 
   /**
@@ -97,6 +107,16 @@ export class Phi3Model {
     return pos;
   }
 
+  /**
+   * Query rows per attention chunk: all of them unless the scores [B, nh, T, S] would pass
+   * scoreBudgetBytes, or when attn_probs is wanted whole (a hook or runWithCache names it).
+   */
+  private queryChunk(B: number, S: number, opts: ForwardOptions): number {
+    if (opts.attentionChunk !== undefined) return opts.attentionChunk;
+    if (opts.hooks && Object.keys(opts.hooks).some((n) => n.endsWith('.attn_probs'))) return Infinity;
+    return Math.max(1, Math.floor(this.scoreBudgetBytes / (4 * B * this.config.numHeads * S)));
+  }
+
   /** One forward pass. The caller owns (and disposes) the returned tensors. */
   forward(inp: ForwardInputs, opts: ForwardOptions = {}): ForwardResult {
     const cfg = this.config;
@@ -112,17 +132,18 @@ export class Phi3Model {
       const rope = rotaryTables(cfg.rope, positionIds, B, T, opts.ropeLong);
       const cos = tap('rope.cos', rope.cos); // [B, T, r]
       const sin = tap('rope.sin', rope.sin);
-      const bias = attentionBias({ // [B, 1, T, past + T]
+      const mask = { // which of the past + T keys each query sees (layers/mask.ts)
         batch: B, queryLen: T, keyLen: pastLen + T, slidingWindow: cfg.slidingWindow,
         attentionMask: inp.attentionMask ?? null,
-      });
+      };
+      const queryChunk = this.queryChunk(B, pastLen + T, opts);
 
       const cache: KvCache[] = [];
       for (let i = 0; i < cfg.numLayers; i++) {
         const lw = w.layer(i); // widened for this layer only, unless resident
         let r;
         try {
-          r = decoderLayer(x, lw.weights, cfg, { cos, sin, bias, past: opts.past?.[i] }, prefixTap(tap, `layers.${i}.`));
+          r = decoderLayer(x, lw.weights, cfg, { cos, sin, mask, past: opts.past?.[i], queryChunk }, prefixTap(tap, `layers.${i}.`));
         } finally {
           lw.release();
         }
@@ -153,7 +174,8 @@ export class Phi3Model {
       return u;
     };
     try {
-      const r = this.forward(inp, { ...fwd, tap });
+      const wholeProbs = !want || [...want].some((n) => n.endsWith('.attn_probs'));
+      const r = this.forward(inp, { ...fwd, tap, attentionChunk: fwd.attentionChunk ?? (wholeProbs ? Infinity : undefined) });
       for (const c of r.cache) tf.dispose([c.k, c.v]);
       return { logits: r.logits, taps };
     } catch (err) {

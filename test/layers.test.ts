@@ -119,10 +119,10 @@ for (const backend of TEST_BACKENDS) {
       const one = plainRope(d);
       const ones = tf.ones([1, T, d]) as tf.Tensor3D;
       const zeros = tf.zeros([1, T, d]) as tf.Tensor3D; // cos 1, sin 0: no rotation
-      const bias = attentionBias({ batch: 1, queryLen: T, keyLen: T, slidingWindow: null, attentionMask: null });
+      const mask = { batch: 1, queryLen: T, keyLen: T, slidingWindow: null, attentionMask: null };
       const w = { qkvProj: eye(H, H), oProj: eye(nh * d, nh * d) };
       const probe: Record<string, number[]> = {};
-      const { out, cache } = attention(tf.tensor3d(x, [1, T, H]), w, { numHeads: nh, numKvHeads: 1, headDim: d }, { cos: ones, sin: zeros, bias },
+      const { out, cache } = attention(tf.tensor3d(x, [1, T, H]), w, { numHeads: nh, numKvHeads: 1, headDim: d }, { cos: ones, sin: zeros, mask },
         (name, t) => { probe[name] = arr(t); return t; });
       const got = arr(out);
       const k = heads(nh * d);
@@ -134,7 +134,7 @@ for (const backend of TEST_BACKENDS) {
       expect(cache.k.shape).to.deep.equal([1, 1, T, d]); // the cache keeps one head, not nh copies
       expect(probe.attn_probs).to.have.length(nh * T * T);
       expect(one.rotaryDim).to.equal(d);
-      tf.dispose([out, cache.k, cache.v, ones, zeros, bias, w.qkvProj, w.oProj]);
+      tf.dispose([out, cache.k, cache.v, ones, zeros, w.qkvProj, w.oProj]);
     });
 
     it('GQA: query head h reads key/value head floor(h / (nh / nkv))', () => {
@@ -145,16 +145,16 @@ for (const backend of TEST_BACKENDS) {
       const head = (off: number) => [col(0, off), col(1, off)];
       const ones = tf.ones([1, T, d]) as tf.Tensor3D;
       const zeros = tf.zeros([1, T, d]) as tf.Tensor3D;
-      const bias = attentionBias({ batch: 1, queryLen: T, keyLen: T, slidingWindow: null, attentionMask: null });
+      const mask = { batch: 1, queryLen: T, keyLen: T, slidingWindow: null, attentionMask: null };
       const w = { qkvProj: tf.eye(H) as tf.Tensor2D, oProj: tf.eye(nh * d) as tf.Tensor2D };
-      const { out, cache } = attention(tf.tensor3d(x, [1, T, H]), w, { numHeads: nh, numKvHeads: nkv, headDim: d }, { cos: ones, sin: zeros, bias });
+      const { out, cache } = attention(tf.tensor3d(x, [1, T, H]), w, { numHeads: nh, numKvHeads: nkv, headDim: d }, { cos: ones, sin: zeros, mask });
       const got = arr(out);
       for (let h = 0; h < nh; h++) {
         const g = Math.floor(h / (nh / nkv));
         const ref = naiveHead(head(h * d), head(nh * d + g * d), head(nh * d + nkv * d + g * d));
         for (let t = 0; t < T; t++) for (let c = 0; c < d; c++) expect(got[t * nh * d + h * d + c]).to.be.closeTo(ref[t][c], 1e-5);
       }
-      tf.dispose([out, cache.k, cache.v, ones, zeros, bias, w.qkvProj, w.oProj]);
+      tf.dispose([out, cache.k, cache.v, ones, zeros, w.qkvProj, w.oProj]);
     });
 
     it('SwiGLU: the first half of gate_up is the gate, the second the up projection', () => {
