@@ -11,24 +11,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type DType, HOST_LITTLE_ENDIAN, decodeToFloat32 } from '../weights/index.js';
 
-/** dst[i] = src[i] << 16: the float32 bits of bf16 `src`. */
-export function widenBf16(src: Uint16Array, dst: Int32Array): void {
-  const n = src.length;
-  const even = n & ~1;
-  // Two elements per 32-bit load: the low half is element 2i, the high half element 2i + 1.
-  if (src.byteOffset % 4 === 0) {
-    const pairs = new Uint32Array(src.buffer, src.byteOffset, even >> 1);
-    for (let i = 0, j = 0; i < pairs.length; i++, j += 2) {
-      const v = pairs[i]!;
-      dst[j] = v << 16;
-      dst[j + 1] = v & 0xffff0000;
-    }
-    if (n & 1) dst[n - 1] = src[n - 1]! << 16;
-    return;
-  }
-  for (let i = 0; i < n; i++) dst[i] = src[i]! << 16;
-}
-
 // (func $widen (param $dst i32) (param $n i32) (local $src i32) (local $end i32) (local $v v128)
 //   src = dst + 2n;  end = dst + 4 (n & ~7)
 //   while dst < end:
@@ -171,18 +153,10 @@ export function floatTensor(bytes: Uint8Array, dtype: DType, shape: number[]): t
         const dst = new Int32Array(heap.buffer, at + 4 * done, n - done);
         for (let i = 0; i < src.length; i++) dst[i] = src[i]! << 16; // front to back: safe in place
       } else {
-        widenBf16(aligned(bytes), new Int32Array(heap.buffer, at, n));
+        decodeToFloat32(dtype, bytes, new Float32Array(heap.buffer, at, n));
       }
       return tf.engine().makeTensorFromTensorInfo(info);
     }
-    const out = new Float32Array(n);
-    widenBf16(aligned(bytes), new Int32Array(out.buffer));
-    return tf.tensor(out, shape, 'float32');
   }
   return tf.tensor(decodeToFloat32(dtype, bytes), shape, 'float32');
-}
-
-function aligned(bytes: Uint8Array): Uint16Array {
-  const b = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice();
-  return new Uint16Array(b.buffer, b.byteOffset, b.length / 2);
 }

@@ -260,9 +260,21 @@ export function decodeToFloat32(dtype: DType, bytes: Uint8Array, out?: Float32Ar
   const b = hostOrdered(bytes, size);
   switch (dtype) {
     case 'BF16': {
-      const src = new Uint16Array(b.buffer, b.byteOffset, n);
       const dst = new Int32Array(o.buffer, o.byteOffset + outOffset * 4, n);
-      for (let i = 0; i < n; i++) dst[i] = src[i]! << 16;
+      // bf16 is the top half of a float32. Two elements per 32-bit load when the bytes allow it:
+      // the low half is element 2i, the high half element 2i + 1 (little-endian host order).
+      if (b.byteOffset % 4 === 0) {
+        const pairs = new Uint32Array(b.buffer, b.byteOffset, n >> 1);
+        for (let i = 0, j = 0; i < pairs.length; i++, j += 2) {
+          const v = pairs[i]!;
+          dst[j] = v << 16;
+          dst[j + 1] = v & 0xffff0000;
+        }
+        if (n & 1) dst[n - 1] = new Uint16Array(b.buffer, b.byteOffset, n)[n - 1]! << 16;
+      } else {
+        const src = new Uint16Array(b.buffer, b.byteOffset, n);
+        for (let i = 0; i < n; i++) dst[i] = src[i]! << 16;
+      }
       return o;
     }
     case 'F32': {
