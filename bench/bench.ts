@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { KvCache } from '../layers/attention.js';
-import { UsageError, parseArgs, str } from '../src/args.js';
+import { UsageError, intFlag, parseArgs, str } from '../src/args.js';
 import { initBackend } from '../src/backend.js';
 import { GOLDEN_DIR, modelDir } from '../src/golden.js';
 import { Phi3Model } from '../src/model.js';
@@ -225,13 +225,8 @@ async function main(argv: string[]): Promise<void> {
   const p = parseArgs(argv, ['prompt-tokens', 'new-tokens', 'backend', 'weights', 'onnx', 'tiny'], ['json']);
   if (p.positional.length !== 1) throw new UsageError('bench needs one checkpoint directory: npm run bench -- <checkpoint>');
   const dir = p.positional[0]!;
-  const int = (name: string, dflt: number) => {
-    const v = Number(str(p, name) ?? dflt);
-    if (!Number.isSafeInteger(v) || v < 1) throw new UsageError(`--${name}: expected a positive integer`);
-    return v;
-  };
-  const prompt = int('prompt-tokens', 64);
-  const steps = int('new-tokens', 8);
+  const prompt = intFlag(p, 'prompt-tokens', 1) ?? 64;
+  const steps = intFlag(p, 'new-tokens', 1) ?? 8;
   const mode: WeightMode = weightMode(str(p, 'weights'));
   const onnx = str(p, 'onnx') ?? join(GOLDEN_DIR, 'onnx', 'phi4-mini-tiny.long-rope.onnx');
   const tiny = str(p, 'tiny') ?? modelDir('phi4-mini-tiny');

@@ -38,3 +38,16 @@ export function str(p: Parsed, name: string): string | undefined {
   const v = p.flags.get(name);
   return typeof v === 'string' ? v : undefined;
 }
+
+/** `text` as a whole number >= `min` (digits only), else a UsageError naming `flag`. */
+export function toInt(text: string, flag: string, min: number): number {
+  const n = Number(text);
+  if (!/^-?\d+$/.test(text) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`${flag}: expected an integer >= ${min}, got "${text}"`);
+  return n;
+}
+
+/** The integer value of `--name` (undefined when absent), >= `min`. */
+export function intFlag(p: Parsed, name: string, min: number): number | undefined {
+  const v = str(p, name);
+  return v === undefined ? undefined : toInt(v, `--${name}`, min);
+}

@@ -1,4 +1,4 @@
-import { UsageError, parseArgs, str } from '../args.js';
+import { UsageError, intFlag, parseArgs, str } from '../args.js';
 import { loadConfig } from '../config.js';
 import { ROPE_POLICIES, type RopePolicy, checkLength, checkpointEosIds, generate, writeGeneration } from '../generate.js';
 import { resolveCheckpoint } from '../hub.js';
@@ -8,10 +8,10 @@ import { checkSampling } from '../sampling.js';
 import { type ChatMessage, TextStreamer, loadTokenizer } from '../tokenizer.js';
 import { type Command, checkOutPath, start } from './common.js';
 
-function number(v: string | undefined, flag: string, integer = false): number | undefined {
+function number(v: string | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new UsageError(`--${flag}: "${v}" is not ${integer ? 'an integer' : 'a number'}`);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${flag}: "${v}" is not a number`);
   return n;
 }
 
@@ -26,7 +26,7 @@ export const generateCommand: Command = {
     const inputs = (['ids', 'prompt', 'chat'] as const).filter((f) => str(p, f) !== undefined);
     if (inputs.length !== 1) throw new UsageError('generate needs exactly one of --ids, --prompt and --chat');
     if (str(p, 'system') !== undefined && inputs[0] !== 'chat') throw new UsageError('--system goes with --chat');
-    const maxNew = number(str(p, 'max-new-tokens'), 'max-new-tokens', true);
+    const maxNew = intFlag(p, 'max-new-tokens', 1);
     if (maxNew === undefined) throw new UsageError('generate needs --max-new-tokens N');
     const policy = (str(p, 'rope-policy') ?? 'default') as RopePolicy;
     if (!ROPE_POLICIES.includes(policy)) throw new UsageError(`--rope-policy: "${policy}" is not one of ${ROPE_POLICIES.join(', ')}`);
@@ -34,12 +34,12 @@ export const generateCommand: Command = {
     if (noCache && policy === 'stale') throw new UsageError('--rope-policy stale describes cached keys; it cannot apply with --no-cache');
     const sampling = {
       temperature: number(str(p, 'temperature'), 'temperature'),
-      topK: number(str(p, 'top-k'), 'top-k', true),
+      topK: intFlag(p, 'top-k', 0),
       topP: number(str(p, 'top-p'), 'top-p'),
     };
     checkSampling(sampling);
     const seedText = str(p, 'seed');
-    if (seedText !== undefined && !/^\d+$/.test(seedText)) throw new UsageError(`--seed: "${seedText}" is not a non-negative integer`);
+    if (seedText !== undefined && !/^\d+$/.test(seedText)) throw new UsageError(`--seed: "${seedText}" is not a non-negative integer`); // any size: a BigInt
     const out = str(p, 'out');
     if (out) checkOutPath(out);
 

@@ -1,13 +1,10 @@
-import { UsageError, parseArgs, str } from '../args.js';
+import { UsageError, parseArgs, str, toInt } from '../args.js';
 import { DEFAULT_MEMORY_SOURCE, KV_BYTES, type KvDtype, formatMemoryReport, memoryJson, memoryReport, resolveMemorySource } from '../memory.js';
 import type { Command } from './common.js';
 
+/** A comma-separated list of integers >= 1. */
 function positiveInts(text: string, flag: string): number[] {
-  const parts = text.split(',').map((s) => s.trim());
-  return parts.map((s) => {
-    if (!/^\d+$/.test(s) || Number(s) < 1 || !Number.isSafeInteger(Number(s))) throw new UsageError(`${flag}: "${s}" is not a positive integer`);
-    return Number(s);
-  });
+  return text.split(',').map((s) => toInt(s.trim(), flag, 1));
 }
 
 export const memoryCommand: Command = {

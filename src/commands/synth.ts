@@ -1,14 +1,7 @@
-import { UsageError, parseArgs, str } from '../args.js';
+import { UsageError, intFlag, parseArgs, str } from '../args.js';
 import { ProgressBar, formatBytes } from '../progress.js';
 import { synthesize } from '../synth.js';
 import type { Command } from './common.js';
-
-function intFlag(v: string | undefined, flag: string, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`${flag}: expected an integer >= ${min}, got "${v}"`);
-  return n;
-}
 
 export const synthCommand: Command = {
   usage: `phi4 synth --config CONFIG.json --out DIR [--seed N] [--layers N]
@@ -20,8 +13,8 @@ export const synthCommand: Command = {
     const out = str(p, 'out');
     if (!config) throw new UsageError('synth needs --config CONFIG.json');
     if (!out) throw new UsageError('synth needs --out DIR');
-    const seed = intFlag(str(p, 'seed'), '--seed', 0);
-    const layers = intFlag(str(p, 'layers'), '--layers', 1);
+    const seed = intFlag(p, 'seed', 0);
+    const layers = intFlag(p, 'layers', 1);
     const t0 = performance.now();
     const r = synthesize(config, out, { seed, layers, progress: (total) => new ProgressBar('synth', total) });
     const secs = (performance.now() - t0) / 1000;
