@@ -2,11 +2,9 @@
 // logits through --out, text in and out through a checkpoint that has a tokenizer, a repo id
 // through a fake Hugging Face cache, and the one-line errors.
 
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { getEncoding } from 'js-tiktoken';
 import { F32_TOLERANCE, dumpPath } from '../src/golden.js';
@@ -14,33 +12,10 @@ import { relL2 } from '../src/metrics.js';
 import { SafetensorsFile, writeSafetensors } from '../weights/index.js';
 import { rand } from './helpers.js';
 import { writePhi4StyleTokenizer } from './o200k.js';
+import { ROOT, expectBadInput, phi4, show } from './cli-helpers.js';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(HERE, '..', '..');
-const CLI = path.resolve(HERE, '..', 'src', 'cli.js');
 const TINY = path.join(ROOT, 'golden', 'models', 'phi4-mini-tiny');
 const CHAT_TEMPLATE = fs.readFileSync(path.join(ROOT, 'test', 'fixtures', 'phi4-mini-style.chat_template.jinja'), 'utf8');
-
-interface Run { status: number | null; stdout: string; stderr: string }
-
-function phi4(args: string[], env: Record<string, string> = {}): Run {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
-  delete childEnv.PHI4_DEBUG;
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, env: childEnv, encoding: 'utf8', timeout: 90_000 });
-  if (r.error) throw r.error;
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-const show = (r: Run) => `exit ${r.status}\n--- stderr:\n${r.stderr}--- stdout:\n${r.stdout.slice(0, 2000)}`;
-
-/** Exit 2, exactly one "phi4: ..." error line (besides the banner), no stack trace, naming `names`. */
-function expectBadInput(r: Run, names: string[]): void {
-  expect(r.status, show(r)).to.equal(2);
-  const errs = r.stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('phi4-ts '));
-  expect(errs, r.stderr).to.have.length(1);
-  expect(errs[0]).to.match(/^phi4: \S/);
-  expect(r.stderr).not.to.match(/^\s+at\s/m);
-  for (const n of names) expect(errs[0]).to.include(n);
-}
 
 /**
  * A random one-layer checkpoint with Phi-4-mini's vocabulary size (200064), hidden 16, so that

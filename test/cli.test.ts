@@ -4,63 +4,21 @@
 // starts with "phi4: " and names the file, tensor or argument at fault, no stack trace, and no
 // output, temporary or partial file at --out.
 
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../weights/index.js';
 import { relL2, selectPositions } from '../src/metrics.js';
+import { BANNER, ROOT, expectBadInput, lines, phi4, show } from './cli-helpers.js';
 import { seqAxis, tapInfo, tapNames } from '../src/taps.js';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url)); // dist/test
-const ROOT = path.resolve(HERE, '..', '..');
-const CLI = path.resolve(HERE, '..', 'src', 'cli.js');
 const PHI4_TINY = path.join(ROOT, 'golden', 'models', 'phi4-mini-tiny');
 const PHI3_TINY = path.join(ROOT, 'golden', 'models', 'phi3-mini-tiny');
 const BATCH_DUMP = path.join(ROOT, 'golden', 'dumps', 'phi4-mini-tiny.batch.safetensors');
 const VERSION = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 /** With @tensorflow/tfjs-node installed the default backend is tensorflow; without it, wasm. */
 const DEFAULT_BACKEND = fs.existsSync(path.join(ROOT, 'node_modules', '@tensorflow', 'tfjs-node')) ? 'tensorflow' : 'wasm';
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `node dist/src/cli.js ...args` from the project root, PHI4_BACKEND and PHI4_DEBUG unset unless given. */
-function phi4(args: string[], env: Record<string, string> = {}): Run {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env };
-  delete childEnv.PHI4_BACKEND;
-  delete childEnv.PHI4_DEBUG;
-  Object.assign(childEnv, env);
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, env: childEnv, encoding: 'utf8', timeout: 60_000 });
-  if (r.error) throw r.error;
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-const lines = (s: string) => s.split('\n').filter((l) => l.trim() !== '');
-const STACK_LINE = /^\s+at\s.+/m;
-/** The banner every command that starts a backend prints first on stderr. */
-const BANNER = /^phi4-ts \S+ · backend \S+ · tfjs \S+$/;
-
-const show = (r: Run) => `exit ${r.status}\n--- stderr:\n${r.stderr}--- stdout:\n${r.stdout.slice(0, 2000)}`;
-
-/** A bad-input run: exit `status`, exactly one error line (last), naming everything in `names`, no stack trace. */
-function expectBadInput(r: Run, names: string[], status = 2): string {
-  expect(r.status, show(r)).to.equal(status);
-  expect(r.stdout, 'stack trace on stdout').not.to.match(STACK_LINE);
-  expect(r.stderr, 'stack trace on stderr').not.to.match(STACK_LINE);
-  const errLines = lines(r.stderr).filter((l) => !BANNER.test(l));
-  expect(errLines, `stderr should be one error line besides the banner:\n${r.stderr}`).to.have.length(1);
-  const last = lines(r.stderr).at(-1)!;
-  expect(last).to.equal(errLines[0]);
-  expect(last).to.match(/^phi4: \S/);
-  for (const n of names) expect(last, `error line should name ${n}`).to.include(n);
-  return last;
-}
 
 /** An output path in a fresh, empty directory, so that any file left behind (temporary ones too) shows. */
 function freshOut(root: string): string {

@@ -2,11 +2,9 @@
 // run as a child process as a user runs it. Expected values are computed by hand here, never by
 // the code under test.
 
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { type Entries, type Entry, PRESETS, compare, compareFiles, forwardOrder, logitStats } from '../src/compare.js';
 import { applyMap, parseMapSpec, permute } from '../src/compare-map.js';
@@ -19,33 +17,15 @@ import { tfjsVersion } from '../src/backend.js';
 import { compareCommand } from '../src/commands/compare.js';
 import { SafetensorsFile, type TensorToWrite, writeSafetensors } from '../weights/index.js';
 import { useBackend } from './helpers.js';
+import { ROOT, type Run, expectBadInput, phi4, show } from './cli-helpers.js';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url)); // dist/test
-const ROOT = path.resolve(HERE, '..', '..');
-const CLI = path.resolve(HERE, '..', 'src', 'cli.js');
 const SHORT = dumpPath('phi4-mini-tiny.short');
 const BATCH = dumpPath('phi4-mini-tiny.batch');
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function phi4(args: string[]): Run {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
-  if (r.error) throw r.error;
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-const show = (r: Run) => `exit ${r.status}\n--- stderr:\n${r.stderr}--- stdout:\n${r.stdout.slice(0, 3000)}`;
-
-/** Exit 2 with exactly one line on stderr, "phi4: ...", naming everything in `names`, no stack trace. */
-function expectBadInput(r: Run, names: string[]): void {
-  expect(r.status, show(r)).to.equal(2);
-  const lines = r.stderr.split('\n').filter((l) => l.trim() !== '');
-  expect(lines, r.stderr).to.have.length(1);
-  expect(lines[0]).to.match(/^phi4: \S/);
-  for (const n of names) expect(lines[0], `error line should name ${n}`).to.include(n);
+/** Exit 2 with exactly one line on stderr, "phi4: ...", naming everything in `names`, no stack trace, no output. */
+function expectBadInputAlone(r: Run, names: string[]): void {
+  expectBadInput(r, names);
+  expect(r.stderr.split('\n').filter((l) => l.trim() !== ''), r.stderr).to.have.length(1); // not even a banner
   expect(r.stdout).to.equal('');
 }
 
@@ -297,13 +277,13 @@ describe('phi4 compare: files and the command line', function () {
   it('cli bad input: different shapes, a missing file, a file that is not safetensors: exit 2, one line', () => {
     const other = path.join(tmp, 'other-shape.safetensors');
     rewrite(SHORT, other, (n, d, s) => (n === 'layers.1.attn_probs' ? { data: d, shape: [s[0], s[2], s[1], s[3]] } : { data: d, shape: s }));
-    expectBadInput(phi4(['compare', SHORT, other]), ['layers.1.attn_probs', 'shapes differ', '[1,6,11,11]', '[1,11,6,11]']);
+    expectBadInputAlone(phi4(['compare', SHORT, other]), ['layers.1.attn_probs', 'shapes differ', '[1,6,11,11]', '[1,11,6,11]']);
     const missing = path.join(tmp, 'missing.safetensors');
-    expectBadInput(phi4(['compare', SHORT, missing]), [missing, 'cannot open']);
+    expectBadInputAlone(phi4(['compare', SHORT, missing]), [missing, 'cannot open']);
     const notSt = path.join(ROOT, 'package.json');
-    expectBadInput(phi4(['compare', notSt, SHORT, '--plot', path.join(tmp, 'p.svg')]), [notSt]);
+    expectBadInputAlone(phi4(['compare', notSt, SHORT, '--plot', path.join(tmp, 'p.svg')]), [notSt]);
     expect(fs.existsSync(path.join(tmp, 'p.svg'))).to.equal(false);
-    expectBadInput(phi4(['compare', SHORT, SHORT, '--preset', 'int8']), ['--preset', 'int8']);
+    expectBadInputAlone(phi4(['compare', SHORT, SHORT, '--preset', 'int8']), ['--preset', 'int8']);
   });
 
   it('other bad input names the option, file or tensor', () => {

@@ -4,21 +4,17 @@
 // 3072, intermediate 8192, vocab 200064, 24/8 heads of 128) with 2 layers, written as a header
 // plus a sparse data section so that it costs no disk and no time.
 
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { loadConfig } from '../src/config.js';
 import { type MemoryReport, type SchemeId, kvCacheBytes, memoryReport, resolveMemorySource, useMoreBits } from '../src/memory.js';
+import { ROOT, phi4 } from './cli-helpers.js';
 
 /** llama.cpp's use_more_bits(i, n), written out: i < n/8, i >= 7n/8, or (i - n/8) % 3 == 2 (integer division). */
 const moreBits = (i: number, n: number) => i < Math.trunc(n / 8) || i >= Math.trunc((7 * n) / 8) || (i - Math.trunc(n / 8)) % 3 === 2;
 
-const HERE = path.dirname(fileURLToPath(import.meta.url)); // dist/test
-const ROOT = path.resolve(HERE, '..', '..');
-const CLI = path.resolve(HERE, '..', 'src', 'cli.js');
 const MODELS = path.join(ROOT, 'golden', 'models');
 const REAL_CONFIG = path.join(ROOT, 'golden', 'configs', 'phi-4-mini-instruct.json');
 
@@ -177,7 +173,7 @@ describe('memory: weights, KV cache and totals from safetensors headers', () => 
     });
 
     it('phi4 memory --json prints the same figures', function () {
-      const run = spawnSync(process.execPath, [CLI, 'memory', dir, '--json', '--context', '4096'], { cwd: ROOT, encoding: 'utf8' });
+      const run = phi4(['memory', dir, '--json', '--context', '4096']);
       expect(run.status, run.stderr).to.equal(0);
       const j = JSON.parse(run.stdout) as { parameters: number; bf16Bytes: number; rows: { scheme: string; weightBytes: number }[] };
       const tensors = counted(dir, true);
@@ -211,7 +207,7 @@ describe('memory: weights, KV cache and totals from safetensors headers', () => 
 
   it('refuses an unknown source and bad flags with one line, exit 2', () => {
     for (const args of [['nonexistent/repo'], ['--kv-dtype', 'int3']]) {
-      const run = spawnSync(process.execPath, [CLI, 'memory', ...args], { cwd: ROOT, encoding: 'utf8' });
+      const run = phi4(['memory', ...args]);
       expect(run.status, run.stderr).to.equal(2);
       expect(run.stderr.trim().split('\n')).to.have.length(1);
       expect(run.stderr).to.match(/^phi4: /);

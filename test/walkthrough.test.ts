@@ -2,30 +2,18 @@
 // (document drift), every source link must still point at the code it names, and
 // `phi4 walkthrough` must print what section 8 of the document shows.
 
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { Phi3Model } from '../src/model.js';
 import { EXTRA_CODE, GENERATED_DOCS, docValues, renderDoc, staleRegions } from '../src/gen-docs.js';
 import { type CodeRef, DEFAULT_WALKTHROUGH_CHECKPOINT, STEP_IDS, defaultIds, loadRealConfig, runWalkthrough, stepCode } from '../src/walkthrough.js';
 import { useBackend } from './helpers.js';
+import { ROOT, phi4 } from './cli-helpers.js';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url)); // dist/test
-const ROOT = path.resolve(HERE, '..', '..');
-const CLI = path.resolve(HERE, '..', 'src', 'cli.js');
 const DOC = path.join(ROOT, 'docs', 'walkthrough.md');
-
-function phi4(args: string[]) {
-  const env = { ...process.env };
-  delete env.PHI4_BACKEND;
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, env, encoding: 'utf8', timeout: 60_000 });
-  if (r.error) throw r.error;
-  return r;
-}
 
 /** The content of a generated region of the committed document. */
 function region(doc: string, name: string): string {
