@@ -14,7 +14,7 @@ ${Object.values(COMMANDS).map((c) => '  ' + c.usage).join('\n')}
 backends: tensorflow (when @tensorflow/tfjs-node loads), wasm (default), cpu; or set PHI4_BACKEND`;
 
 /** Errors that describe bad input: one line, exit 2. Anything else is a bug: exit 1. */
-const KNOWN_ERRORS = ['UsageError', 'ConfigError', 'WeightsError', 'InputError', 'BackendError'];
+const KNOWN_ERRORS = ['UsageError', 'ConfigError', 'WeightsError', 'InputError', 'BackendError', 'ReferenceInputError'];
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;

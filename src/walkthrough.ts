@@ -171,7 +171,7 @@ const MODEL = 'src/model.ts';
 /** Taps of the walkthrough, layer-relative names prefixed with "@". */
 const TAP_STEPS: { id: string; tap: string; title: string; rule: string; code: CodeRef[] }[] = [
   { id: 'embed', tap: 'embed', title: 'token embedding', rule: 'x = embed_tokens[input_ids]', code: [{ file: MODEL, from: "tap('embed'" }] },
-  { id: 'rope.cos', tap: 'rope.cos', title: 'rotary cos table', rule: 'cos(p * inv_freq) * scaling, halves repeated', code: [{ file: MODEL, from: 'const rope = rotaryTables(' }, { file: 'layers/rotary.ts', from: 'export function cosSin(', to: 'return { cos, sin };' }] },
+  { id: 'rope.cos', tap: 'rope.cos', title: 'rotary cos table', rule: 'cos(p * inv_freq) * scaling, halves repeated', code: [{ file: MODEL, from: 'const rope = rotaryTables(' }, { file: 'layers/rope-tables.ts', from: 'export function cosSin(', to: 'return { cos, sin };' }] },
   { id: 'rope.sin', tap: 'rope.sin', title: 'rotary sin table', rule: 'sin(p * inv_freq) * scaling, halves repeated', code: [{ file: MODEL, from: "tap('rope.sin'" }] },
   { id: 'input_norm', tap: '@input_norm', title: 'RMSNorm before attention', rule: 'w * x / sqrt(mean(x^2) + eps)', code: [{ file: DEC, from: "tap('input_norm'" }, { file: 'layers/rmsnorm.ts', from: 'export function rmsNorm', to: 'return tf.mul(weight, normed)' }] },
   { id: 'qkv', tap: '@qkv', title: 'fused qkv projection', rule: '[q | k | v] = x W_qkv^T', code: [{ file: ATT, from: "tap('qkv'" }] },

@@ -194,6 +194,10 @@ export class Checkpoint {
     return this.shardOf(name).readFloat64(name);
   }
 
+  readFloat64Range(name: string, first: number, count: number): Float64Array {
+    return this.shardOf(name).readFloat64Range(name, first, count);
+  }
+
   readInt32(name: string): Int32Array {
     return this.shardOf(name).readInt32(name);
   }

@@ -339,6 +339,22 @@ export class SafetensorsFile {
   }
 
   /**
+   * Elements [first, first + count) of a tensor (row-major order), widened exactly to float64:
+   * a few rows of a matrix too large to hold whole as float64 (an embedding, a tied head).
+   */
+  readFloat64Range(name: string, first: number, count: number): Float64Array {
+    const info = this.infoRef(name);
+    const esize = DTYPE_SIZES[info.dtype];
+    const n = info.byteLength / esize;
+    if (!(Number.isSafeInteger(first) && Number.isSafeInteger(count) && first >= 0 && count >= 0 && first + count <= n)) {
+      throw new WeightsError(`${this.path}: tensor "${info.name}": elements [${first}, ${first + count}) are outside its ${n}`);
+    }
+    const bytes = new Uint8Array(count * esize);
+    this.readAt(info, first * esize, bytes);
+    return decodeToFloat64(info.dtype, bytes);
+  }
+
+  /**
    * Read a tensor as int32. I32 as is; other integer dtypes and BOOL converted,
    * with values outside the int32 range an error; float dtypes only when every
    * value is an exact integer in int32 range (else an error naming the element).

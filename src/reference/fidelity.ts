@@ -1,0 +1,51 @@
+// How far a forward pass is from exact: every tap of the tfjs model on the current backend, and
+// of the ideal float32 (the float64 reference with float32 storage between operations: exact
+// sums, one rounding per stored value), measured against the float64 reference as rel L2.
+// `npm run fidelity` prints it; test/fidelity.test.ts holds the default backend to it.
+
+import * as tf from '@tensorflow/tfjs-core';
+import { Checkpoint } from '../../weights/index.js';
+import { relL2 } from '../metrics.js';
+import { type ForwardInputs, Phi3Model } from '../model.js';
+import { referenceForward } from './forward.js';
+import type { Rounding } from './rounding.js';
+
+/** Every tap of a reference run, kept as float64. */
+export type TapValues = Map<string, Float64Array>;
+
+/** Runs the reference with `rounding` and keeps a copy of every tap. */
+export function referenceTaps(dir: string, model: Phi3Model, inputs: ForwardInputs, rounding: Rounding = 'none'): TapValues {
+  const ckpt = Checkpoint.open(dir);
+  const taps: TapValues = new Map();
+  try {
+    referenceForward(ckpt, model.config, inputs, { rounding, onTap: (name, data) => taps.set(name, data.slice()) });
+  } finally {
+    ckpt.close();
+  }
+  return taps;
+}
+
+/** rel L2 of each tap of `taps` against `exact`, in forward order. */
+export function tapErrors(taps: TapValues, exact: TapValues): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [name, ref] of exact) {
+    const t = taps.get(name);
+    if (t) out.set(name, relL2(t, ref));
+  }
+  return out;
+}
+
+/** rel L2 of each tap of the tfjs model (on the current backend) against `exact`, tap by tap as the pass goes. */
+export function modelErrors(model: Phi3Model, inputs: ForwardInputs, exact: TapValues): Map<string, number> {
+  const out = new Map<string, number>();
+  const r = model.forward(inputs, {
+    attentionChunk: Infinity, // so that attn_probs is emitted
+    tap: (name, t) => {
+      const ref = exact.get(name);
+      if (ref) out.set(name, relL2(t.dataSync() as Float32Array, ref));
+      return t;
+    },
+  });
+  tf.dispose([r.logits, ...r.cache.flatMap((c) => [c.k, c.v])]);
+  return out;
+}
