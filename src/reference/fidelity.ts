@@ -5,8 +5,9 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { Checkpoint } from '../../weights/index.js';
+import type { Phi3Config } from '../config.js';
 import { relL2 } from '../metrics.js';
-import { type ForwardInputs, Phi3Model } from '../model.js';
+import type { ForwardInputs, Phi3Model } from '../model.js';
 import { referenceForward } from './forward.js';
 import type { Rounding } from './rounding.js';
 
@@ -14,11 +15,11 @@ import type { Rounding } from './rounding.js';
 export type TapValues = Map<string, Float64Array>;
 
 /** Runs the reference with `rounding` and keeps a copy of every tap. */
-export function referenceTaps(dir: string, model: Phi3Model, inputs: ForwardInputs, rounding: Rounding = 'none'): TapValues {
+export function referenceTaps(dir: string, config: Phi3Config, inputs: ForwardInputs, rounding: Rounding = 'none'): TapValues {
   const ckpt = Checkpoint.open(dir);
   const taps: TapValues = new Map();
   try {
-    referenceForward(ckpt, model.config, inputs, { rounding, onTap: (name, data) => taps.set(name, data.slice()) });
+    referenceForward(ckpt, config, inputs, { rounding, onTap: (name, data) => taps.set(name, data.slice()) });
   } finally {
     ckpt.close();
   }
