@@ -9,6 +9,7 @@
 // along the sequence axis and multiplied by their one shared key head: the same numbers, no copy.
 
 import * as tf from '@tensorflow/tfjs-core';
+import { rowDots, softmax } from './exact.js';
 import { type LinearWeight, linear } from './linear.js';
 import { type MaskSpec, attentionBias } from './mask.js';
 import { applyRotary } from './rotary.js';
@@ -78,12 +79,12 @@ export function attention(
       parts.push(tf.tidy(() => { // each chunk's scores are freed before the next chunk's
         const qc = tc === t ? q : tf.slice(q, [0, 0, r0, 0], [b, nh, tc, d]); // [b, nh, tc, d]
         const qGrouped = tf.reshape(qc, [b, nkv, g * tc, d]); // heads h = kv * g + r share key head kv
-        const scores = tf.mul(tf.matMul(qGrouped, k, false, true), 1 / Math.sqrt(d)); // [b, nkv, g tc, s]
+        const scores = rowDots(tf.reshape(qGrouped, [b * nkv, g * tc, d]), tf.reshape(k, [b * nkv, s, d]), 1 / Math.sqrt(d)); // [b nkv, g tc, s]
         const bias = attentionBias(inp.mask, r0, r0 + tc); // [b, 1, tc, s], 0 or MASKED
         const masked = tf.add(tf.reshape(scores, [b, nh, tc, s]), bias) as tf.Tensor4D; // [b, nh, tc, s]
-        let probs = tf.softmax(masked, -1) as tf.Tensor4D; // [b, nh, tc, s]
+        let probs = softmax(masked); // [b, nh, tc, s]
         if (tc === t) probs = tap('attn_probs', probs);
-        const ctx = tf.matMul(tf.reshape(probs, [b, nkv, g * tc, s]), v); // [b, nkv, g tc, d]
+        const ctx = rowDots(tf.reshape(probs, [b * nkv, g * tc, s]), tf.reshape(tf.transpose(v, [0, 1, 3, 2]), [b * nkv, d, s])); // [b nkv, g tc, d]
         return tf.reshape(ctx, [b, nh, tc, d]) as tf.Tensor4D;
       }));
     }

@@ -13,8 +13,9 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import type { DecoderWeights } from '../layers/decoder.js';
+import { type DotsWeights, hostDots, usesKernel } from '../layers/exact.js';
 import { type HostMatrix, linear } from '../layers/linear.js';
-import { Checkpoint, type DType, WeightsError, dtypeSize, numElements } from '../weights/index.js';
+import { Checkpoint, type DType, HOST_LITTLE_ENDIAN, WeightsError, dtypeSize, numElements } from '../weights/index.js';
 import type { Phi3Config } from './config.js';
 import { ProgressBar, type ProgressSink } from './progress.js';
 import { type Bf16Kernels, bf16Kernels, floatTensor } from './widen.js';
@@ -398,11 +399,22 @@ export class HostWeights implements ModelWeights {
     };
   }
 
+  /** Rows [rowStart, rowEnd) as the exact kernel takes them: the bf16 or float32 bytes where they lie (or as read). */
+  private dotsWeights(name: string, rowStart = 0, rowEnd?: number): DotsWeights | undefined {
+    const l = this.info(name);
+    const [rows, cols] = l.shape as [number, number];
+    const rowBytes = cols * dtypeSize(l.dtype);
+    if ((l.dtype !== 'BF16' && l.dtype !== 'F32') || !HOST_LITTLE_ENDIAN) return undefined;
+    const bytes = this.bytes(name, rowStart * rowBytes, (rowEnd ?? rows) * rowBytes);
+    return l.dtype === 'BF16' ? { bf16: bytes } : { f32: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) };
+  }
+
   private matrix(name: string): HostMatrix {
     return {
       shape: this.info(name).shape as [number, number],
       toTensor: () => this.widened(name),
       matVec: this.matVecOf(name),
+      dotsWeights: () => this.dotsWeights(name),
     };
   }
 
@@ -437,8 +449,15 @@ export class HostWeights implements ModelWeights {
     const step = Math.max(1, Math.floor(HostWeights.headChunkBytes / (4 * H)));
     const parts: tf.Tensor3D[] = [];
     try {
+      const [b, t] = x.shape;
       for (let r = 0; r < V; r += step) {
-        const w = this.widened(name, r, Math.min(V, r + step));
+        const end = Math.min(V, r + step);
+        const held = usesKernel() ? this.dotsWeights(name, r, end) : undefined;
+        if (held) {
+          parts.push(tf.tidy(() => tf.reshape(hostDots(tf.reshape(x, [b * t, H]), held, end - r), [b, t, end - r])));
+          continue;
+        }
+        const w = this.widened(name, r, end);
         try {
           parts.push(linear(x, w));
         } finally {

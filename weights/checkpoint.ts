@@ -194,8 +194,8 @@ export class Checkpoint {
     return this.shardOf(name).readFloat64(name);
   }
 
-  readFloat64Range(name: string, first: number, count: number): Float64Array {
-    return this.shardOf(name).readFloat64Range(name, first, count);
+  readFloat64Range(name: string, first: number, count: number, out?: Float64Array): Float64Array {
+    return this.shardOf(name).readFloat64Range(name, first, count, out);
   }
 
   readInt32(name: string): Int32Array {

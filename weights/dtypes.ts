@@ -320,6 +320,12 @@ export function decodeToFloat64(dtype: DType, bytes: Uint8Array, out?: Float64Ar
       }
       return o;
     }
+    case 'BF16':
+    case 'F16':
+    case 'F32':
+      // exact through float32, and a native float32 -> float64 copy: far faster than per-element decoding
+      o.set(decodeToFloat32(dtype, bytes), outOffset);
+      return o;
     default:
       return decodeGeneric(dtype, b, n, o, outOffset);
   }

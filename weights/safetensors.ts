@@ -33,6 +33,9 @@ export class WeightsError extends Error {
 /** Largest header accepted, as in the Rust crate. */
 export const MAX_HEADER_BYTES = 100_000_000;
 
+/** Bytes read per step by readFloat64Range, one buffer for every call. */
+const rangeScratch = new Uint8Array(8 * 2 ** 20);
+
 
 export interface TensorInfo {
   readonly name: string;
@@ -339,19 +342,26 @@ export class SafetensorsFile {
   }
 
   /**
-   * Elements [first, first + count) of a tensor (row-major order), widened exactly to float64:
-   * a few rows of a matrix too large to hold whole as float64 (an embedding, a tied head).
+   * Elements [first, first + count) of a tensor (row-major order), widened exactly to float64,
+   * into `out` when given (reused by the caller: fresh memory is slow to fault in) else a new
+   * array: a few rows of a matrix too large to hold whole as float64 (an embedding, a tied head).
    */
-  readFloat64Range(name: string, first: number, count: number): Float64Array {
+  readFloat64Range(name: string, first: number, count: number, out?: Float64Array): Float64Array {
     const info = this.infoRef(name);
     const esize = DTYPE_SIZES[info.dtype];
     const n = info.byteLength / esize;
     if (!(Number.isSafeInteger(first) && Number.isSafeInteger(count) && first >= 0 && count >= 0 && first + count <= n)) {
       throw new WeightsError(`${this.path}: tensor "${info.name}": elements [${first}, ${first + count}) are outside its ${n}`);
     }
-    const bytes = new Uint8Array(count * esize);
-    this.readAt(info, first * esize, bytes);
-    return decodeToFloat64(info.dtype, bytes);
+    const o = out ?? new Float64Array(count);
+    if (o.length < count) throw new WeightsError(`${this.path}: tensor "${info.name}": ${count} elements do not fit an array of ${o.length}`);
+    const step = Math.max(1, Math.floor(rangeScratch.length / esize));
+    for (let done = 0; done < count; done += step) {
+      const bytes = rangeScratch.subarray(0, Math.min(step, count - done) * esize);
+      this.readAt(info, (first + done) * esize, bytes);
+      decodeToFloat64(info.dtype, bytes, o, done);
+    }
+    return o;
   }
 
   /**

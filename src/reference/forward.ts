@@ -70,12 +70,23 @@ function checkInputs(cfg: Phi3Config, inp: ForwardInputs): Int32Array {
   return pos;
 }
 
-/** Reads a checkpoint tensor as float64, checking its shape against the config. */
-function tensor(ckpt: Checkpoint, name: string, shape: number[]): Float64Array {
+/**
+ * Reads a checkpoint tensor as float64 into `into` (one buffer reused for every matrix: fresh
+ * memory is slow to fault in), checking its shape against the config. Valid until the next read.
+ */
+function tensor(ckpt: Checkpoint, name: string, shape: number[], into: { buf: Float64Array }): Float64Array {
   if (!ckpt.has(name)) throw new ReferenceInputError(`${ckpt.dir}: tensor "${name}" is missing`);
   const got = ckpt.info(name).shape;
   if (got.join(',') !== shape.join(',')) throw new ReferenceInputError(`${ckpt.dir}: tensor "${name}" has shape [${got}], expected [${shape}]`);
-  return ckpt.readFloat64(name);
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (into.buf.length < n) into.buf = new Float64Array(n);
+  return ckpt.readFloat64Range(name, 0, n, into.buf).subarray(0, n);
+}
+
+/** Elements [first, first + count) of a tensor into the reused buffer. */
+function tensorRows(ckpt: Checkpoint, name: string, first: number, count: number, into: { buf: Float64Array }): Float64Array {
+  if (into.buf.length < count) into.buf = new Float64Array(count);
+  return ckpt.readFloat64Range(name, first, count, into.buf).subarray(0, count);
 }
 
 /**
@@ -121,13 +132,14 @@ export function referenceForward(ckpt: Checkpoint, cfg: Phi3Config, inp: Forward
   const allowed = (b: number, q: number, k: number): boolean => // layers/mask.ts's rule
     k <= q && (cfg.slidingWindow === null || q - k < cfg.slidingWindow) && (!inp.attentionMask || inp.attentionMask[b * T + k] !== 0);
 
+  const wbuf = { buf: new Float64Array(0) }; // the weight buffer every matrix is read into in turn
   for (let l = 0; l < cfg.numLayers; l++) {
     const p = `model.layers.${l}.`;
     const at = (name: string): string => `layers.${l}.${name}`;
 
     // Attention.
-    const n1 = tap(at('input_norm'), rmsNorm(x, R, H, tensor(ckpt, `${p}input_layernorm.weight`, [H]), eps), [B, T, H]);
-    const qkv = tap(at('qkv'), linear(n1, R, tensor(ckpt, `${p}self_attn.qkv_proj.weight`, [qkvDim, H]), qkvDim, H), [B, T, qkvDim]);
+    const n1 = tap(at('input_norm'), rmsNorm(x, R, H, tensor(ckpt, `${p}input_layernorm.weight`, [H], wbuf), eps), [B, T, H]);
+    const qkv = tap(at('qkv'), linear(n1, R, tensor(ckpt, `${p}self_attn.qkv_proj.weight`, [qkvDim, H], wbuf), qkvDim, H), [B, T, qkvDim]);
     const q = new Float64Array(B * nh * T * d); // [B, nh, T, d]
     const k = new Float64Array(B * nkv * T * d); // [B, nkv, T, d]
     const v = new Float64Array(B * nkv * T * d); // [B, nkv, T, d]
@@ -184,32 +196,32 @@ export function referenceForward(ckpt: Checkpoint, cfg: Phi3Config, inp: Forward
       }
     }
     tap(at('attn_out'), attnOut, [B, T, nh * d]);
-    const o = tap(at('o_proj'), linear(attnOut, R, tensor(ckpt, `${p}self_attn.o_proj.weight`, [H, nh * d]), H, nh * d), [B, T, H]);
+    const o = tap(at('o_proj'), linear(attnOut, R, tensor(ckpt, `${p}self_attn.o_proj.weight`, [H, nh * d], wbuf), H, nh * d), [B, T, H]);
     const h1 = new Float64Array(R * H);
     for (let i = 0; i < h1.length; i++) h1[i] = x[i] + o[i];
     tap(at('post_attn_residual'), h1, [B, T, H]);
 
     // MLP.
-    const n2 = tap(at('post_attn_norm'), rmsNorm(h1, R, H, tensor(ckpt, `${p}post_attention_layernorm.weight`, [H]), eps), [B, T, H]);
-    const gateUp = tap(at('gate_up'), linear(n2, R, tensor(ckpt, `${p}mlp.gate_up_proj.weight`, [2 * I, H]), 2 * I, H), [B, T, 2 * I]);
+    const n2 = tap(at('post_attn_norm'), rmsNorm(h1, R, H, tensor(ckpt, `${p}post_attention_layernorm.weight`, [H], wbuf), eps), [B, T, H]);
+    const gateUp = tap(at('gate_up'), linear(n2, R, tensor(ckpt, `${p}mlp.gate_up_proj.weight`, [2 * I, H], wbuf), 2 * I, H), [B, T, 2 * I]);
     const act = new Float64Array(R * I); // silu(gate) * up
     for (let r = 0; r < R; r++) {
       for (let i = 0; i < I; i++) act[r * I + i] = silu(gateUp[r * 2 * I + i]) * gateUp[r * 2 * I + I + i];
     }
     tap(at('mlp_act'), act, [B, T, I]);
-    const m = tap(at('mlp_out'), linear(act, R, tensor(ckpt, `${p}mlp.down_proj.weight`, [H, I]), H, I), [B, T, H]);
+    const m = tap(at('mlp_out'), linear(act, R, tensor(ckpt, `${p}mlp.down_proj.weight`, [H, I], wbuf), H, I), [B, T, H]);
     x = new Float64Array(R * H);
     for (let i = 0; i < x.length; i++) x[i] = h1[i] + m[i];
     tap(at('out'), x, [B, T, H]);
   }
 
   // Head: the final norm, then the (tied) head a block of vocabulary rows at a time.
-  const fn = tap('final_norm', rmsNorm(x, R, H, tensor(ckpt, 'model.norm.weight', [H]), eps), [B, T, H]);
+  const fn = tap('final_norm', rmsNorm(x, R, H, tensor(ckpt, 'model.norm.weight', [H], wbuf), eps), [B, T, H]);
   const logits = new Float64Array(R * V); // [R, V]
   const block = Math.max(1, Math.floor(HEAD_BLOCK_BYTES / (8 * H)));
   for (let v0 = 0; v0 < V; v0 += block) {
     const n = Math.min(block, V - v0);
-    const part = linear(fn, R, ckpt.readFloat64Range(headName, v0 * H, n * H), n, H); // [R, n]
+    const part = linear(fn, R, tensorRows(ckpt, headName, v0 * H, n * H, wbuf), n, H); // [R, n]
     for (let r = 0; r < R; r++) logits.set(part.subarray(r * n, (r + 1) * n), r * V + v0);
   }
   return tap('logits', logits, [B, T, V]);

@@ -8,10 +8,27 @@
 /** y = x W^T: x [T, inDim], W [outDim, inDim] (the checkpoint's layout) -> [T, outDim]. */
 export function linear(x: Float64Array, T: number, w: Float64Array, outDim: number, inDim: number): Float64Array {
   const y = new Float64Array(T * outDim);
-  for (let o = 0; o < outDim; o++) {
-    const row = o * inDim;
-    for (let t = 0; t < T; t++) y[t * outDim + o] = dot(x, t * inDim, w, row, inDim);
+  let o = 0;
+  for (; o + 4 <= outDim; o += 4) { // four rows of W against each row of x: each x value read once for four sums
+    const w0 = o * inDim, w1 = w0 + inDim, w2 = w1 + inDim, w3 = w2 + inDim;
+    for (let t = 0; t < T; t++) {
+      const xt = t * inDim;
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (let i = 0; i < inDim; i++) {
+        const xi = x[xt + i];
+        s0 += xi * w[w0 + i];
+        s1 += xi * w[w1 + i];
+        s2 += xi * w[w2 + i];
+        s3 += xi * w[w3 + i];
+      }
+      const yt = t * outDim + o;
+      y[yt] = s0;
+      y[yt + 1] = s1;
+      y[yt + 2] = s2;
+      y[yt + 3] = s3;
+    }
   }
+  for (; o < outDim; o++) for (let t = 0; t < T; t++) y[t * outDim + o] = dot(x, t * inDim, w, o * inDim, inDim);
   return y;
 }
 
