@@ -66,20 +66,6 @@ export function hostDots(x: tf.Tensor2D, w: DotsWeights, N: number): tf.Tensor2D
   return tf.tensor2d(exactDots(x.dataSync() as Float32Array, M, K, w, N), [M, N]);
 }
 
-/** RMSNorm's scale 1 / sqrt(mean(x^2) + eps) over the last axis, exactly: x [..., n] -> [..., 1]. */
-export function rmsScale<T extends tf.Tensor>(x: T, eps: number): T {
-  const n = x.shape[x.shape.length - 1];
-  const X = x.dataSync() as Float32Array;
-  const rows = X.length / n;
-  const y = new Float32Array(rows);
-  for (let r = 0; r < rows; r++) {
-    let s = 0;
-    for (let i = r * n; i < (r + 1) * n; i++) s += X[i] * X[i];
-    y[r] = 1 / Math.sqrt(s / n + eps);
-  }
-  return tf.tensor(y, [...x.shape.slice(0, -1), 1]) as T;
-}
-
 /** softmax over the last axis, exactly: exp(x - max) / sum(exp(x - max)) in float64, rounded once. */
 export function softmax<T extends tf.Tensor>(x: T): T {
   const n = x.shape[x.shape.length - 1];
