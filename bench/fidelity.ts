@@ -1,18 +1,20 @@
-// npm run fidelity -- <checkpoint> [--tokens 32] [--seed 1] [--backend wasm,cpu] [--emulate bf16,f16] [--json]
+// npm run fidelity -- <checkpoint> [--tokens 32] [--seed 1] [--backend wasm,cpu] [--emulate bf16,f16] [--emulate-only] [--json]
 //
 // How exact each forward pass is, tap by tap, against the float64 reference (src/reference/) on
 // the same bf16 weights and random ids: the ideal float32 (the reference with float32 storage
 // between operations: exact sums, one rounding per stored value), the tfjs model on each backend
 // named (`--backend none` for the reference alone), with its ratio to the ideal float32, and the
 // reference emulating a runtime that stores activations in bf16 or f16 (`--emulate`, from which
-// phi4 compare's presets are derived, docs/compare.md). docs/fidelity.md holds the full-size table.
+// phi4 compare's presets are derived, docs/compare.md). `--emulate-only --backend none` keeps the
+// float64 run's taps as float32 (half the memory: enough against bf16 / f16 errors) for long inputs.
+// docs/fidelity.md holds the full-size table.
 
 import { UsageError, intFlag, parseArgs, str } from '../src/args.js';
 import { initBackend } from '../src/backend.js';
 import { loadConfig } from '../src/config.js';
 import { resolveCheckpoint } from '../src/hub.js';
 import { Phi3Model } from '../src/model.js';
-import { modelErrors, referenceTaps, tapErrors } from '../src/reference/fidelity.js';
+import { modelErrors, referenceErrors, referenceTaps } from '../src/reference/fidelity.js';
 import { ROUNDINGS, type Rounding } from '../src/reference/rounding.js';
 import { Rng } from '../src/synth.js';
 import { tapNames } from '../src/taps.js';
@@ -26,7 +28,7 @@ function list(text: string | undefined, dflt: string[], allowed: readonly string
 }
 
 async function main(argv: string[]): Promise<void> {
-  const p = parseArgs(argv, ['tokens', 'seed', 'backend', 'emulate'], ['json']);
+  const p = parseArgs(argv, ['tokens', 'seed', 'backend', 'emulate'], ['json', 'emulate-only']);
   if (p.positional.length !== 1) throw new UsageError('fidelity needs one checkpoint');
   const dir = resolveCheckpoint(p.positional[0]);
   const config = loadConfig(dir);
@@ -41,13 +43,15 @@ async function main(argv: string[]): Promise<void> {
   const inputs = { inputIds: Int32Array.from({ length: tokens }, () => rng.u32() % config.vocabSize), batch: 1, seq: tokens };
   const seconds: Record<string, number> = {};
   let t0 = now();
-  const exact = referenceTaps(dir, config, inputs, 'none');
+  // Float64 copies where the ideal float32 and the backends (errors near float32's rounding) are measured.
+  const keep = backends.length > 0 || !p.flags.has('emulate-only') ? 'f64' : 'f32';
+  const exact = referenceTaps(dir, config, inputs, 'none', keep);
   seconds.float64 = now() - t0;
   log(`float64 reference: ${seconds.float64.toFixed(1)} s`);
   const columns = new Map<string, Map<string, number>>();
-  for (const r of ['f32' as Rounding, ...emulate]) {
+  for (const r of [...(keep === 'f64' ? ['f32' as Rounding] : []), ...emulate]) {
     t0 = now();
-    columns.set(`ideal ${r}`, tapErrors(referenceTaps(dir, config, inputs, r), exact));
+    columns.set(`ideal ${r}`, referenceErrors(dir, config, inputs, r, exact));
     seconds[`ideal ${r}`] = now() - t0;
     log(`reference with ${r} storage: ${seconds[`ideal ${r}`].toFixed(1)} s`);
   }
@@ -64,7 +68,7 @@ async function main(argv: string[]): Promise<void> {
     }
   }
 
-  const ideal = columns.get('ideal f32')!;
+  const ideal = columns.get('ideal f32') ?? new Map<string, number>();
   const names = tapNames(config.numLayers).filter((n) => exact.has(n));
   if (json) {
     const taps = names.map((name) => ({ name, ...Object.fromEntries([...columns].map(([c, m]) => [c, m.get(name) ?? null])) }));
@@ -75,7 +79,7 @@ async function main(argv: string[]): Promise<void> {
   const fmt = (x: number | undefined) => (x === undefined ? '-' : x.toExponential(2));
   const cell = (c: string, name: string) => {
     const e = columns.get(c)!.get(name);
-    const i = ideal.get(name)!;
+    const i = ideal.get(name) ?? 0;
     return backends.includes(c) && e !== undefined && i > 0 ? `${fmt(e)} ${(e / i).toFixed(1).padStart(5)}x` : fmt(e);
   };
   console.log(`rel L2 against the float64 reference, ${tokens} random ids (seed ${seed}); backends with their ratio to the ideal float32`);

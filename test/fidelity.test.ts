@@ -13,7 +13,7 @@ import { expect } from 'chai';
 import { GOLDEN_DIR } from '../src/golden.js';
 import { loadConfig } from '../src/config.js';
 import { Phi3Model } from '../src/model.js';
-import { modelErrors, referenceTaps, tapErrors } from '../src/reference/fidelity.js';
+import { modelErrors, referenceErrors, referenceTaps } from '../src/reference/fidelity.js';
 import { Rng, synthesize } from '../src/synth.js';
 import { TEST_BACKENDS, useBackend } from './helpers.js';
 
@@ -36,7 +36,7 @@ describe('fidelity at the real width (2 layers of Phi-4-mini, hidden 3072, inter
     const rng = new Rng(3, 'width');
     inputs = { inputIds: Int32Array.from({ length: TOKENS }, () => rng.u32() % 2048), batch: 1, seq: TOKENS };
     exact = referenceTaps(join(dir, 'ckpt'), config, inputs, 'none');
-    ideal = tapErrors(referenceTaps(join(dir, 'ckpt'), config, inputs, 'f32'), exact);
+    ideal = referenceErrors(join(dir, 'ckpt'), config, inputs, 'f32', exact);
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -11,28 +11,35 @@ import type { ForwardInputs, Phi3Model } from '../model.js';
 import { referenceForward } from './forward.js';
 import type { Rounding } from './rounding.js';
 
-/** Every tap of a reference run, kept as float64. */
-export type TapValues = Map<string, Float64Array>;
+/**
+ * Every tap of a reference run, kept as float64, or as float32 where only errors far above
+ * float32's rounding are to be measured against it (the bf16 / f16 emulations of a long input).
+ */
+export type TapValues = Map<string, Float64Array | Float32Array>;
 
-/** Runs the reference with `rounding` and keeps a copy of every tap. */
-export function referenceTaps(dir: string, config: Phi3Config, inputs: ForwardInputs, rounding: Rounding = 'none'): TapValues {
+function runReference(dir: string, config: Phi3Config, inputs: ForwardInputs, rounding: Rounding, onTap: (name: string, data: Float64Array) => void): void {
   const ckpt = Checkpoint.open(dir);
-  const taps: TapValues = new Map();
   try {
-    referenceForward(ckpt, config, inputs, { rounding, onTap: (name, data) => taps.set(name, data.slice()) });
+    referenceForward(ckpt, config, inputs, { rounding, onTap });
   } finally {
     ckpt.close();
   }
+}
+
+/** Runs the reference with `rounding` and keeps a copy of every tap. */
+export function referenceTaps(dir: string, config: Phi3Config, inputs: ForwardInputs, rounding: Rounding = 'none', keep: 'f64' | 'f32' = 'f64'): TapValues {
+  const taps: TapValues = new Map();
+  runReference(dir, config, inputs, rounding, (name, data) => taps.set(name, keep === 'f64' ? data.slice() : Float32Array.from(data)));
   return taps;
 }
 
-/** rel L2 of each tap of `taps` against `exact`, in forward order. */
-export function tapErrors(taps: TapValues, exact: TapValues): Map<string, number> {
+/** rel L2 of each tap of a reference run with `rounding` against `exact`, tap by tap as the run goes. */
+export function referenceErrors(dir: string, config: Phi3Config, inputs: ForwardInputs, rounding: Rounding, exact: TapValues): Map<string, number> {
   const out = new Map<string, number>();
-  for (const [name, ref] of exact) {
-    const t = taps.get(name);
-    if (t) out.set(name, relL2(t, ref));
-  }
+  runReference(dir, config, inputs, rounding, (name, data) => {
+    const ref = exact.get(name);
+    if (ref) out.set(name, relL2(data, ref));
+  });
   return out;
 }
 
