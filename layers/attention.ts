@@ -7,6 +7,7 @@
 //
 // Instead of repeating each key/value head g times, the g query heads of a group are stacked
 // along the sequence axis and multiplied by their one shared key head: the same numbers, no copy.
+// The products and the softmax sum exactly (./exact.ts).
 
 import * as tf from '@tensorflow/tfjs-core';
 import { rowDots, softmax } from './exact.js';
@@ -71,6 +72,9 @@ export function attention(
     const v = inp.past ? tf.concat([inp.past.v, vNew], 2) : vNew;
     const s = k.shape[2];
 
+    const kRows = tf.reshape(k, [b * nkv, s, d]) as tf.Tensor3D; // one row per key
+    const vT = tf.reshape(tf.transpose(v, [0, 1, 3, 2]), [b * nkv, d, s]) as tf.Tensor3D; // one row per head dim: probs v as row dot products
+
     // Queries in chunks of `c` rows (one chunk unless the caller bounds the scores' memory).
     const c = Math.min(t, inp.queryChunk ?? t);
     const parts: tf.Tensor4D[] = [];
@@ -78,13 +82,13 @@ export function attention(
       const tc = Math.min(c, t - r0);
       parts.push(tf.tidy(() => { // each chunk's scores are freed before the next chunk's
         const qc = tc === t ? q : tf.slice(q, [0, 0, r0, 0], [b, nh, tc, d]); // [b, nh, tc, d]
-        const qGrouped = tf.reshape(qc, [b, nkv, g * tc, d]); // heads h = kv * g + r share key head kv
-        const scores = rowDots(tf.reshape(qGrouped, [b * nkv, g * tc, d]), tf.reshape(k, [b * nkv, s, d]), 1 / Math.sqrt(d)); // [b nkv, g tc, s]
+        const qGrouped = tf.reshape(qc, [b * nkv, g * tc, d]) as tf.Tensor3D; // heads h = kv * g + r share key head kv
+        const scores = rowDots(qGrouped, kRows, 1 / Math.sqrt(d)); // q k^T / sqrt(d): [b nkv, g tc, s]
         const bias = attentionBias(inp.mask, r0, r0 + tc); // [b, 1, tc, s], 0 or MASKED
         const masked = tf.add(tf.reshape(scores, [b, nh, tc, s]), bias) as tf.Tensor4D; // [b, nh, tc, s]
         let probs = softmax(masked); // [b, nh, tc, s]
         if (tc === t) probs = tap('attn_probs', probs);
-        const ctx = rowDots(tf.reshape(probs, [b * nkv, g * tc, s]), tf.reshape(tf.transpose(v, [0, 1, 3, 2]), [b * nkv, d, s])); // [b nkv, g tc, d]
+        const ctx = rowDots(tf.reshape(probs, [b * nkv, g * tc, s]) as tf.Tensor3D, vT); // probs v: [b nkv, g tc, d]
         return tf.reshape(ctx, [b, nh, tc, d]) as tf.Tensor4D;
       }));
     }
