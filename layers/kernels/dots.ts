@@ -88,9 +88,20 @@ function runBlock(k: Kernel, bf16: boolean, a: number, b: number, y: number, M: 
 
 /**
  * y [M, N] = alpha * a [M, K] w[N, K]^T, every product and sum in float64, rounded to float32
- * once. `a` is float32, row-major.
+ * once. `a` is float32, row-major. Rows of `a` go through the kernel a bounded block at a time.
  */
 export function exactDots(a: Float32Array, M: number, K: number, w: DotsWeights, N: number, alpha = 1): Float32Array {
+  const rowsPerBlock = Math.max(4, Math.floor(BLOCK_BYTES / (up(K, 8) * 8) / 4) * 4);
+  if (M <= rowsPerBlock) return dotsBlock(a, M, K, w, N, alpha);
+  const y = new Float32Array(M * N);
+  for (let m0 = 0; m0 < M; m0 += rowsPerBlock) {
+    const m = Math.min(rowsPerBlock, M - m0);
+    y.set(dotsBlock(a.subarray(m0 * K, (m0 + m) * K), m, K, w, N, alpha), m0 * N);
+  }
+  return y;
+}
+
+function dotsBlock(a: Float32Array, M: number, K: number, w: DotsWeights, N: number, alpha: number): Float32Array {
   const bf16 = 'bf16' in w;
   const esize = bf16 ? 2 : 4;
   const Kp = up(K, 8);
