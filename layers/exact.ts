@@ -4,9 +4,9 @@
 // GEMM, the wasm backend's reductions) loses about 2^-24 * sqrt(n / 6) relative: 1.4e-6 for the
 // hidden size 3072 of Phi-4-mini, 2.2e-6 for its intermediate 8192, against 3e-8 for one float32
 // rounding. Measured at full size, that made the default backend 30-80x less exact than an ideal
-// float32 (exact sums, float32 storage) from layer 0 on (docs/fidelity.md). So every dot product,
-// RMSNorm's mean of squares and the softmax normaliser are taken in float64 (exact for float32
-// inputs: a product of two float32 values fits float64's 53 bits) and rounded to float32 once.
+// float32 (exact sums, float32 storage) from layer 0 on (docs/fidelity.md). So every dot product
+// and the softmax are taken in float64 (exact for float32 inputs: a product of two float32 values
+// fits float64's 53 bits) and rounded to float32 once; layers/rmsnorm.ts does the same.
 //
 // Two independent implementations, as with the backends themselves: on the cpu backend the plain
 // JavaScript loops below; elsewhere the WebAssembly SIMD kernel in ./kernels/ (dots.wat), which
