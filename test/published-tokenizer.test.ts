@@ -1,0 +1,87 @@
+// Phi-4-mini's published tokenizer, built from its slow-tokenizer files (golden/phi-4-mini-instruct/
+// vocab.json + merges.txt, by golden/tokenizer/build.mjs) with o200k's pre-tokenizer and the
+// published added-token flags, against js-tiktoken's o200k and against the tokenizer test/o200k.ts
+// builds from the ranks; and the small tokenizers of the bundled checkpoints, which are prefixes of it.
+
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { expect } from 'chai';
+import { Tiktoken } from 'js-tiktoken/lite';
+import o200k from 'js-tiktoken/ranks/o200k_base';
+import { modelDir } from '../src/golden.js';
+import { Phi4Tokenizer, loadTokenizer } from '../src/tokenizer.js';
+import { ROOT } from './cli-helpers.js';
+import { PHI4_SPECIAL_TOKENS, phi4StyleTokenizer } from './o200k.js';
+import { CORPUS } from './tokenizer.test.js';
+
+type Json = Record<string, unknown>;
+const PUB = path.join(ROOT, 'golden', 'phi-4-mini-instruct');
+const readJson = (p: string) => JSON.parse(readFileSync(p, 'utf8')) as Json;
+// plain JavaScript outside the TypeScript build, so imported by URL
+const build = (await import(pathToFileURL(path.join(ROOT, 'golden', 'tokenizer', 'build.mjs')).href)) as {
+  fullTokenizer(): Json;
+  smallTokenizer(V: number): { tokenizer: Json; config: Json; generation: Json };
+};
+
+describe('tokenizer: the published Phi-4-mini files (vocab.json + merges.txt + added-token flags)', function () {
+  this.timeout(120_000);
+  let tok: Phi4Tokenizer;
+  let fromRanks: Phi4Tokenizer;
+  let ref: Tiktoken;
+  before(() => {
+    tok = new Phi4Tokenizer(build.fullTokenizer(), readJson(path.join(PUB, 'tokenizer_config.json')));
+    const r = phi4StyleTokenizer();
+    fromRanks = new Phi4Tokenizer(r.tokenizer, r.config);
+    ref = new Tiktoken(o200k, PHI4_SPECIAL_TOKENS);
+  });
+
+  it('gives the ids of js-tiktoken o200k and of the ranks-built tokenizer on every corpus text, and decodes back', () => {
+    for (const [name, text] of [...CORPUS, ['whole corpus', CORPUS.map(([, t]) => t).join('\n\n')] as [string, string]]) {
+      const ids = tok.encode(text);
+      expect(ids, name).to.deep.equal(ref.encode(text));
+      expect(ids, name).to.deep.equal(fromRanks.encode(text));
+      expect(tok.decode(ids), name).to.equal(text);
+    }
+  });
+
+  it('has the published added-token ids (added_tokens.json, special_tokens_map.json)', () => {
+    for (const [t, id] of Object.entries(readJson(path.join(PUB, 'added_tokens.json')))) expect(tok.tokenId(t), t).to.equal(id);
+    expect(tok.tokenId('<|endoftext|>')).to.equal(199999);
+    expect(Object.keys(PHI4_SPECIAL_TOKENS).map((t) => tok.tokenId(t))).to.deep.equal(Object.values(PHI4_SPECIAL_TOKENS));
+  });
+
+  it('rstrip: whitespace after <|user|>, <|end|>, <|tool_call|> is absorbed; not after <|endoftext|> (rstrip false)', () => {
+    const hi = ref.encode('hi');
+    expect(tok.encode('<|user|>  \nhi')).to.deep.equal([200021, ...hi]);
+    expect(tok.encode('<|tool_call|> hi')).to.deep.equal([200025, ...hi]);
+    expect(tok.encode('<|endoftext|> hi')).to.deep.equal([199999, ...ref.encode(' hi')]);
+  });
+
+  it('decode skipping special tokens drops <|end|> and <|assistant|> but keeps the tool tokens (special: false)', () => {
+    const ids = tok.encode('<|assistant|><|tool_call|>[{"name": "f", "arguments": {}}]<|/tool_call|><|end|>');
+    expect(tok.decode(ids, true)).to.equal('<|tool_call|>[{"name": "f", "arguments": {}}]<|/tool_call|>');
+    expect(tok.decode(ids, false)).to.equal('<|assistant|><|tool_call|>[{"name": "f", "arguments": {}}]<|/tool_call|><|end|>');
+  });
+});
+
+describe('tokenizer: the bundled checkpoints', () => {
+  for (const name of ['phi4-mini-tiny', 'phi4-mini-geometry', 'phi3-mini-tiny', 'phi35-mini-tiny', 'phi3-medium-tiny']) {
+    it(`${name}: tokenizer files are what golden/tokenizer/build.mjs makes, cover every text, and render the published chat format`, () => {
+      const dir = modelDir(name);
+      const V = readJson(path.join(dir, 'config.json')).vocab_size as number;
+      const want = build.smallTokenizer(V);
+      expect(readJson(path.join(dir, 'tokenizer.json'))).to.deep.equal(want.tokenizer);
+      expect(readJson(path.join(dir, 'tokenizer_config.json'))).to.deep.equal(want.config);
+      expect(readJson(path.join(dir, 'generation_config.json'))).to.deep.equal(want.generation);
+      const tok = loadTokenizer(dir)!;
+      const text = CORPUS.map(([, t]) => t).join('\n');
+      const ids = tok.encode(text);
+      expect(Math.max(...ids)).to.be.lessThan(V - 12);
+      expect(tok.decode(ids)).to.equal(text);
+      const chat = tok.encodeChat([{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'hi' }]);
+      expect(tok.decode(chat)).to.equal('<|system|>Be brief.<|end|><|user|>hi<|end|><|assistant|>');
+      expect(chat.filter((i) => i >= V - 12)).to.deep.equal([V - 7, V - 9, V - 8, V - 9, V - 10]); // system end user end assistant
+    });
+  }
+});
