@@ -89,6 +89,15 @@ describe('the packed package and the docs examples', function () {
     expect(packed.filter((f) => f.startsWith('dist/test/') || f.startsWith('dist/bench/') || f.startsWith('test/'))).to.deep.equal([]);
   });
 
+  it('no file of the repo names a path of the machine it was written on', () => {
+    const ls = run('git', ['ls-files', '-z'], ROOT);
+    const files = ls.stdout.split('\0').filter((f) => f && !f.endsWith('.safetensors') && !f.endsWith('.onnx') && f !== 'package-lock.json'
+      && !f.startsWith('golden/phi-4-mini-instruct/'));
+    const machinePath = /(^|[^\w.])\/(work|home|root|Users|farm|mnt)\/\w/;
+    const found = files.filter((f) => machinePath.test(readFileSync(path.join(ROOT, f), 'latin1')));
+    expect(found).to.deep.equal([]);
+  });
+
   it('finds the examples', () => {
     expect(examples.map((e) => e.file)).to.include.members(['docs/hooks.md', 'docs/generation.md']);
   });

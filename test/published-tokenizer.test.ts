@@ -10,8 +10,10 @@ import { expect } from 'chai';
 import { Tiktoken } from 'js-tiktoken/lite';
 import o200k from 'js-tiktoken/ranks/o200k_base';
 import { modelDir } from '../src/golden.js';
-import { Phi4Tokenizer, loadTokenizer } from '../src/tokenizer.js';
-import { ROOT } from './cli-helpers.js';
+import { type ChatMessage, Phi4Tokenizer, loadTokenizer, parseToolCalls } from '../src/tokenizer.js';
+import { ROOT, expectBadInput, phi4 } from './cli-helpers.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { PHI4_SPECIAL_TOKENS, phi4StyleTokenizer } from './o200k.js';
 import { CORPUS } from './tokenizer.test.js';
 
@@ -84,4 +86,55 @@ describe('tokenizer: the bundled checkpoints', () => {
       expect(chat.filter((i) => i >= V - 12)).to.deep.equal([V - 7, V - 9, V - 8, V - 9, V - 10]); // system end user end assistant
     });
   }
+});
+
+describe('chat with tools: the published template, byte for byte as Python jinja2 renders it', () => {
+  const cfg = readJson(path.join(PUB, 'tokenizer_config.json'));
+  // made once by test/fixtures/render-published-template.py (Python jinja2 3.1.6, as transformers renders)
+  const expected = readJson(path.join(ROOT, 'test', 'fixtures', 'published-template.tools.expected.json')) as Record<string, string>;
+  const messages = (readJson(path.join(ROOT, 'test', 'fixtures', 'published-template.tools.json')).messages) as ChatMessage[];
+  const tok = new Phi4Tokenizer(build.smallTokenizer(1024).tokenizer, cfg);
+
+  it('tools in the system message, with and without the generation prompt', () => {
+    expect(tok.applyChatTemplate(messages.slice(0, 2), { addGenerationPrompt: true })).to.equal(expected.with_generation_prompt);
+    expect(tok.applyChatTemplate(messages, { addGenerationPrompt: false })).to.equal(expected.whole_conversation);
+  });
+
+  it('tools given as an option go into the system message, where this template reads them', () => {
+    const plain = messages.slice(0, 2).map(({ tools, ...m }) => m);
+    expect(tok.applyChatTemplate(plain, { tools: messages[0].tools })).to.equal(expected.with_generation_prompt);
+    expect(tok.applyChatTemplate(plain.slice(1), { tools: JSON.parse(messages[0].tools!) as unknown[] })).to.equal(
+      `<|system|><|tool|>${JSON.stringify(JSON.parse(messages[0].tools!))}<|/tool|><|end|><|user|>${plain[1].content}<|end|><|assistant|>`);
+  });
+
+  it('parses generated tool calls, and reports what it cannot parse', () => {
+    expect(parseToolCalls(messages[2].content!)).to.deep.equal({ calls: [{ name: 'get_weather_updates', arguments: { city: 'Paris' } }], errors: [] });
+    expect(parseToolCalls('a<|tool_call|>{"name": "f", "arguments": "{\\"x\\": 1}"}<|/tool_call|>b<|tool_call|>oops<|/tool_call|><|tool_call|>[1')).to.deep.equal({
+      calls: [{ name: 'f', arguments: { x: 1 } }], errors: ['not JSON: oops', 'unterminated tool call: [1'],
+    });
+    expect(parseToolCalls('no calls')).to.deep.equal({ calls: [], errors: [] });
+  });
+
+  it('phi4 generate --chat --tools FILE --json: the tools reach the prompt; bad tools files are refused', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'phi4-tools-'));
+    try {
+      const tools = path.join(dir, 'tools.json');
+      writeFileSync(tools, messages[0].tools!);
+      const r = phi4(['generate', 'golden/models/phi4-mini-tiny', '--chat', 'hi', '--tools', tools, '--max-new-tokens', '2', '--json']);
+      expect(r.status, r.stderr).to.equal(0);
+      const out = JSON.parse(r.stdout) as { prompt_ids: number[]; ids: number[]; text: string; tool_calls: unknown[] };
+      const small = loadTokenizer(path.join(ROOT, 'golden', 'models', 'phi4-mini-tiny'))!;
+      expect(small.decode(out.prompt_ids)).to.equal(`<|system|><|tool|>${messages[0].tools}<|/tool|><|end|><|user|>hi<|end|><|assistant|>`);
+      expect(out.ids).to.have.length(2);
+      expect(out.text).to.equal(small.decode(out.ids, true));
+      expect(out.tool_calls).to.deep.equal(parseToolCalls(out.text).calls);
+      writeFileSync(tools, '{"name": "f"}');
+      expectBadInput(phi4(['generate', 'golden/models/phi4-mini-tiny', '--chat', 'hi', '--tools', tools, '--max-new-tokens', '2']), ['--tools', 'JSON array']);
+      writeFileSync(tools, '[{');
+      expectBadInput(phi4(['generate', 'golden/models/phi4-mini-tiny', '--chat', 'hi', '--tools', tools, '--max-new-tokens', '2']), ['--tools', 'not JSON']);
+      expectBadInput(phi4(['generate', 'golden/models/phi4-mini-tiny', '--prompt', 'hi', '--tools', tools, '--max-new-tokens', '2']), ['--tools goes with --chat']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
