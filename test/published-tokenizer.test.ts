@@ -1,11 +1,10 @@
 // Phi-4-mini's published tokenizer, built from its slow-tokenizer files (golden/phi-4-mini-instruct/
-// vocab.json + merges.txt, by golden/tokenizer/build.mjs) with o200k's pre-tokenizer and the
+// vocab.json + merges.txt, by golden/tokenizer/src/tokenizer-build.ts) with o200k's pre-tokenizer and the
 // published added-token flags, against js-tiktoken's o200k and against the tokenizer test/o200k.ts
 // builds from the ranks; and the small tokenizers of the bundled checkpoints, which are prefixes of it.
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { expect } from 'chai';
 import { Tiktoken } from 'js-tiktoken/lite';
 import o200k from 'js-tiktoken/ranks/o200k_base';
@@ -16,15 +15,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { PHI4_SPECIAL_TOKENS, phi4StyleTokenizer } from './o200k.js';
 import { CORPUS } from './tokenizer.test.js';
+import { O200K_PATTERN, fullTokenizer, smallTokenizer } from '../src/tokenizer-build.js';
 
 type Json = Record<string, unknown>;
 const PUB = path.join(ROOT, 'golden', 'phi-4-mini-instruct');
 const readJson = (p: string) => JSON.parse(readFileSync(p, 'utf8')) as Json;
-// plain JavaScript outside the TypeScript build, so imported by URL
-const build = (await import(pathToFileURL(path.join(ROOT, 'golden', 'tokenizer', 'build.mjs')).href)) as {
-  fullTokenizer(): Json;
-  smallTokenizer(V: number): { tokenizer: Json; config: Json; generation: Json };
-};
+const build = { fullTokenizer, smallTokenizer };
 
 describe('tokenizer: the published Phi-4-mini files (vocab.json + merges.txt + added-token flags)', function () {
   this.timeout(120_000);
@@ -45,6 +41,10 @@ describe('tokenizer: the published Phi-4-mini files (vocab.json + merges.txt + a
       expect(ids, name).to.deep.equal(fromRanks.encode(text));
       expect(tok.decode(ids), name).to.equal(text);
     }
+  });
+
+  it("uses o200k's own pre-tokenizer pattern", () => {
+    expect(O200K_PATTERN).to.equal(o200k.pat_str);
   });
 
   it('has the published added-token ids (added_tokens.json, special_tokens_map.json)', () => {
