@@ -37,6 +37,12 @@ describe('command line usability', () => {
     expect(didYouMean('x', ['temperature'])).to.equal('');
   });
 
+  it('the bundled checkpoint chats out of the box (its own tokenizer and the published chat template)', () => {
+    const r = phi4(['generate', 'golden/models/phi4-mini-tiny', '--chat', 'hi', '--max-new-tokens', '5']);
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stderr).to.match(/\n\d tokens \(stopped by (length|eos)\), prompt 5 tokens/); // <|user|> h i <|end|> <|assistant|>
+  });
+
   it('memory defaults to the contexts the checkpoint holds', () => {
     expect(defaultContexts(131072)).to.deep.equal([4096, 32768, 131072]);
     expect(defaultContexts(4096)).to.deep.equal([4096]);
