@@ -15,6 +15,10 @@ in float32, 7.7 GB in bfloat16) plus every captured tap in float32 on the host: 
 the logits (Phi-4-mini: 7.1 MB + 3 KB * T + 0.8 MB); --taps keeps only some. bfloat16 / float16
 on a GPU (--device cuda) is what a low-precision runtime produces; float32 on the CPU is the
 reference. Format: docs/dump-format.md.
+
+Status: not yet run. The machines this project was built on had no PyTorch; its argument parsing,
+tap table and metadata were checked with plain python3 (docs/dump-format.md says what a first run
+should reproduce).
 """
 import argparse
 import fnmatch

@@ -2,7 +2,7 @@
 // The `phi4` command line: looks the subcommand up in src/commands/ and runs it. Errors are one
 // line on stderr and a non-zero exit: 2 for bad input, 1 for a failed check.
 
-import { UsageError } from './args.js';
+import { UsageError, didYouMean } from './args.js';
 import { COMMANDS } from './commands/index.js';
 import { VERSION } from './version.js';
 
@@ -10,6 +10,8 @@ const USAGE = `phi4-ts ${VERSION}: a reference implementation of Phi-4-mini (Phi
 
 usage:
 ${Object.values(COMMANDS).map((c) => '  ' + c.usage).join('\n')}
+  phi4 <command> --help     one command's usage
+  phi4 --version            the version
 
 backends: tensorflow (when @tensorflow/tfjs-node loads), wasm (default), cpu; or set PHI4_BACKEND`;
 
@@ -22,8 +24,16 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return cmd === undefined ? 2 : 0;
   }
+  if (cmd === '--version' || cmd === '-v' || cmd === 'version') {
+    console.log(VERSION);
+    return 0;
+  }
   const command = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
-  if (!command) throw new UsageError(`unknown command "${cmd}" (try phi4 --help)`);
+  if (!command) throw new UsageError(`unknown command "${cmd}"${didYouMean(cmd, Object.keys(COMMANDS)) || ' (try phi4 --help)'}`);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(`usage:\n  ${command.usage}`);
+    return 0;
+  }
   return command.run(rest);
 }
 

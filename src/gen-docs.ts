@@ -20,13 +20,15 @@ import { initBackend } from './backend.js';
 import type { Phi3Config } from './config.js';
 import { DEFAULT_MEMORY_SOURCE, formatBytes, formatMemoryReport, memoryReport, resolveMemorySource } from './memory.js';
 import { Phi3Model } from './model.js';
+import { FORWARD_CASES } from './golden.js';
+import { verify } from './verify.js';
 import {
   type CodeRef, DEFAULT_WALKTHROUGH_CHECKPOINT, PROJECT_ROOT, type Walkthrough, defaultIds, formatWalkthrough, loadRealConfig,
   locate, num, runWalkthrough, shapeText, statsText,
 } from './walkthrough.js';
 
 /** The generated documents, relative to the project root. */
-export const GENERATED_DOCS = ['docs/walkthrough.md', 'docs/memory.md', 'docs/architecture.md'];
+export const GENERATED_DOCS = ['docs/walkthrough.md', 'docs/memory.md', 'docs/architecture.md', 'README.md'];
 const REGION = /<!-- gen:([\w.-]+) -->([\s\S]*?)<!-- \/gen -->/g;
 
 /** A markdown link to the lines a reference names, resolved in `root`. */
@@ -161,6 +163,9 @@ export function docValues(root = PROJECT_ROOT): Map<string, string> {
   v.set('cli', '```\n$ npx phi4 walkthrough --backend cpu\n' + formatWalkthrough(w, root) + '\n```');
   const mem = resolveMemorySource(DEFAULT_MEMORY_SOURCE);
   v.set('memory.default', '```\n$ npx phi4 memory\n' + formatMemoryReport(memoryReport(mem.config, { contexts: [4096, 32768, 131072], batch: 1, kvDtype: 'bf16' }, mem.source)) + '\n```');
+  const shown: string[] = [];
+  verify(FORWARD_CASES.filter((c) => c.name === 'phi4-mini-tiny.long'), (line) => shown.push(line));
+  v.set('readme.verify', '```\n$ npx phi4 verify --case phi4-mini-tiny.long --backend cpu\n' + shown.join('\n').trim() + '\n```');
   return v;
 }
 

@@ -2,6 +2,7 @@
 // forward pass with the tensor at that tap. Returning nothing observes; returning a tensor of the
 // same shape replaces the tap downstream (activation patching). Tap names: src/taps.ts.
 
+import { didYouMean } from './args.js';
 import type * as tf from '@tensorflow/tfjs-core';
 import { type Tap, noTap } from '../layers/tap.js';
 import { tapNames } from './taps.js';
@@ -19,7 +20,8 @@ export function checkTapNames(names: Iterable<string>, numLayers: number, what: 
   const known = new Set(tapNames(numLayers));
   for (const n of names) {
     if (!known.has(n)) {
-      throw new HookError(`${what}: "${n}" is not a tap of this ${numLayers}-layer model (names: embed, rope.cos, layers.N.qkv, ..., logits; see src/taps.ts)`);
+      const hint = didYouMean(n, known) || ' (names: embed, rope.cos, layers.N.qkv, ..., logits; see src/taps.ts)';
+      throw new HookError(`${what}: "${n}" is not a tap of this ${numLayers}-layer model${hint}`);
     }
   }
 }

@@ -1,7 +1,11 @@
 // A random checkpoint in the published layout of a config: bf16 tensors by the checkpoint's names
-// (src/weights.ts), two shards split as Phi-4-mini's repository is (the first shard holds the
-// tensors that fit in 64% of the bytes: 4.9 of 7.7 GB at full size), model.safetensors.index.json
-// and config.json. The head is tied when the config says so (no lm_head.weight).
+// (src/weights.ts), sharded as transformers' save_pretrained does (tensors in state-dict order,
+// a new shard whenever the next tensor would pass 5 GB: Phi-4-mini's published index exactly,
+// layer 18's MLP and norms in shard 2; a checkpoint under 5 GB is still cut in two, at 64% of
+// its bytes, so the sharded path is exercised), model.safetensors.index.json and config.json.
+// The head is tied when the config says so (no lm_head.weight). With Phi-4-mini's vocabulary
+// it also writes the published tokenizer and generation files (golden/phi-4-mini-instruct/,
+// tokenizer.json built by src/tokenizer-build.ts), when they are at hand.
 //
 // Values, as golden/generator/gen_hf_golden.py draws them:
 //   RMSNorm weights  U(0.5, 1.5)     not all ones, so a missing scale shows
@@ -17,7 +21,11 @@ import { INDEX_FILE_NAME, SafetensorsWriter, type TensorSpec } from '../weights/
 import { UsageError } from './args.js';
 import { ConfigError, parseConfig } from './config.js';
 import { type ProgressSink, noProgress } from './progress.js';
+import { PUBLISHED_DIR, fullTokenizer, haveVocabFiles } from './tokenizer-build.js';
 import { expectedTensors } from './weights.js';
+
+/** Phi-4-mini's vocabulary size: a synthetic checkpoint with it gets the published tokenizer. */
+const PHI4_VOCAB = 200064;
 
 export interface SynthOptions {
   seed?: number;
@@ -32,8 +40,12 @@ export interface SynthResult {
   numLayers: number;
 }
 
-/** Share of the bytes in the first shard: Phi-4-mini's 4.9 GB of 7.67 GB. */
+/** transformers' save_pretrained default, max_shard_size "5GB". */
+export const MAX_SHARD_BYTES = 5e9;
+/** Where a checkpoint under MAX_SHARD_BYTES is cut: Phi-4-mini's 4.9 GB of 7.67 GB. */
 export const FIRST_SHARD_SHARE = 0.64;
+/** The published files written beside a synthetic checkpoint of Phi-4-mini's vocabulary. */
+export const PUBLISHED_FILES = ['tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json', 'generation_config.json'];
 
 const PIECE = 4 * 1024 * 1024;
 
@@ -104,13 +116,45 @@ function fill(out: Uint16Array, rng: Rng, kind: 'norm' | 'normal', scale: number
   }
 }
 
-/** Splits tensors (in order) into two shards: the first takes those that fit in `share` of the bytes. */
-export function splitShards(specs: TensorSpec[], bytesOf: (s: TensorSpec) => number, share = FIRST_SHARD_SHARE): [TensorSpec[], TensorSpec[]] {
+/**
+ * The tensors in the order of transformers' state dict: Phi3DecoderLayer registers self_attn
+ * (o_proj, qkv_proj), mlp (gate_up_proj, down_proj), then input_layernorm and post_attention_layernorm.
+ */
+export function stateDictOrder(specs: TensorSpec[]): TensorSpec[] {
+  const rank = (name: string) => {
+    const m = /^model\.layers\.(\d+)\.(.*)$/.exec(name);
+    if (!m) return name === 'model.embed_tokens.weight' ? [-1, 0] : [Infinity, name === 'model.norm.weight' ? 0 : 1];
+    const within = ['self_attn.o_proj.weight', 'self_attn.qkv_proj.weight', 'mlp.gate_up_proj.weight', 'mlp.down_proj.weight',
+      'input_layernorm.weight', 'post_attention_layernorm.weight'].indexOf(m[2]!);
+    return [Number(m[1]), within];
+  };
+  return [...specs].sort((a, b) => {
+    const [la, wa] = rank(a.name);
+    const [lb, wb] = rank(b.name);
+    return la! - lb! || wa! - wb!;
+  });
+}
+
+/**
+ * Splits tensors (in order) into shards as transformers does: a new shard when the next tensor
+ * would take the current one past `maxBytes` (default: MAX_SHARD_BYTES, or FIRST_SHARD_SHARE of
+ * the total for a checkpoint smaller than that).
+ */
+export function splitShards(specs: TensorSpec[], bytesOf: (s: TensorSpec) => number, maxBytes?: number): TensorSpec[][] {
   const total = specs.reduce((n, s) => n + bytesOf(s), 0);
+  const max = maxBytes ?? (total > MAX_SHARD_BYTES ? MAX_SHARD_BYTES : FIRST_SHARD_SHARE * total);
+  const shards: TensorSpec[][] = [[]];
   let acc = 0;
-  let cut = 0;
-  while (cut < specs.length - 1 && (cut === 0 || acc + bytesOf(specs[cut]!) <= share * total)) acc += bytesOf(specs[cut++]!);
-  return [specs.slice(0, cut), specs.slice(cut)];
+  for (const s of specs) {
+    const b = bytesOf(s);
+    if (acc > 0 && acc + b > max) {
+      shards.push([]);
+      acc = 0;
+    }
+    shards.at(-1)!.push(s);
+    acc += b;
+  }
+  return shards;
 }
 
 /** Writes the checkpoint into `outDir` (created; refused when it exists and is not empty). */
@@ -133,7 +177,7 @@ export function synthesize(configPath: string, outDir: string, opts: SynthOption
   const created = !existsSync(outDir);
   mkdirSync(outDir, { recursive: true });
 
-  const specs: TensorSpec[] = [...expectedTensors(cfg)].map(([name, shape]) => ({ name, dtype: 'BF16', shape }));
+  const specs = stateDictOrder([...expectedTensors(cfg)].map(([name, shape]) => ({ name, dtype: 'BF16' as const, shape })));
   const bytesOf = (s: TensorSpec) => 2 * s.shape.reduce((a, b) => a * b, 1);
   const totalBytes = specs.reduce((n, s) => n + bytesOf(s), 0);
   const shards = splitShards(specs, bytesOf);
@@ -166,11 +210,21 @@ export function synthesize(configPath: string, outDir: string, opts: SynthOption
       written.push(target);
     });
     const weightMap: Record<string, string> = {};
-    shards.forEach((part, i) => part.forEach((s) => (weightMap[s.name] = names[i]!)));
+    const placed = new Map<string, string>();
+    shards.forEach((part, i) => part.forEach((s) => placed.set(s.name, names[i]!)));
+    for (const name of [...placed.keys()].sort()) weightMap[name] = placed.get(name)!; // sorted, as transformers writes it
     writeAtomic(join(outDir, INDEX_FILE_NAME), JSON.stringify({ metadata: { total_size: totalBytes }, weight_map: weightMap }, null, 2) + '\n');
     written.push(join(outDir, INDEX_FILE_NAME));
     writeAtomic(join(outDir, 'config.json'), JSON.stringify(raw, null, 2) + '\n');
     written.push(join(outDir, 'config.json'));
+    if (cfg.vocabSize === PHI4_VOCAB && haveVocabFiles()) {
+      for (const f of PUBLISHED_FILES) {
+        writeAtomic(join(outDir, f), readFileSync(join(PUBLISHED_DIR, f), 'utf8'));
+        written.push(join(outDir, f));
+      }
+      writeAtomic(join(outDir, 'tokenizer.json'), JSON.stringify(fullTokenizer()));
+      written.push(join(outDir, 'tokenizer.json'));
+    }
   } catch (err) {
     for (const f of written) rmSync(f, { force: true });
     if (created) rmSync(outDir, { recursive: true, force: true });

@@ -22,11 +22,18 @@ export interface ChatMessage {
   tool_calls?: ToolCall[];
   name?: string;
   tool_call_id?: string;
+  /** Tool definitions as a JSON string, on a system message: where Phi-4-mini's published template reads them. */
+  tools?: string;
 }
 
 export interface ChatOptions {
-  /** Tool (function) definitions, JSON-schema style, passed to the template as `tools`. */
-  tools?: unknown[];
+  /**
+   * Tool (function) definitions, JSON-schema style, or their JSON text. A template that reads
+   * tools from the system message (Phi-4-mini's published one: `message['tools']`) gets them
+   * there as JSON text (the text as given, else JSON.stringify), a system message being added
+   * when there is none; every template also gets them as the top-level `tools` variable.
+   */
+  tools?: unknown[] | string;
   /** End with the assistant header so the model answers (default true). */
   addGenerationPrompt?: boolean;
 }
@@ -91,10 +98,18 @@ export class Phi4Tokenizer {
       const v = tokenText(this.config[k]);
       if (v !== undefined) specials[k] = v;
     }
+    const tools = opts.tools;
+    if (tools !== undefined && /message\s*(\[\s*['"]tools['"]\s*\]|\.tools\b)/.test(source)) {
+      const text = typeof tools === 'string' ? tools : JSON.stringify(tools);
+      const i = messages.findIndex((m) => m.role === 'system');
+      messages = i < 0
+        ? [{ role: 'system', content: '', tools: text }, ...messages]
+        : messages.map((m, j) => (j === i ? { ...m, tools: text } : m));
+    }
     return this.template.render({
       ...specials,
       messages,
-      tools: opts.tools,
+      tools: typeof tools === 'string' ? tryJson(tools) : tools,
       add_generation_prompt: opts.addGenerationPrompt ?? true,
     });
   }
@@ -102,6 +117,52 @@ export class Phi4Tokenizer {
   /** Rendered and tokenized, as apply_chat_template(tokenize=True): no extra special tokens added. */
   encodeChat(messages: ChatMessage[], opts: ChatOptions = {}): number[] {
     return this.encode(this.applyChatTemplate(messages, opts), false);
+  }
+}
+
+/** A tool call the model generated: `<|tool_call|>JSON<|/tool_call|>` in Phi-4-mini's format. */
+export interface ParsedToolCall {
+  name: string;
+  arguments: unknown;
+}
+
+/**
+ * The tool calls in generated text (decoded with the tool tokens kept: they are not special):
+ * each `<|tool_call|>...<|/tool_call|>` holds a JSON call `{"name", "arguments"}` or a list of
+ * them. Text between the tags that is not such JSON is returned in `errors`, not guessed at.
+ */
+export function parseToolCalls(text: string): { calls: ParsedToolCall[]; errors: string[] } {
+  const calls: ParsedToolCall[] = [];
+  const errors: string[] = [];
+  for (const m of text.matchAll(/<\|tool_call\|>([\s\S]*?)(<\|\/tool_call\|>|$)/g)) {
+    const body = m[1].trim();
+    if (m[2] === '') {
+      errors.push(`unterminated tool call: ${body}`);
+      continue;
+    }
+    let v: unknown;
+    try {
+      v = JSON.parse(body);
+    } catch {
+      errors.push(`not JSON: ${body}`);
+      continue;
+    }
+    for (const c of Array.isArray(v) ? v : [v]) {
+      const o = c as Record<string, unknown> | null;
+      if (o && typeof o === 'object' && typeof o.name === 'string') {
+        const args = typeof o.arguments === 'string' ? tryJson(o.arguments) : o.arguments ?? o.parameters ?? {};
+        calls.push({ name: o.name, arguments: args });
+      } else errors.push(`not a call with a "name": ${JSON.stringify(c)}`);
+    }
+  }
+  return { calls, errors };
+}
+
+function tryJson(s: string): unknown {
+  try {
+    return JSON.parse(s);
+  } catch {
+    return s;
   }
 }
 

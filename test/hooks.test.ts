@@ -103,7 +103,9 @@ describe('hooks and runWithCache', () => {
     const before = tf.memory().numTensors;
     expect(() => m.forward(inputs, { hooks: { 'layers.9.out': () => {} } })).to.throw(/hooks: "layers\.9\.out" is not a tap/);
     expect(() => m.runWithCache(inputs, { hooks: { 'layers.0.attn': () => {} } })).to.throw(/"layers\.0\.attn" is not a tap/);
-    expect(() => m.runWithCache(inputs, { names: ['logit'] })).to.throw(/names: "logit" is not a tap/);
+    expect(() => m.runWithCache(inputs, { names: ['logit'] })).to.throw(/names: "logit" is not a tap of this \d+-layer model \(did you mean logits\?\)$/);
+    expect(() => m.runWithCache(inputs, { names: ['layers.1.atn_out'] })).to.throw(/\(did you mean layers\.1\.attn_out\?\)$/);
+    expect(() => m.runWithCache(inputs, { names: ['nonsense'] })).to.throw(/not a tap of this \d+-layer model \(names: embed, .*see src\/taps\.ts\)$/);
     expect(tf.memory().numTensors).to.equal(before);
   });
 

@@ -1,6 +1,6 @@
 // A Phi-4-mini-style tokenizer.json built from the o200k_base ranks that js-tiktoken ships, for
-// tests (the bundled checkpoints have no tokenizer, and a 10 MB fixture is not worth committing:
-// building it takes about a second).
+// tests (a 10 MB fixture is not worth committing: building it takes about a second); an
+// independent route to the tokenizer golden/tokenizer/build.mjs makes from the published files.
 //
 // tiktoken's BPE merges, inside each pre-token, the adjacent pair whose concatenation has the
 // lowest rank. The equivalent Hugging Face byte-level BPE:
@@ -10,8 +10,7 @@
 //           ranks of the parts), so that "lowest merge index" means "lowest merged rank"
 //   ignore_merges: a pre-token that is itself in the vocabulary is one token (as in tiktoken)
 // The pre-tokenizer splits with o200k's own pattern (js-tiktoken's pat_str), then maps bytes.
-// Special tokens are Phi-4-mini's (see /work/shared/phi-4-mini-instruct/README.md and
-// docs/generation.md).
+// Special tokens are Phi-4-mini's, at the ids of golden/phi-4-mini-instruct/added_tokens.json.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

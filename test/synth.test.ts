@@ -12,12 +12,14 @@ import { F32_TOLERANCE, modelDir } from '../src/golden.js';
 import { relL2 } from '../src/metrics.js';
 import { Phi3Model } from '../src/model.js';
 import { ProgressBar } from '../src/progress.js';
-import { splitShards, synthesize } from '../src/synth.js';
+import { splitShards, stateDictOrder, synthesize } from '../src/synth.js';
 import { HostWeights, expectedTensors } from '../src/weights.js';
 import { floatTensor } from '../src/widen.js';
 import { Checkpoint } from '../weights/index.js';
 import { TEST_BACKENDS, useBackend } from './helpers.js';
 import { phi4 } from './cli-helpers.js';
+import { loadTokenizer } from '../src/tokenizer.js';
+import { checkpointEosIds } from '../src/generate.js';
 
 const CONFIG = join(modelDir('phi4-mini-tiny'), 'config.json'); // Phi-4-mini's layout, hidden 96, vocab 1024
 
@@ -66,20 +68,41 @@ describe('phi4 synth: a random checkpoint in the published layout', () => {
     }
   });
 
-  it('splits shards as the published repository does: the first holds what fits in 64% of the bytes', () => {
+  it("places every tensor in the shard the published index does (layer 18's MLP and norms in shard 2); small checkpoints still get two shards", () => {
     const cfg = loadConfig(join(modelDir('phi4-mini-tiny')));
     const full = loadConfig(join(modelDir('phi4-mini-tiny'), '..', '..', 'configs', 'phi-4-mini-instruct.json'));
-    const sizes = (c: typeof cfg) => {
-      const specs = [...expectedTensors(c)].map(([name, shape]) => ({ name, dtype: 'BF16' as const, shape }));
-      const bytes = (s: { shape: readonly number[] }) => 2 * s.shape.reduce((a, b) => a * b, 1);
-      return splitShards(specs, bytes).map((part) => part.reduce((n, s) => n + bytes(s), 0));
-    };
-    const [a, b] = sizes(full); // published: 4.92 GB and 2.75 GB
-    expect(a / 1e9).to.be.within(4.8, 5.0);
-    expect(b / 1e9).to.be.within(2.6, 2.9);
-    const [c, d] = sizes(cfg);
-    expect(c).to.be.above(0);
-    expect(d).to.be.above(0);
+    const bytes = (s: { shape: readonly number[] }) => 2 * s.shape.reduce((a, b) => a * b, 1);
+    const plan = (c: typeof cfg) => splitShards(stateDictOrder([...expectedTensors(c)].map(([name, shape]) => ({ name, dtype: 'BF16' as const, shape }))), bytes);
+    const published = JSON.parse(readFileSync(join(modelDir('phi4-mini-tiny'), '..', '..', 'phi-4-mini-instruct', 'model.safetensors.index.json'), 'utf8'));
+    const mine: Record<string, string> = {};
+    plan(full).forEach((part, i) => part.forEach((s) => (mine[s.name] = `model-0000${i + 1}-of-00002.safetensors`)));
+    expect(mine).to.deep.equal(published.weight_map);
+    expect(mine['model.layers.18.input_layernorm.weight']).to.equal('model-00002-of-00002.safetensors');
+    expect(mine['model.layers.18.self_attn.qkv_proj.weight']).to.equal('model-00001-of-00002.safetensors');
+    expect(plan(full).flat().reduce((n, s) => n + bytes(s), 0)).to.equal(published.metadata.total_size);
+    const small = plan(cfg);
+    expect(small).to.have.length(2);
+    expect(small[0].reduce((n, s) => n + bytes(s), 0) / small.flat().reduce((n, s) => n + bytes(s), 0)).to.be.within(0.5, 0.64);
+  });
+
+  it("writes the published tokenizer, chat and generation files for a config with Phi-4-mini's vocabulary", () => {
+    const out = mkdtempSync(join(tmpdir(), 'phi4-synth-vocab-'));
+    try {
+      const raw = JSON.parse(readFileSync(join(modelDir('phi4-mini-tiny'), 'config.json'), 'utf8'));
+      writeFileSync(join(out, 'config.json'), JSON.stringify({ ...raw, vocab_size: 200064, hidden_size: 32, num_attention_heads: 2, num_key_value_heads: 1, intermediate_size: 32, num_hidden_layers: 1 }));
+      const ckpt = join(out, 'ckpt');
+      const r = synthesize(join(out, 'config.json'), ckpt, { seed: 1 });
+      const pub = join(modelDir('phi4-mini-tiny'), '..', '..', 'phi-4-mini-instruct');
+      for (const f of ['tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json', 'generation_config.json']) {
+        expect(readFileSync(join(ckpt, f), 'utf8'), f).to.equal(readFileSync(join(pub, f), 'utf8'));
+      }
+      expect(r.files.filter((f) => f.endsWith('.safetensors'))).to.have.length(2);
+      const tok = loadTokenizer(ckpt)!;
+      expect(tok.encodeChat([{ role: 'user', content: 'Hello' }])).to.deep.equal([200021, 13225, 200020, 200019]);
+      expect(checkpointEosIds(ckpt, loadConfig(ckpt)).sort()).to.deep.equal([199999, 200020, 2].sort());
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 
   it('draws norms from U(0.5, 1.5), the embedding from N(0, 1), linear weights from N(0, 1/in), reproducibly', () => {

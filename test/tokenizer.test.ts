@@ -17,7 +17,7 @@ import { PHI4_SPECIAL_TOKENS, phi4StyleTokenizer } from './o200k.js';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CHAT_TEMPLATE = fs.readFileSync(path.join(ROOT, 'test', 'fixtures', 'phi4-mini-style.chat_template.jinja'), 'utf8');
 
-const CORPUS: [string, string][] = [
+export const CORPUS: [string, string][] = [
   ['English prose', 'The quick brown fox jumps over the lazy dog. It\'s 3:45pm; they\'ve left, and WE\'LL follow—won\'t we? "Yes," she said.'],
   ['uppercase contractions', "I'M SURE IT'S FINE, THEY'D SAY. Don'T mIx'Ll CaSeS'S"],
   ['numbers', 'Pi is 3.14159265358979; 1234567890 items cost $1,299.99 (or 1e-10, 0x1F, 2^64 = 18446744073709551616).'],
@@ -115,7 +115,10 @@ describe('tokenizer: Phi-4-mini-style tokenizer.json from o200k_base against js-
   });
 
   it('a checkpoint without tokenizer.json has no tokenizer; one without chat_template says so', () => {
-    expect(loadTokenizer(modelDir('phi4-mini-tiny'))).to.equal(null);
+    const bare = fs.mkdtempSync(path.join(os.tmpdir(), 'phi4-notok-'));
+    fs.copyFileSync(path.join(modelDir('phi4-mini-tiny'), 'config.json'), path.join(bare, 'config.json'));
+    expect(loadTokenizer(bare)).to.equal(null);
+    fs.rmSync(bare, { recursive: true });
     const { tokenizer, config } = phi4StyleTokenizer();
     const t = new Phi4Tokenizer(tokenizer, config, '/x/tokenizer_config.json');
     expect(() => t.applyChatTemplate([{ role: 'user', content: 'Hi' }])).to.throw('/x/tokenizer_config.json: no chat_template');

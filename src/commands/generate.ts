@@ -5,7 +5,8 @@ import { resolveCheckpoint } from '../hub.js';
 import { parseIds } from '../inputs.js';
 import { InputError, Phi3Model } from '../model.js';
 import { checkSampling } from '../sampling.js';
-import { type ChatMessage, TextStreamer, loadTokenizer } from '../tokenizer.js';
+import { readFileSync } from 'node:fs';
+import { type ChatMessage, TextStreamer, loadTokenizer, parseToolCalls } from '../tokenizer.js';
 import { type Command, checkOutPath, start } from './common.js';
 
 function number(v: string | undefined, flag: string): number | undefined {
@@ -15,17 +16,38 @@ function number(v: string | undefined, flag: string): number | undefined {
   return n;
 }
 
+/** The tools file: a JSON array of tool definitions; its text goes to the template as written. */
+function readTools(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8').trim();
+  } catch (e) {
+    throw new InputError(`--tools: cannot read ${path} (${(e as Error).message.split('\n')[0]})`);
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new InputError(`--tools: ${path} is not JSON (${(e as Error).message.split('\n')[0]})`);
+  }
+  if (!Array.isArray(v)) throw new InputError(`--tools: ${path} must hold a JSON array of tool definitions`);
+  return text;
+}
+
 export const generateCommand: Command = {
-  usage: `phi4 generate <checkpoint-dir | repo-id> (--ids 5,17 | --prompt TEXT | --chat TEXT [--system TEXT]) --max-new-tokens N
+  usage: `phi4 generate <checkpoint-dir | repo-id> (--ids 5,17 | --prompt TEXT | --chat TEXT [--system TEXT] [--tools FILE.json]) --max-new-tokens N
         [--temperature T] [--top-k K] [--top-p P] [--seed S] [--rope-policy ${ROPE_POLICIES.join('|')}] [--no-cache]
-        [--out FILE.safetensors] [--backend NAME]
-      generate tokens (greedy unless --temperature > 0), streamed; text when the checkpoint has a tokenizer`,
+        [--json] [--out FILE.safetensors] [--backend NAME]
+      generate tokens (greedy unless --temperature > 0), streamed; text when the checkpoint has a tokenizer;
+      --json prints one JSON object instead (ids, text, tool calls parsed from <|tool_call|>...<|/tool_call|>)`,
   async run(argv) {
-    const p = parseArgs(argv, ['ids', 'prompt', 'chat', 'system', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'rope-policy', 'out', 'backend'], ['no-cache']);
+    const p = parseArgs(argv, ['ids', 'prompt', 'chat', 'system', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'rope-policy', 'out', 'backend', 'tools'], ['no-cache', 'json']);
     if (p.positional.length !== 1) throw new UsageError('generate needs one checkpoint directory or repo id');
     const inputs = (['ids', 'prompt', 'chat'] as const).filter((f) => str(p, f) !== undefined);
     if (inputs.length !== 1) throw new UsageError('generate needs exactly one of --ids, --prompt and --chat');
     if (str(p, 'system') !== undefined && inputs[0] !== 'chat') throw new UsageError('--system goes with --chat');
+    if (str(p, 'tools') !== undefined && inputs[0] !== 'chat') throw new UsageError('--tools goes with --chat');
+    const json = p.flags.get('json') === true;
     const maxNew = intFlag(p, 'max-new-tokens', 1);
     if (maxNew === undefined) throw new UsageError('generate needs --max-new-tokens N');
     const policy = (str(p, 'rope-policy') ?? 'default') as RopePolicy;
@@ -55,7 +77,8 @@ export const generateCommand: Command = {
         const system = str(p, 'system');
         if (system !== undefined) messages.push({ role: 'system', content: system });
         messages.push({ role: 'user', content: str(p, 'chat')! });
-        prompt = tokenizer.encodeChat(messages);
+        const toolsPath = str(p, 'tools');
+        prompt = tokenizer.encodeChat(messages, toolsPath === undefined ? {} : { tools: readTools(toolsPath) });
       }
     }
 
@@ -65,13 +88,20 @@ export const generateCommand: Command = {
     const backend = await start(str(p, 'backend'));
     const model = Phi3Model.load(dir);
     try {
-      const streamer = tokenizer ? new TextStreamer(tokenizer, (s) => process.stdout.write(s), true) : null;
+      const streamer = tokenizer && !json ? new TextStreamer(tokenizer, (s) => process.stdout.write(s), true) : null;
       const r = generate(model, prompt, {
         maxNewTokens: maxNew, sampling, eosIds, seed: seedText === undefined ? 0 : BigInt(seedText), ropePolicy: policy, noCache,
-        onToken: (id, step) => (streamer ? streamer.push(id) : process.stdout.write(`${step ? ' ' : ''}${id}`)),
+        onToken: json ? undefined : (id, step) => (streamer ? streamer.push(id) : process.stdout.write(`${step ? ' ' : ''}${id}`)),
       });
       streamer?.flush();
-      process.stdout.write('\n');
+      if (json) {
+        // decoded as published: special tokens (<|end|>, ...) skipped, tool tokens (not special) kept
+        const text = tokenizer ? tokenizer.decode(r.ids, true) : null;
+        const tools = text === null ? { calls: [], errors: [] } : parseToolCalls(text);
+        process.stdout.write(JSON.stringify({
+          prompt_ids: prompt, ids: Array.from(r.ids), text, stopped_by: r.stoppedBy, tool_calls: tools.calls, tool_call_errors: tools.errors,
+        }) + '\n');
+      } else process.stdout.write('\n');
       const rebuilt = r.rebuiltAt === null ? '' : `, cache rebuilt with the long factors at step ${r.rebuiltAt}`;
       console.error(`${r.ids.length} tokens (stopped by ${r.stoppedBy}), prompt ${prompt.length} tokens, rope policy ${policy}${noCache ? ' without cache' : ''}${rebuilt}`);
       if (out) {

@@ -1,0 +1,80 @@
+// The library's one public entry point: `import { Phi3Model, tf, ... } from 'phi4-ts'`.
+//
+// Importing it picks the tfjs backend the way the CLI does (src/backend.ts: $PHI4_BACKEND, else
+// tensorflow when @tensorflow/tfjs-node loads, else wasm, else cpu), so the first
+// `Phi3Model.load` runs without any set-up; `await initBackend('cpu')` switches later.
+// tfjs-core is re-exported as `tf`, so an app uses the very copy the model runs on and never
+// installs a second, mismatched one. Use its functional ops (`tf.sum(t)`): tfjs-core registers
+// chained ops (`t.sum()`) only from ES modules that Node cannot load.
+
+import * as tf from '@tensorflow/tfjs-core';
+import { existsSync } from 'node:fs';
+import { InputError } from './model.js';
+import { GOLDEN_DIR, modelDir } from './golden.js';
+import { initBackend } from './backend.js';
+
+export { tf };
+
+// The model, its inputs and its hooks (docs/hooks.md)
+export {
+  Phi3Model, InputError, SCORE_BUDGET_BYTES,
+  type ForwardInputs, type ForwardOptions, type ForwardResult, type RunWithCacheOptions,
+} from './model.js';
+export { HookError, checkTapNames, type Hook, type Hooks } from './hooks.js';
+export { tapNames, tapInfo, MODEL_TAPS, LAYER_TAPS, HEAD_TAPS, type TapInfo } from './taps.js';
+export type { KvCache } from '../layers/attention.js';
+
+// Configuration and weights
+export { parseConfig, loadConfig, configHash, ConfigError, type Phi3Config, type RopeConfig } from './config.js';
+export { loadWeights, weightMode, WEIGHT_MODES, type WeightMode, type ModelWeights, type LoadWeightsOptions } from './weights.js';
+export { Checkpoint, SafetensorsFile, WeightsError, writeSafetensors, type TensorInfo, type DType } from '../weights/index.js';
+export { resolveCheckpoint, hubCacheDir } from './hub.js';
+export { parseIds, readInputs } from './inputs.js';
+
+// The float64 reference and fidelity against it (docs/fidelity.md)
+export { referenceForward, referenceBytes, ReferenceInputError, type ReferenceOptions, type ReferenceTap } from './reference/forward.js';
+export { ROUNDINGS, roundInPlace, type Rounding } from './reference/rounding.js';
+export { referenceTaps, referenceErrors, modelErrors, type TapValues } from './reference/fidelity.js';
+
+// Dump, compare, verify
+export { writeDump, writeReferenceDump, type DumpInfo } from './dump.js';
+export {
+  compare, compareFiles, fileEntries, formatReport, PRESETS,
+  type CompareOptions, type CompareReport, type TapResult, type Entries, type Preset,
+} from './compare.js';
+export { verify } from './verify.js';
+export { FORWARD_CASES, F32_TOLERANCE, type GoldenCase } from './golden.js';
+
+// Generation, sampling, tokenizer and chat template
+export {
+  generate, checkpointEosIds, checkLength, writeGeneration, lastLogits, ROPE_POLICIES,
+  type GenerateOptions, type GenerateResult, type RopePolicy,
+} from './generate.js';
+export { SplitMix64, argmax, chooseToken, type SamplingOptions } from './sampling.js';
+export {
+  Phi4Tokenizer, loadTokenizer, TextStreamer,
+  type ChatMessage, type ChatOptions, type ToolCall,
+} from './tokenizer.js';
+
+// Memory calculator (docs/memory.md)
+export {
+  memoryReport, formatMemoryReport, memoryJson, resolveMemorySource, modelTensors, weightBytes, kvCacheBytes,
+  SCHEMES, type MemoryReport, type MemoryOptions, type SchemeId, type KvDtype,
+} from './memory.js';
+
+// Backend selection
+export { initBackend, tfjsVersion, BACKENDS, BackendError, type BackendName } from './backend.js';
+export { VERSION } from './version.js';
+
+/**
+ * The directory of a checkpoint bundled with the package (golden/models/NAME), e.g.
+ * `bundledModel('phi4-mini-tiny')`: tiny random-weight Phi-4-mini with a tokenizer.
+ */
+export function bundledModel(name: string): string {
+  const dir = modelDir(name);
+  if (!/^[\w.-]+$/.test(name) || !existsSync(dir)) throw new InputError(`bundledModel: no bundled checkpoint "${name}" in ${GOLDEN_DIR}models`);
+  return dir;
+}
+
+// The backend, chosen once at import unless the app already set one.
+if (!tf.getBackend()) await initBackend();
