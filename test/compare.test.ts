@@ -245,6 +245,22 @@ describe('compare (pure)', () => {
     const clash = parseMapSpec({ tensors: [{ from: 'x{N}', to: 'embed' }] }, 'm.json');
     expect(() => applyMap(entries({ x1: { shape: [1], data: [0] }, x2: { shape: [1], data: [0] } }), clash, 'candidate')).to.throw(/"x1" and "x2" both map to "embed"/);
   });
+
+  it('--map slice and drop: scores over a KV cache padded to 8 cells cropped to T, a tensor dropped', () => {
+    // kq [1, nh=1, T=2, S=8] padded; the tap is attn_probs [1, 1, 2, 2]
+    const kq = Array.from({ length: 16 }, (_, i) => i);
+    const cand = entries({ 'kq-0': { shape: [1, 1, 2, 8], data: kq }, 'noise-3': { shape: [1], data: [0] }, input_ids: { shape: [1, 2], data: [4, 5], int: true } });
+    const spec = parseMapSpec({ tensors: [{ from: 'kq-{N}', to: 'layers.{N}.attn_probs', slice: [null, null, null, [0, 'T']] }, { from: 'noise-{N}', drop: true }] }, 'm.json');
+    const m = applyMap(cand, spec, 'candidate');
+    expect([...m.keys()]).to.deep.equal(['layers.0.attn_probs', 'input_ids']);
+    expect(m.get('layers.0.attn_probs')!.shape).to.deep.equal([1, 1, 2, 2]);
+    expect([...m.get('layers.0.attn_probs')!.read()]).to.deep.equal([0, 1, 8, 9]);
+    const spec2 = parseMapSpec({ tensors: [{ from: 'kq-{N}', to: 'x{N}', slice: [null, null, [1, 2], [3, 5]] }] }, 'm.json');
+    expect([...applyMap(cand, spec2, 'candidate').get('x0')!.read()]).to.deep.equal([11, 12]);
+    expect(() => parseMapSpec({ tensors: [{ from: 'a', slice: [[2, 1]] }] }, 'm.json')).to.throw(/m\.json: tensors\[0\]: "slice"/);
+    expect(() => applyMap(cand, parseMapSpec({ tensors: [{ from: 'kq-{N}', to: 'y', slice: [null, null, null, [0, 9]] }] }, 'm.json'), 'candidate')).to.throw(/kq-0.*does not fit axis 3/);
+    expect(() => applyMap(cand, parseMapSpec({ tensors: [{ from: 'kq-{N}', to: 'y', slice: [null, null] }] }, 'm.json'), 'candidate')).to.throw(/its slice has 2/);
+  });
 });
 
 describe('phi4 compare: files and the command line', function () {
