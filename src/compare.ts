@@ -85,6 +85,27 @@ export interface CompareReport {
   firstDivergent: string | null;
   diagnosis: string;
   ok: boolean;
+  /** With a reference run on the candidate's quantized weights (--weights-reference): see compareQuantized. */
+  quantization?: QuantizationReport;
+}
+
+/** Per tap: the candidate's distance from the float reference and from the quantized-weights one. */
+export interface QuantizedTap {
+  name: string;
+  /** rel L2 of the candidate against the float reference. */
+  fromFloat: number;
+  /** rel L2 of the candidate against the reference run on the same quantized weights. */
+  fromQuantized: number;
+  /** rel L2 of the quantized-weights reference against the float one: the quantization's own error. */
+  quantizationError: number;
+  /** What explains the candidate's error from the float reference at this tap. */
+  explainedBy: 'nothing to explain' | 'weight quantization' | 'the candidate';
+}
+
+export interface QuantizationReport {
+  taps: QuantizedTap[];
+  /** The verdict's basis: the candidate against the quantized-weights reference. */
+  worstFromFloat: { name: string; relL2: number } | null;
 }
 
 /**
@@ -399,6 +420,43 @@ export function compare(ref: Entries, cand: Entries, opts: CompareOptions = {}):
   return report;
 }
 
+/**
+ * Quantization told apart from bugs. `quant` is our reference run on the candidate's own quantized
+ * weights (for example `phi4 dump model.Q4_K_M.gguf` on the same inputs): exact math on those
+ * weights. The verdict is the candidate against it, so weight quantization is not an error and a
+ * kernel bug under quantization noise still diverges; beside it, per tap, the candidate's distance
+ * from the float reference and the quantization's own error (quantized reference vs float), and
+ * which of the two explains the candidate's error.
+ */
+export function compareQuantized(ref: Entries, quant: Entries, cand: Entries, opts: CompareOptions = {}): CompareReport {
+  const noMeta = { ...opts, metadata: undefined };
+  const report = compare(quant, cand, opts.metadata ? { ...opts, metadata: { reference: opts.metadata.reference, candidate: opts.metadata.candidate } } : opts);
+  const fromFloat = compare(ref, cand, noMeta);
+  const qErr = compare(ref, quant, noMeta);
+  const by = (r: CompareReport) => new Map(r.taps.map((t) => [t.name, t]));
+  const ff = by(fromFloat);
+  const qe = by(qErr);
+  const tol = report.tolerance;
+  const taps: QuantizedTap[] = [];
+  for (const t of report.taps) {
+    const f = ff.get(t.name);
+    const q = qe.get(t.name);
+    if (!f || !q || t.finding) continue;
+    const explainedBy = !t.ok ? 'the candidate' : f.ok ? 'nothing to explain' : 'weight quantization';
+    taps.push({ name: t.name, fromFloat: f.relL2, fromQuantized: t.relL2, quantizationError: q.relL2, explainedBy });
+  }
+  const worst = taps.reduce<QuantizedTap | null>((w, t) => (w === null || t.fromFloat > w.fromFloat ? t : w), null);
+  report.quantization = { taps, worstFromFloat: worst ? { name: worst.name, relL2: worst.fromFloat } : null };
+  const quantized = taps.filter((t) => t.explainedBy === 'weight quantization').length;
+  if (report.ok) {
+    report.diagnosis = `the candidate matches the reference run on the same quantized weights (${report.diagnosis})` +
+      (quantized ? `; its error from the float reference is weight quantization at ${quantized} tap${quantized > 1 ? 's' : ''} (worst ${worst!.name}: ${fmt(worst!.fromFloat)} from float, the quantized reference itself ${fmt(taps.find((t) => t.name === worst!.name)!.quantizationError)})` : '; it is within tolerance of the float reference too');
+  } else {
+    report.diagnosis = `not explained by weight quantization: the candidate diverges from the reference run on its own quantized weights; ${report.diagnosis}`;
+  }
+  return report;
+}
+
 /** A dump's provenance for the report header: its path, and who wrote it when it is ours. */
 function describe(path: string, f: SafetensorsFile): string {
   const m = f.metadata;
@@ -411,8 +469,9 @@ export interface FileComparison {
 }
 
 /** Opens both files (bad or missing files are WeightsErrors naming them), maps and compares. */
-export function compareFiles(refPath: string, candPath: string, opts: CompareOptions & { map?: MapSpec | null } = {}): FileComparison {
+export function compareFiles(refPath: string, candPath: string, opts: CompareOptions & { map?: MapSpec | null; weightsReference?: string } = {}): FileComparison {
   const ref = SafetensorsFile.open(refPath);
+  const quant = opts.weightsReference !== undefined ? SafetensorsFile.open(opts.weightsReference) : null;
   try {
     const cand = SafetensorsFile.open(candPath);
     try {
@@ -423,12 +482,20 @@ export function compareFiles(refPath: string, candPath: string, opts: CompareOpt
       if (map && map.applyTo !== 'reference') b = applyMap(b, map, 'candidate');
       const meta = (f: SafetensorsFile): DumpMeta => ({ checkpoint: f.metadata.checkpoint, config_hash: f.metadata.config_hash });
       const metadata = { reference: meta(ref), candidate: meta(cand) };
-      return { report: compare(a, b, { ...opts, metadata }), labels: { reference: describe(refPath, ref), candidate: describe(candPath, cand) } };
+      const labels = { reference: describe(refPath, ref), candidate: describe(candPath, cand) };
+      if (quant) {
+        let q = fileEntries(quant);
+        if (map && map.applyTo !== 'candidate') q = applyMap(q, map, 'reference');
+        labels.reference += `; quantized-weights reference: ${describe(opts.weightsReference!, quant)}`;
+        return { report: compareQuantized(a, q, b, { ...opts, metadata: { reference: meta(quant), candidate: metadata.candidate } }), labels };
+      }
+      return { report: compare(a, b, { ...opts, metadata }), labels };
     } finally {
       cand.close();
     }
   } finally {
     ref.close();
+    quant?.close();
   }
 }
 
@@ -480,6 +547,11 @@ export function formatReport(r: CompareReport, labels: { reference: string; cand
   }
   if (r.metadata && r.metadata.sameCheckpoint === false && r.metadata.sameConfig !== false) {
     out.push(`note: different checkpoint files with the same config (reference ${r.metadata.reference.checkpoint}, candidate ${r.metadata.candidate.checkpoint})`);
+  }
+  if (r.quantization) {
+    out.push(`quantization (--weights-reference): rel L2 of the candidate from the float reference, from the reference on the same quantized weights (the verdict), and the quantization's own error`);
+    out.push(`  ${pad('tap', w)}${lpad('from float', 12)}${lpad('from quant', 12)}${lpad('quant err', 12)}  explained by`);
+    for (const t of r.quantization.taps) out.push(`  ${pad(t.name, w)}${lpad(fmt(t.fromFloat), 12)}${lpad(fmt(t.fromQuantized), 12)}${lpad(fmt(t.quantizationError), 12)}  ${t.explainedBy}`);
   }
   out.push(`${r.ok ? 'PASS' : 'FAIL'}: ${r.diagnosis}`);
   return out.join('\n');

@@ -5,10 +5,10 @@ import { plotSvg, writeTextAtomic } from '../plot.js';
 import { type Command, checkOutPath } from './common.js';
 
 export const compareCommand: Command = {
-  usage: `phi4 compare <reference.safetensors> <candidate.safetensors> [--json] [--map FILE.json] [--preset fp32|bf16|fp16] [--rtol X] [--plot FILE.svg]
-      every tap present in both, in forward order: errors, the first divergent tap and why (exit 1 when one diverges)`,
+  usage: `phi4 compare <reference.safetensors> <candidate.safetensors> [--json] [--map FILE.json] [--preset fp32|bf16|fp16] [--rtol X] [--plot FILE.svg] [--weights-reference QDUMP.safetensors]
+      every tap present in both, in forward order: errors, the first divergent tap and why (exit 1 when one diverges); --weights-reference: our dump on the candidate's quantized weights (phi4 dump q.gguf, same inputs), to tell quantization from bugs`,
   async run(argv) {
-    const p = parseArgs(argv, ['map', 'preset', 'rtol', 'plot'], ['json']);
+    const p = parseArgs(argv, ['map', 'preset', 'rtol', 'plot', 'weights-reference'], ['json']);
     if (p.positional.length !== 2) throw new UsageError(`compare needs two files, a reference and a candidate (got ${p.positional.length})`);
     const presetArg = str(p, 'preset') ?? 'fp32';
     if (!Object.hasOwn(PRESETS, presetArg)) throw new UsageError(`--preset: unknown preset "${presetArg}" (fp32, bf16, fp16)`);
@@ -20,7 +20,7 @@ export const compareCommand: Command = {
     const map = str(p, 'map') !== undefined ? readMapSpec(str(p, 'map')!) : null;
 
     const [refPath, candPath] = p.positional;
-    const { report, labels } = compareFiles(refPath, candPath, { preset: presetArg as Preset, tolerance: rtol, map });
+    const { report, labels } = compareFiles(refPath, candPath, { preset: presetArg as Preset, tolerance: rtol, map, weightsReference: str(p, 'weights-reference') });
     if (p.flags.has('json')) {
       const finite = (_k: string, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v);
       console.log(JSON.stringify({ reference: refPath, candidate: candPath, ...report }, finite, 2));
