@@ -6,6 +6,9 @@ import { SafetensorsFile, isFloatDType } from '../weights/index.js';
 import { type MapSpec, applyMap } from './compare-map.js';
 import { F32_TOLERANCE } from './golden.js';
 import { InputError } from './model.js';
+import { loadConfig } from './config.js';
+import { type RopeConfig } from '../layers/rotary.js';
+import { type RopeFingerprint, ropeFingerprint } from './diagnose/rope-fingerprint.js';
 import { type Numeric, maxAbs, relL2, relL2Along, rmsOf, selectPositions } from './metrics.js';
 import { HEAD_TAPS, LAYER_TAPS, MODEL_TAPS, seqAxis, tapInfo } from './taps.js';
 
@@ -85,6 +88,8 @@ export interface CompareReport {
   firstDivergent: string | null;
   diagnosis: string;
   ok: boolean;
+  /** Which LongRoPE factor set the candidate used, when a rotary tap diverges (and the config is known). */
+  ropeFingerprint?: RopeFingerprint;
   /** With a reference run on the candidate's quantized weights (--weights-reference): see compareQuantized. */
   quantization?: QuantizationReport;
 }
@@ -311,6 +316,8 @@ function checkInputs(ref: Entries, cand: Entries): void {
 export interface CompareOptions {
   tolerance?: number;
   preset?: Preset;
+  /** The reference model's rotary config, for the LongRoPE fingerprint (compareFiles reads it from the reference's checkpoint). */
+  rope?: RopeConfig;
   /** Each dump's recorded provenance (compareFiles reads it from the files' metadata). */
   metadata?: { reference: DumpMeta; candidate: DumpMeta };
 }
@@ -417,6 +424,19 @@ export function compare(ref: Entries, cand: Entries, opts: CompareOptions = {}):
   report.firstDivergent = first?.name ?? null;
   report.ok = !first && report.metadata?.sameConfig !== false;
   report.diagnosis = diagnose(report, first, tol);
+  const rot = first && /^(rope\.(cos|sin)|layers\.(\d+)\.(q_rot|k_rot))$/.exec(first.name);
+  if (rot && opts.rope) {
+    const layer = rot[3] !== undefined ? Number(rot[3]) : 0;
+    const qkv = cand.get(`layers.${layer}.qkv`);
+    const q = cand.get(`layers.${layer}.q_rot`);
+    if (qkv && q && !qkv.int && !q.int) {
+      const fp = ropeFingerprint(opts.rope, layer, { shape: qkv.shape, data: qkv.read() }, { shape: q.shape, data: q.read() });
+      if (fp) {
+        report.ropeFingerprint = fp;
+        report.diagnosis += `; ${fp.text}`;
+      }
+    }
+  }
   return report;
 }
 
@@ -457,6 +477,17 @@ export function compareQuantized(ref: Entries, quant: Entries, cand: Entries, op
   return report;
 }
 
+/** The rotary config of the checkpoint our reference dump names, when it can still be read. */
+function referenceRope(f: SafetensorsFile): RopeConfig | undefined {
+  const ckpt = f.metadata.checkpoint;
+  if (f.metadata.format !== 'phi4-ts.dump' || !ckpt) return undefined;
+  try {
+    return loadConfig(ckpt).rope;
+  } catch {
+    return undefined; // moved or deleted: compare without the fingerprint
+  }
+}
+
 /** A dump's provenance for the report header: its path, and who wrote it when it is ours. */
 function describe(path: string, f: SafetensorsFile): string {
   const m = f.metadata;
@@ -481,6 +512,7 @@ export function compareFiles(refPath: string, candPath: string, opts: CompareOpt
       if (map && map.applyTo !== 'candidate') a = applyMap(a, map, 'reference');
       if (map && map.applyTo !== 'reference') b = applyMap(b, map, 'candidate');
       const meta = (f: SafetensorsFile): DumpMeta => ({ checkpoint: f.metadata.checkpoint, config_hash: f.metadata.config_hash });
+      opts = { rope: referenceRope(ref), ...opts };
       const metadata = { reference: meta(ref), candidate: meta(cand) };
       const labels = { reference: describe(refPath, ref), candidate: describe(candPath, cand) };
       if (quant) {
