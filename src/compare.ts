@@ -9,6 +9,7 @@ import { InputError } from './model.js';
 import { loadConfig } from './config.js';
 import { type RopeConfig } from '../layers/rotary.js';
 import { type RopeFingerprint, ropeFingerprint } from './diagnose/rope-fingerprint.js';
+import type { BlameReport } from './diagnose/blame.js';
 import { type Numeric, maxAbs, relL2, relL2Along, rmsOf, selectPositions } from './metrics.js';
 import { HEAD_TAPS, LAYER_TAPS, MODEL_TAPS, seqAxis, tapInfo } from './taps.js';
 
@@ -90,6 +91,8 @@ export interface CompareReport {
   ok: boolean;
   /** Which LongRoPE factor set the candidate used, when a rotary tap diverges (and the config is known). */
   ropeFingerprint?: RopeFingerprint;
+  /** Per-step local errors (--blame): src/diagnose/blame.ts. */
+  blame?: BlameReport;
   /** With a reference run on the candidate's quantized weights (--weights-reference): see compareQuantized. */
   quantization?: QuantizationReport;
 }
@@ -579,6 +582,12 @@ export function formatReport(r: CompareReport, labels: { reference: string; cand
   }
   if (r.metadata && r.metadata.sameCheckpoint === false && r.metadata.sameConfig !== false) {
     out.push(`note: different checkpoint files with the same config (reference ${r.metadata.reference.checkpoint}, candidate ${r.metadata.candidate.checkpoint})`);
+  }
+  if (r.blame) {
+    const shown = r.blame.taps.filter((t) => !(t.local <= r.tolerance / 10) || !(t.accumulated <= r.tolerance / 10));
+    out.push(`per-step blame (--blame): each step re-run on the candidate's own input; ${shown.length} of ${r.blame.taps.length} steps over ${fmt(r.tolerance / 10)} shown`);
+    out.push(`  ${pad('tap', w)}${lpad('accumulated', 12)}${lpad('local', 12)}`);
+    for (const t of shown.slice(0, 16)) out.push(`  ${pad(t.name, w)}${lpad(fmt(t.accumulated), 12)}${lpad(fmt(t.local), 12)}${t.name === r.blame.blamed ? '  <- blamed' : ''}`);
   }
   if (r.quantization) {
     out.push(`quantization (--weights-reference): rel L2 of the candidate from the float reference, from the reference on the same quantized weights (the verdict), and the quantization's own error`);
