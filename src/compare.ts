@@ -584,8 +584,8 @@ export function formatReport(r: CompareReport, labels: { reference: string; cand
     out.push(`note: different checkpoint files with the same config (reference ${r.metadata.reference.checkpoint}, candidate ${r.metadata.candidate.checkpoint})`);
   }
   if (r.blame) {
-    const shown = r.blame.taps.filter((t) => !(t.local <= r.tolerance / 10) || !(t.accumulated <= r.tolerance / 10));
-    out.push(`per-step blame (--blame): each step re-run on the candidate's own input; ${shown.length} of ${r.blame.taps.length} steps over ${fmt(r.tolerance / 10)} shown`);
+    const shown = r.blame.taps.filter((t) => !(t.local <= r.tolerance / 10));
+    out.push(`per-step blame (--blame): each step re-run on the candidate's own input; the ${shown.length} of ${r.blame.taps.length} steps whose local error is over ${fmt(r.tolerance / 10)}`);
     out.push(`  ${pad('tap', w)}${lpad('accumulated', 12)}${lpad('local', 12)}`);
     for (const t of shown.slice(0, 16)) out.push(`  ${pad(t.name, w)}${lpad(fmt(t.accumulated), 12)}${lpad(fmt(t.local), 12)}${t.name === r.blame.blamed ? '  <- blamed' : ''}`);
   }

@@ -36,8 +36,12 @@ export const compareCommand: Command = {
         if (map && map.applyTo !== 'reference') entries = applyMap(entries, map, 'candidate');
         const acc = new Map(report.taps.map((t) => [t.name, t.relL2]));
         report.blame = blame(model, readInputs(refPath), entries, acc, report.tolerance);
-        report.diagnosis += `; ${report.blame.text}`;
-        if (report.blame.blamed) report.ok = false; // a step that is wrong on its own input is a bug, even under tolerance
+        if (report.blame.blamed) {
+          report.ok = false; // a step that is wrong on its own input is a bug, even under tolerance
+          report.diagnosis = `${report.blame.text}; the numbers: ${report.diagnosis}`;
+        } else {
+          report.diagnosis += `; ${report.blame.text}`;
+        }
       } finally {
         f.close();
         model.dispose();
