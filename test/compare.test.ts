@@ -261,6 +261,27 @@ describe('compare (pure)', () => {
     expect(() => applyMap(cand, parseMapSpec({ tensors: [{ from: 'kq-{N}', to: 'y', slice: [null, null, null, [0, 9]] }] }, 'm.json'), 'candidate')).to.throw(/kq-0.*does not fit axis 3/);
     expect(() => applyMap(cand, parseMapSpec({ tensors: [{ from: 'kq-{N}', to: 'y', slice: [null, null] }] }, 'm.json'), 'candidate')).to.throw(/its slice has 2/);
   });
+
+  it('--plot: a layer\'s 13 taps sit left to right in forward order, every series has its own colour, and a divergent tap gets a per-position / per-head panel', () => {
+    const names = tapNames(2);
+    const spec: Record<string, { shape: number[]; data: number[] }> = {};
+    const heads = (n: string) => /(q_rot|k_rot|attn_probs)$/.test(n);
+    for (const n of names) spec[n] = { shape: heads(n) ? [1, 2, 2, 2] : [1, 2, 4], data: [1, 2, 3, 4, 5, 6, 7, 8] };
+    const ref = entries(spec);
+    const cand = entries({ ...spec, 'layers.1.q_rot': { shape: [1, 2, 2, 2], data: [1, 2, 3, 4, 50, 60, 70, 80] } });
+    const svg = plotSvg(compare(ref, cand), 't');
+    // the x of each layer-0 tap, from the circles' tooltips
+    const xs = new Map<string, number>();
+    for (const m of svg.matchAll(/<circle cx="([\d.]+)" cy="[\d.]+" r="3" fill="[^"]+"><title>(\w+) @ layer 0:/g)) xs.set(m[2], Number(m[1]));
+    const layerTaps = names.filter((n) => n.startsWith('layers.0.')).map((n) => n.slice('layers.0.'.length));
+    expect([...xs.keys()].sort()).to.deep.equal(layerTaps.slice().sort());
+    for (let i = 1; i < layerTaps.length; i++) expect(xs.get(layerTaps[i])!, layerTaps[i]).to.be.above(xs.get(layerTaps[i - 1])!);
+    // legend: one line per series, all colours different
+    const legend = [...svg.matchAll(/<line x1="\d+" y1="[\d.]+" x2="\d+" y2="[\d.]+" stroke="(#[0-9a-f]{6})" stroke-width="2"/g)].map((m) => m[1]);
+    expect(legend.length).to.equal(layerTaps.length + 3); // 13 layer taps (out also draws embed and final_norm), logits, rope.cos, rope.sin
+    expect(new Set(legend).size).to.equal(legend.length);
+    expect(svg).to.include('layers.1.q_rot: rel L2 per position and per head').and.include('<title>head 1: ');
+  });
 });
 
 describe('phi4 compare: files and the command line', function () {
