@@ -10,7 +10,10 @@
 // `{X}` in `from` matches a decimal number and is substituted in `to`. Rules are tried in order;
 // the first match wins; names no rule matches keep their name. `permute` follows numpy.transpose
 // (output axis i is input axis permute[i]); `reshape` runs after it, 0 keeps that axis' size and
-// one -1 takes what is left.
+// one -1 takes what is left. `slice` runs last: one entry per axis, null (whole axis) or
+// [start, stop) where stop may be "T", the number of positions in the dump's input_ids (a
+// runtime whose scores span a padded KV cache: "slice": [null, null, null, [0, "T"]]).
+// `"drop": true` removes the tensors a rule matches (no tap, not listed as unmatched).
 
 import { readFileSync } from 'node:fs';
 import { UsageError } from './args.js';
@@ -22,6 +25,8 @@ export interface MapRule {
   to: string;
   permute?: number[];
   reshape?: number[];
+  slice?: (null | [number, number | 'T'])[];
+  drop?: boolean;
 }
 
 export interface MapSpec {
@@ -44,7 +49,7 @@ export function parseMapSpec(json: unknown, file: string): MapSpec {
     const where = `tensors[${i}]`;
     if (typeof r !== 'object' || r === null || Array.isArray(r)) throw bad(`${where} must be an object`);
     const rule = r as Record<string, unknown>;
-    for (const k of Object.keys(rule)) if (!['from', 'to', 'permute', 'reshape'].includes(k)) throw bad(`${where}: unknown key "${k}" (from, to, permute, reshape)`);
+    for (const k of Object.keys(rule)) if (!['from', 'to', 'permute', 'reshape', 'slice', 'drop'].includes(k)) throw bad(`${where}: unknown key "${k}" (from, to, permute, reshape, slice, drop)`);
     if (typeof rule.from !== 'string' || rule.from === '') throw bad(`${where}: "from" must be a tensor name (with {N} placeholders)`);
     const to = rule.to ?? rule.from;
     if (typeof to !== 'string' || to === '') throw bad(`${where}: "to" must be a tensor name`);
@@ -60,6 +65,17 @@ export function parseMapSpec(json: unknown, file: string): MapSpec {
       const s = rule.reshape;
       if (!isIntArray(s) || s.some((x) => x < -1) || s.filter((x) => x === -1).length > 1) throw bad(`${where}: "reshape" must be sizes (0 = keep, at most one -1), got ${JSON.stringify(s)}`);
       out.reshape = s;
+    }
+    if (rule.slice !== undefined) {
+      const sl = rule.slice;
+      const okAxis = (a: unknown) => a === null || (Array.isArray(a) && a.length === 2 && Number.isInteger(a[0]) && a[0] >= 0 &&
+        ((Number.isInteger(a[1]) && (a[1] as number) > a[0]) || a[1] === 'T'));
+      if (!Array.isArray(sl) || !sl.every(okAxis)) throw bad(`${where}: "slice" must be one entry per axis, null or [start, stop] (stop a number > start or "T"), got ${JSON.stringify(sl)}`);
+      out.slice = sl as MapRule['slice'];
+    }
+    if (rule.drop !== undefined) {
+      if (typeof rule.drop !== 'boolean') throw bad(`${where}: "drop" must be true or false`);
+      if (rule.drop) out.drop = true;
     }
     return out;
   });
@@ -120,6 +136,30 @@ function reshaped(shape: number[], spec: number[], name: string): number[] {
   return out;
 }
 
+/** numpy's data[s0, s1, ...] for row-major `data` of `shape`, with ranges [start, stop) per axis. */
+export function sliceAxes(data: Numeric, shape: number[], ranges: [number, number][]): Numeric {
+  const outShape = ranges.map(([a, b]) => b - a);
+  const total = outShape.reduce((p, q) => p * q, 1);
+  const out = new (data.constructor as new (len: number) => Numeric)(total);
+  const n = shape.length;
+  const stride = new Array<number>(n);
+  for (let i = n - 1, s = 1; i >= 0; i--) {
+    stride[i] = s;
+    s *= shape[i];
+  }
+  const idx = new Array<number>(n).fill(0);
+  for (let o = 0; o < total; o++) {
+    let src = 0;
+    for (let ax = 0; ax < n; ax++) src += (ranges[ax][0] + idx[ax]) * stride[ax];
+    out[o] = data[src];
+    for (let ax = n - 1; ax >= 0; ax--) {
+      if (++idx[ax] < outShape[ax]) break;
+      idx[ax] = 0;
+    }
+  }
+  return out;
+}
+
 function matcher(from: string): { re: RegExp; holes: string[] } {
   const holes: string[] = [];
   const src = from.split(/(\{\w+\})/).map((part) => {
@@ -138,27 +178,46 @@ export function applyMap(entries: Entries, spec: MapSpec, side: string): Entries
   const compiled = spec.rules.map((r) => ({ r, ...matcher(r.from) }));
   const out: Entries = new Map();
   const origin = new Map<string, string>();
+  const positions = () => {
+    const ids = entries.get('input_ids');
+    if (!ids) throw new UsageError(`--map: a slice to "T" needs the ${side}'s input_ids, which it does not have`);
+    return ids.shape[ids.shape.length - 1];
+  };
   for (const [name, e] of entries) {
     let target = name;
+    let dropped = false;
     let entry: Entry = e;
     for (const { r, re, holes } of compiled) {
       const m = re.exec(name);
       if (!m) continue;
+      if (r.drop) {
+        dropped = true;
+        break;
+      }
       target = holes.reduce((s, h, i) => s.split(`{${h}}`).join(m[i + 1]), r.to);
       let shape = e.shape;
       if (r.permute) {
         if (r.permute.length !== shape.length) throw new UsageError(`--map: "${name}" has ${shape.length} axes [${shape}], its permute has ${r.permute.length}`);
         shape = r.permute.map((p) => e.shape[p]);
       }
-      const finalShape = r.reshape ? reshaped(shape, r.reshape, name) : shape;
+      const mid = r.reshape ? reshaped(shape, r.reshape, name) : shape;
       const perm = r.permute;
-      entry = {
-        shape: finalShape,
-        int: e.int,
-        read: () => (perm ? permute(e.read(), e.shape, perm).data : e.read()),
-      };
+      const read = () => (perm ? permute(e.read(), e.shape, perm).data : e.read());
+      if (!r.slice) {
+        entry = { shape: mid, int: e.int, read };
+      } else {
+        if (r.slice.length !== mid.length) throw new UsageError(`--map: "${name}" has ${mid.length} axes [${mid}] after permute/reshape, its slice has ${r.slice.length}`);
+        const ranges = r.slice.map((s, ax): [number, number] => {
+          if (s === null) return [0, mid[ax]];
+          const stop = s[1] === 'T' ? positions() : s[1];
+          if (stop > mid[ax] || s[0] >= stop) throw new UsageError(`--map: "${name}": slice [${s[0]}, ${stop}) does not fit axis ${ax} of [${mid}]`);
+          return [s[0], stop];
+        });
+        entry = { shape: ranges.map(([a, b]) => b - a), int: e.int, read: () => sliceAxes(read(), mid, ranges) };
+      }
       break;
     }
+    if (dropped) continue;
     if (origin.has(target)) throw new UsageError(`--map: ${side} tensors "${origin.get(target)}" and "${name}" both map to "${target}"`);
     origin.set(target, name);
     out.set(target, entry);

@@ -11,6 +11,8 @@ import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { RopeConfig } from '../layers/rotary.js';
+import { isGgufPath } from './gguf/checkpoint.js';
+import { ggufConfig } from './gguf/config.js';
 
 export type { RopeConfig };
 
@@ -158,8 +160,9 @@ export function parseConfig(raw: unknown, source = 'config.json'): Phi3Config {
   };
 }
 
-/** Reads `<dir>/config.json` (or a path to a .json file). */
+/** Reads `<dir>/config.json` (or a path to a .json file, or a .gguf's metadata). */
 export function loadConfig(pathOrDir: string): Phi3Config {
+  if (isGgufPath(pathOrDir)) return ggufConfig(pathOrDir);
   const file = pathOrDir.endsWith('.json') ? pathOrDir : join(pathOrDir, 'config.json');
   let text: string;
   try {

@@ -25,12 +25,13 @@ export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
 const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
 
 /**
- * A checkpoint directory from a path or a repo id ("microsoft/Phi-4-mini-instruct"). A path that
+ * A checkpoint directory (or .gguf file) from a path or a repo id ("microsoft/Phi-4-mini-instruct"). A path that
  * exists wins; a repo id resolves to the snapshot refs/main names, else to the only (or newest)
  * snapshot holding a config.json. Throws an InputError saying where it looked.
  */
 export function resolveCheckpoint(arg: string, env: NodeJS.ProcessEnv = process.env): string {
   if (isDir(arg)) return resolve(arg);
+  if (arg.toLowerCase().endsWith('.gguf') && existsSync(arg) && statSync(arg).isFile()) return resolve(arg); // a GGUF checkpoint (src/gguf/)
   if (!REPO_ID.test(arg) || existsSync(arg)) throw new InputError(`${arg}: no such checkpoint directory`);
 
   const [owner, name] = arg.split('/');

@@ -16,6 +16,7 @@ import type { DecoderWeights } from '../layers/decoder.js';
 import { type DotsWeights, hostDots, usesKernel } from '../layers/exact.js';
 import { type HostMatrix, linear } from '../layers/linear.js';
 import { Checkpoint, type DType, HOST_LITTLE_ENDIAN, WeightsError, dtypeSize, numElements } from '../weights/index.js';
+import { GgufCheckpoint, isGgufPath } from './gguf/checkpoint.js';
 import type { Phi3Config } from './config.js';
 import { ProgressBar, type ProgressSink } from './progress.js';
 import { type Bf16Kernels, bf16Kernels, floatTensor } from './widen.js';
@@ -79,7 +80,7 @@ export function expectedTensors(cfg: Phi3Config): Map<string, number[]> {
 const IGNORED = /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/;
 
 /** Checks names and shapes; returns nothing, throws a WeightsError naming the first problem. */
-export function checkTensors(ckpt: Checkpoint, cfg: Phi3Config): void {
+export function checkTensors(ckpt: TensorSource, cfg: Phi3Config): void {
   const expected = expectedTensors(cfg);
   for (const [name, shape] of expected) {
     if (!ckpt.has(name)) throw new WeightsError(`${ckpt.dir}: tensor "${name}" is missing`);
@@ -123,8 +124,25 @@ export function weightMode(requested?: string): WeightMode {
   return want as WeightMode;
 }
 
+/** What reading float32 weights needs of a checkpoint: a safetensors Checkpoint or a GGUF (src/gguf/). */
+export type TensorSource = Pick<Checkpoint, 'dir' | 'names' | 'has' | 'info' | 'readBytes' | 'close'>;
+
+/** A .gguf checkpoint: dequantized to float32 (the only mode it loads in). */
+function loadGgufWeights(path: string, cfg: Phi3Config, opts: LoadWeightsOptions): ModelWeights {
+  const mode = weightMode(opts.mode);
+  if (mode !== 'auto' && mode !== 'float32') throw new WeightsError(`${path}: a GGUF checkpoint loads dequantized to float32 only, not as ${mode}`);
+  const ckpt = new GgufCheckpoint(path);
+  try {
+    checkTensors(ckpt, cfg);
+    return ResidentWeights.read(ckpt, cfg, opts.progress ?? ((total: number) => new ProgressBar('load', total)));
+  } finally {
+    ckpt.close();
+  }
+}
+
 /** Opens the checkpoint, checks its tensors against the config and holds them as `mode` says. */
 export function loadWeights(dir: string, cfg: Phi3Config, opts: LoadWeightsOptions = {}): ModelWeights {
+  if (isGgufPath(dir)) return loadGgufWeights(dir, cfg, opts);
   const ckpt = Checkpoint.open(dir);
   try {
     const need = float32Bytes(cfg);
@@ -155,7 +173,7 @@ export class ResidentWeights implements ModelWeights {
     readonly lmHead: tf.Tensor2D,
   ) {}
 
-  static read(ckpt: Checkpoint, cfg: Phi3Config, progress: (total: number) => ProgressSink): ResidentWeights {
+  static read(ckpt: TensorSource, cfg: Phi3Config, progress: (total: number) => ProgressSink): ResidentWeights {
     const bar = progress(tensorBytes(ckpt, cfg));
     const made: tf.Tensor[] = [];
     try {
@@ -211,7 +229,7 @@ export class ResidentWeights implements ModelWeights {
 }
 
 /** Bytes of the tensors the model uses (a tied checkpoint's spare lm_head copy not counted). */
-function tensorBytes(ckpt: Checkpoint, cfg: Phi3Config): number {
+function tensorBytes(ckpt: TensorSource, cfg: Phi3Config): number {
   let n = 0;
   for (const name of expectedTensors(cfg).keys()) n += ckpt.info(name).byteLength;
   return n;

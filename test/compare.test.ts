@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
-import { type Entries, type Entry, PRESETS, compare, compareFiles, forwardOrder, logitStats } from '../src/compare.js';
+import { type Entries, type Entry, PRESETS, compare, compareFiles, formatReport, forwardOrder, logitStats } from '../src/compare.js';
+import { plotSvg } from '../src/plot.js';
 import { applyMap, parseMapSpec, permute } from '../src/compare-map.js';
 import { writeDump } from '../src/dump.js';
 import { dumpPath, modelDir } from '../src/golden.js';
@@ -106,13 +107,101 @@ describe('compare (pure)', () => {
     expect(r2.taps[0].relL2).to.be.closeTo(1 / norm, 1e-15);
   });
 
-  it('refuses different shapes and different inputs, naming the tensor', () => {
-    const a = entries({ embed: { shape: [1, 2, 2], data: [1, 2, 3, 4] }, input_ids: { shape: [1, 2], data: [5, 6], int: true } });
-    const b = entries({ embed: { shape: [1, 4], data: [1, 2, 3, 4] } });
-    expect(() => compare(a, b)).to.throw(/embed: shapes differ: reference \[1,2,2\], candidate \[1,4\]/);
+  it('different shapes are a finding, listed and named in the verdict; different inputs are refused', () => {
+    const a = entries({ embed: { shape: [1, 2, 2], data: [1, 2, 3, 4] }, logits: { shape: [1, 2, 2], data: [1, 2, 3, 4] }, input_ids: { shape: [1, 2], data: [5, 6], int: true } });
+    const b = entries({ embed: { shape: [1, 4], data: [1, 2, 3, 4] }, logits: { shape: [1, 2, 2], data: [1, 2, 3, 4] } });
+    const r = compare(a, b);
+    expect(r.ok).to.equal(false);
+    expect(r.findings).to.deep.equal(['embed']);
+    expect(r.taps.map((t) => [t.name, t.ok])).to.deep.equal([['embed', false], ['logits', true]]); // the rest is still compared
+    expect(r.taps[0].finding).to.match(/shapes differ: reference \[1,2,2\], candidate \[1,4\]/);
+    expect(r.diagnosis).to.match(/^first divergence at embed \(cannot compare: shapes differ/);
     const c = entries({ embed: { shape: [1, 2, 2], data: [1, 2, 3, 4] }, input_ids: { shape: [1, 2], data: [5, 7], int: true } });
     expect(() => compare(a, c)).to.throw(/input_ids: the two dumps were run on different inputs \(element 1: 6 vs 7\)/);
     expect(() => compare(a, entries({ other: { shape: [1], data: [0] } }))).to.throw(/no tensor name in common/);
+  });
+
+  it('a rotary over all 16 dims instead of 12 is a finding at rope.cos naming partial_rotary_factor, and the taps after it are still compared', () => {
+    const ref = entries({ 'rope.cos': { shape: [1, 2, 12], data: new Float32Array(24).fill(1) }, embed: { shape: [1, 2, 1], data: [1, 2] } });
+    const cand = entries({ 'rope.cos': { shape: [1, 2, 16], data: new Float32Array(32).fill(1) }, embed: { shape: [1, 2, 1], data: [1, 2] } });
+    const r = compare(ref, cand);
+    expect(r.ok).to.equal(false);
+    expect(r.taps.find((t) => t.name === 'rope.cos')!.finding).to.include('rotates 16 dims where the reference rotates 12: check partial_rotary_factor');
+    expect(r.taps.find((t) => t.name === 'embed')!.ok).to.equal(true);
+  });
+
+  it('integer logits against float ones are a finding, never a pass (issue 12)', () => {
+    const ref = entries({ embed: { shape: [2], data: [1, 2] }, logits: { shape: [1, 1, 2], data: [0.5, 1] } });
+    const cand = entries({ embed: { shape: [2], data: [1, 2] }, logits: { shape: [1, 1, 2], data: [0, 0], int: true } });
+    const r = compare(ref, cand);
+    expect(r.ok).to.equal(false);
+    expect(r.findings).to.deep.equal(['logits']);
+    expect(r.diagnosis).to.include('logits').and.include('dtypes differ: reference float, candidate integer');
+  });
+
+  it('metrics survive extreme values: a 1e200 float64 reference, a 3e38 outlier hiding +1e3 on every logit (issue 12)', () => {
+    // rel L2 of x + 1 against x = [1e200, 1]: ||(1, 1)|| / ||(1e200, 1)|| = sqrt(2) * 1e-200, not 0 (and not NaN)
+    const big = new Map([['embed', { shape: [2], int: false, read: () => Float64Array.from([1e200, 1]) }]]) as Entries;
+    const moved = new Map([['embed', { shape: [2], int: false, read: () => Float64Array.from([1e200, 2e200]) }]]) as Entries;
+    const r1 = compare(big, moved);
+    expect(r1.taps[0].relL2).to.be.closeTo(2e200 / 1e200, 1e-12); // ||(0, 2e200 - 1)|| / ||(1e200, 1)|| = 2
+    expect(r1.ok).to.equal(false);
+    expect(r1.taps[0].cosine).to.be.closeTo(1 / Math.sqrt(5), 1e-12);
+    // logits [1, 4, 8]: one value of 3e38 at position 0; the candidate adds 1e3 everywhere
+    const T = 4;
+    const V = 8;
+    const ref = new Float32Array(T * V).map((_, i) => (i % 7) - 3);
+    ref[0] = 3e38;
+    const cand = ref.map((x) => x + 1e3);
+    const r2 = compare(entries({ logits: { shape: [1, T, V], data: ref } }), entries({ logits: { shape: [1, T, V], data: cand } }), { preset: 'bf16' });
+    expect(r2.taps[0].relL2).to.be.below(1e-30); // the whole-tensor measure alone would pass it
+    expect(r2.ok).to.equal(false);
+    expect(r2.taps[0].positions!.slice(1).every((p) => p > 10)).to.equal(true);
+    expect(r2.diagnosis).to.include('per-position rel L2').and.include('positions 1-3 of 4');
+  });
+
+  it('a tap named layers.20000000.out on both sides is ordered without a table of 20 M layers (issue 12)', () => {
+    const t0 = process.hrtime.bigint();
+    const names = ['logits', 'layers.20000000.out', 'layers.3.qkv', 'embed', 'layers.20000000.input_norm', 'zzz'];
+    expect(forwardOrder(names)).to.deep.equal(['embed', 'layers.3.qkv', 'layers.20000000.input_norm', 'layers.20000000.out', 'logits', 'zzz']);
+    const e = entries({ 'layers.20000000.out': { shape: [1, 1, 2], data: [1, 2] } });
+    const r = compare(e, e);
+    expect(r.ok).to.equal(true);
+    expect(plotSvg(r, 'x')).to.include('</svg>');
+    expect(Number(process.hrtime.bigint() - t0) / 1e9).to.be.below(2);
+  });
+
+  it('per-head and per-position detail names the heads and positions carrying the error', () => {
+    // q_rot [1, nh=6, T=3, d=2]: heads 1 and 4 corrupted at every position
+    const q = new Float32Array(36).map((_, i) => 1 + (i % 5));
+    const bad = q.map((x, i) => (Math.floor(i / 6) === 1 || Math.floor(i / 6) === 4 ? -x : x));
+    const r = compare(entries({ 'layers.0.q_rot': { shape: [1, 6, 3, 2], data: q } }), entries({ 'layers.0.q_rot': { shape: [1, 6, 3, 2], data: bad } }));
+    expect(r.taps[0].heads!.map((h) => h > 0)).to.deep.equal([false, true, false, false, true, false]);
+    expect(r.taps[0].heads![1]).to.be.closeTo(2, 1e-12);
+    expect(r.diagnosis).to.include('heads 1, 4 of 6');
+    // attn_out [1, T=2, nh*d = 6*2] takes nh from the layer's q_rot: head 3 wrong at position 1 only
+    const o = new Float32Array(24).map((_, i) => 1 + (i % 3));
+    const ob = o.slice();
+    ob[12 + 3 * 2] += 1;
+    const r2 = compare(entries({ 'layers.0.q_rot': { shape: [1, 6, 3, 2], data: q }, 'layers.0.attn_out': { shape: [1, 2, 12], data: o } }),
+      entries({ 'layers.0.q_rot': { shape: [1, 6, 3, 2], data: q }, 'layers.0.attn_out': { shape: [1, 2, 12], data: ob } }));
+    const t = r2.taps.find((x) => x.name === 'layers.0.attn_out')!;
+    expect(t.heads!.map((h) => h > 0)).to.deep.equal([false, false, false, true, false, false]);
+    expect(t.positions!.map((p) => p > 0)).to.deep.equal([false, true]);
+    expect(r2.diagnosis).to.include('head 3 of 6').and.include('position 1 of 2');
+  });
+
+  it('metadata: dumps of different configs are "different checkpoint/config"; candidate-only names are summarised by pattern', () => {
+    const e = entries({ embed: { shape: [2], data: [1, 2] } });
+    const other = entries({ embed: { shape: [2], data: [1, 2] }, 'blk.0.x': { shape: [1], data: [0] }, 'blk.1.x': { shape: [1], data: [0] }, 'kq-3': { shape: [1], data: [0] } });
+    const r = compare(e, other, { metadata: { reference: { checkpoint: 'a', config_hash: 'h1' }, candidate: { checkpoint: 'b', config_hash: 'h2' } } });
+    expect(r.ok).to.equal(false);
+    expect(r.diagnosis).to.match(/^different checkpoint\/config: reference a \(config h1\), candidate b \(config h2\)/);
+    expect(r.onlyCandidateSummary).to.deep.equal([{ pattern: 'blk.N.x', count: 2 }, { pattern: 'kq-N', count: 1 }]);
+    expect(formatReport(r, { reference: 'a', candidate: 'b' })).to.include('only in candidate (3 tensors matching no tap, 2 patterns): blk.N.x (x2), kq-N');
+    const same = compare(e, e, { metadata: { reference: { checkpoint: 'a', config_hash: 'h1' }, candidate: { checkpoint: 'b', config_hash: 'h1' } } });
+    expect(same.ok).to.equal(true);
+    expect(formatReport(same, { reference: 'a', candidate: 'b' })).to.include('note: different checkpoint files with the same config');
   });
 
   it('NaN in the candidate is a divergence, not a pass', () => {
@@ -155,6 +244,43 @@ describe('compare (pure)', () => {
     expect(() => parseMapSpec({ rename: {} }, 'm.json')).to.throw(/unknown key "rename"/);
     const clash = parseMapSpec({ tensors: [{ from: 'x{N}', to: 'embed' }] }, 'm.json');
     expect(() => applyMap(entries({ x1: { shape: [1], data: [0] }, x2: { shape: [1], data: [0] } }), clash, 'candidate')).to.throw(/"x1" and "x2" both map to "embed"/);
+  });
+
+  it('--map slice and drop: scores over a KV cache padded to 8 cells cropped to T, a tensor dropped', () => {
+    // kq [1, nh=1, T=2, S=8] padded; the tap is attn_probs [1, 1, 2, 2]
+    const kq = Array.from({ length: 16 }, (_, i) => i);
+    const cand = entries({ 'kq-0': { shape: [1, 1, 2, 8], data: kq }, 'noise-3': { shape: [1], data: [0] }, input_ids: { shape: [1, 2], data: [4, 5], int: true } });
+    const spec = parseMapSpec({ tensors: [{ from: 'kq-{N}', to: 'layers.{N}.attn_probs', slice: [null, null, null, [0, 'T']] }, { from: 'noise-{N}', drop: true }] }, 'm.json');
+    const m = applyMap(cand, spec, 'candidate');
+    expect([...m.keys()]).to.deep.equal(['layers.0.attn_probs', 'input_ids']);
+    expect(m.get('layers.0.attn_probs')!.shape).to.deep.equal([1, 1, 2, 2]);
+    expect([...m.get('layers.0.attn_probs')!.read()]).to.deep.equal([0, 1, 8, 9]);
+    const spec2 = parseMapSpec({ tensors: [{ from: 'kq-{N}', to: 'x{N}', slice: [null, null, [1, 2], [3, 5]] }] }, 'm.json');
+    expect([...applyMap(cand, spec2, 'candidate').get('x0')!.read()]).to.deep.equal([11, 12]);
+    expect(() => parseMapSpec({ tensors: [{ from: 'a', slice: [[2, 1]] }] }, 'm.json')).to.throw(/m\.json: tensors\[0\]: "slice"/);
+    expect(() => applyMap(cand, parseMapSpec({ tensors: [{ from: 'kq-{N}', to: 'y', slice: [null, null, null, [0, 9]] }] }, 'm.json'), 'candidate')).to.throw(/kq-0.*does not fit axis 3/);
+    expect(() => applyMap(cand, parseMapSpec({ tensors: [{ from: 'kq-{N}', to: 'y', slice: [null, null] }] }, 'm.json'), 'candidate')).to.throw(/its slice has 2/);
+  });
+
+  it('--plot: a layer\'s 13 taps sit left to right in forward order, every series has its own colour, and a divergent tap gets a per-position / per-head panel', () => {
+    const names = tapNames(2);
+    const spec: Record<string, { shape: number[]; data: number[] }> = {};
+    const heads = (n: string) => /(q_rot|k_rot|attn_probs)$/.test(n);
+    for (const n of names) spec[n] = { shape: heads(n) ? [1, 2, 2, 2] : [1, 2, 4], data: [1, 2, 3, 4, 5, 6, 7, 8] };
+    const ref = entries(spec);
+    const cand = entries({ ...spec, 'layers.1.q_rot': { shape: [1, 2, 2, 2], data: [1, 2, 3, 4, 50, 60, 70, 80] } });
+    const svg = plotSvg(compare(ref, cand), 't');
+    // the x of each layer-0 tap, from the circles' tooltips
+    const xs = new Map<string, number>();
+    for (const m of svg.matchAll(/<circle cx="([\d.]+)" cy="[\d.]+" r="3" fill="[^"]+"><title>(\w+) @ layer 0:/g)) xs.set(m[2], Number(m[1]));
+    const layerTaps = names.filter((n) => n.startsWith('layers.0.')).map((n) => n.slice('layers.0.'.length));
+    expect([...xs.keys()].sort()).to.deep.equal(layerTaps.slice().sort());
+    for (let i = 1; i < layerTaps.length; i++) expect(xs.get(layerTaps[i])!, layerTaps[i]).to.be.above(xs.get(layerTaps[i - 1])!);
+    // legend: one line per series, all colours different
+    const legend = [...svg.matchAll(/<line x1="\d+" y1="[\d.]+" x2="\d+" y2="[\d.]+" stroke="(#[0-9a-f]{6})" stroke-width="2"/g)].map((m) => m[1]);
+    expect(legend.length).to.equal(layerTaps.length + 3); // 13 layer taps (out also draws embed and final_norm), logits, rope.cos, rope.sin
+    expect(new Set(legend).size).to.equal(legend.length);
+    expect(svg).to.include('layers.1.q_rot: rel L2 per position and per head').and.include('<title>head 1: ');
   });
 });
 
@@ -274,10 +400,13 @@ describe('phi4 compare: files and the command line', function () {
     expect(svg).to.include('<polyline').and.include('tolerance 5e-2 (bf16)').and.include('PASS');
   });
 
-  it('cli bad input: different shapes, a missing file, a file that is not safetensors: exit 2, one line', () => {
+  it('cli: different shapes are a finding (exit 1, named); a missing file or a file that is not safetensors: exit 2, one line', () => {
     const other = path.join(tmp, 'other-shape.safetensors');
     rewrite(SHORT, other, (n, d, s) => (n === 'layers.1.attn_probs' ? { data: d, shape: [s[0], s[2], s[1], s[3]] } : { data: d, shape: s }));
-    expectBadInputAlone(phi4(['compare', SHORT, other]), ['layers.1.attn_probs', 'shapes differ', '[1,6,11,11]', '[1,11,6,11]']);
+    const r = phi4(['compare', SHORT, other]);
+    expect(r.status, show(r)).to.equal(1);
+    expect(r.stdout).to.include('layers.1.attn_probs').and.include('CANNOT COMPARE: shapes differ: reference [1,6,11,11], candidate [1,11,6,11]');
+    expect(r.stdout).to.match(/FAIL: first divergence at layers\.1\.attn_probs \(cannot compare/);
     const missing = path.join(tmp, 'missing.safetensors');
     expectBadInputAlone(phi4(['compare', SHORT, missing]), [missing, 'cannot open']);
     const notSt = path.join(ROOT, 'package.json');

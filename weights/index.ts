@@ -32,3 +32,5 @@ export {
   type TensorSpec,
   type TensorToWrite,
 } from './writer.js';
+export { GgufFile, type GgufTensorInfo, type GgufValue } from './gguf.js';
+export { GGML_TYPES, type GgmlType } from './quants/index.js';

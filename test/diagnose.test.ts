@@ -1,0 +1,148 @@
+// compare's diagnoses beyond the numbers: the LongRoPE fingerprint (src/diagnose/).
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { expect } from 'chai';
+import { cosSin, inverseFrequencies } from '../layers/rotary.js';
+import { loadConfig } from '../src/config.js';
+import { SafetensorsFile, type TensorToWrite, writeSafetensors } from '../weights/index.js';
+import { ROOT, phi4, show } from './cli-helpers.js';
+
+const MODEL = path.join(ROOT, 'golden', 'models', 'phi4-mini-tiny');
+
+/** q [B=1,nh,T,d] from qkv [1,T,W], rotate-half on the first r dims with tables [T, r]. */
+function rotate(qkv: Float32Array, T: number, nh: number, d: number, W: number, r: number, cos: Float32Array, sin: Float32Array): Float32Array {
+  const out = new Float32Array(nh * T * d);
+  for (let h = 0; h < nh; h++) for (let t = 0; t < T; t++) for (let i = 0; i < d; i++) {
+    const x = qkv[t * W + h * d + i];
+    const rh = i < r / 2 ? -qkv[t * W + h * d + i + r / 2] : i < r ? qkv[t * W + h * d + i - r / 2] : 0;
+    out[(h * T + t) * d + i] = i < r ? x * cos[t * r + i] + rh * sin[t * r + i] : x;
+  }
+  return out;
+}
+
+describe('LongRoPE fingerprint in compare', function () {
+  let tmp: string;
+  let ref: string;
+  before(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phi4-diag-'));
+    ref = path.join(tmp, 'ref.safetensors');
+    const r = phi4(['dump', MODEL, '--ids', '1,5,9,300,7,42,17,99,512,3,8', '--out', ref]);
+    expect(r.status, show(r)).to.equal(0);
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  /** The reference dump with layers.0.q_rot replaced by the qkv rotated with `set`'s factors. */
+  function candidate(set: 'long' | 'none'): string {
+    const cfg = loadConfig(MODEL);
+    const f = SafetensorsFile.open(ref);
+    const out = path.join(tmp, `${set}.safetensors`);
+    const tensors: TensorToWrite[] = [];
+    try {
+      const qkv = f.readFloat32('layers.0.qkv');
+      const [, T, W] = f.info('layers.0.qkv').shape;
+      const inv = set === 'long' ? inverseFrequencies(cfg.rope, true) : inverseFrequencies({ ...cfg.rope, type: 'default' }, false);
+      const { cos, sin } = cosSin(inv, Int32Array.from({ length: T }, (_, t) => t), set === 'long' ? cfg.rope.attentionScaling : 1);
+      for (const t of f.tensors()) {
+        const int = t.dtype.startsWith('I');
+        let data: Float32Array | Int32Array = int ? f.readInt32(t.name) : f.readFloat32(t.name);
+        if (t.name === 'layers.0.q_rot') data = rotate(qkv, T, cfg.numHeads, cfg.headDim, W, cfg.rope.rotaryDim, cos, sin);
+        tensors.push({ name: t.name, dtype: int ? 'I32' : 'F32', shape: t.shape, data });
+      }
+    } finally {
+      f.close();
+    }
+    writeSafetensors(out, tensors);
+    return out;
+  }
+
+  it('a short prompt rotated with the long factors is named: "long factors used for a sequence within the original context"', () => {
+    const r = phi4(['compare', ref, candidate('long'), '--json']);
+    expect(r.status, show(r)).to.equal(1);
+    const j = JSON.parse(r.stdout);
+    expect(j.firstDivergent).to.equal('layers.0.q_rot');
+    expect(j.ropeFingerprint.candidate).to.equal('long');
+    expect(j.ropeFingerprint.reference).to.equal('short');
+    expect(j.ropeFingerprint.fits.find((x: { set: string }) => x.set === 'long').relL2).to.be.below(1e-6);
+    expect(j.diagnosis).to.include('long factors used for a sequence within the original context (T = 11 <= original_max_position_embeddings 32)');
+  });
+
+  /** Our dump with its metadata dropped (another runtime's dump has none) and some taps changed. */
+  function foreign(src: string, out: string, change: (name: string, d: Float32Array, shape: number[]) => Float32Array = (_n, d) => d): string {
+    const f = SafetensorsFile.open(src);
+    const tensors: TensorToWrite[] = [];
+    try {
+      for (const t of f.tensors()) {
+        const int = t.dtype.startsWith('I');
+        tensors.push({ name: t.name, dtype: int ? 'I32' : 'F32', shape: t.shape, data: int ? f.readInt32(t.name) : change(t.name, f.readFloat32(t.name), t.shape) });
+      }
+    } finally {
+      f.close();
+    }
+    writeSafetensors(out, tensors);
+    return out;
+  }
+
+  it('--blame: an RMSNorm eps of 1e-6 instead of 1e-5 passes fp32 on the numbers, but is blamed on layers.0.input_norm', () => {
+    // the candidate: our model with rms_norm_eps 1e-6, the shards linked from the real checkpoint
+    const dir = path.join(tmp, 'eps6');
+    fs.mkdirSync(dir);
+    for (const f of fs.readdirSync(MODEL)) if (f !== 'config.json') fs.symlinkSync(path.join(MODEL, f), path.join(dir, f));
+    const cfg = JSON.parse(fs.readFileSync(path.join(MODEL, 'config.json'), 'utf8'));
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, rms_norm_eps: 1e-6 }));
+    const raw = path.join(tmp, 'eps6.raw.safetensors');
+    const d = phi4(['dump', dir, '--ids', '1,5,9,300,7,42,17,99,512,3,8', '--out', raw]);
+    expect(d.status, show(d)).to.equal(0);
+    const cand = foreign(raw, path.join(tmp, 'eps6.safetensors'));
+    const plain = phi4(['compare', ref, cand]);
+    expect(plain.status, show(plain)).to.equal(0); // under 1e-5 everywhere: the numbers alone pass it
+    const r = phi4(['compare', ref, cand, '--blame', MODEL, '--json']);
+    expect(r.status, show(r)).to.equal(1);
+    const j = JSON.parse(r.stdout);
+    expect(j.blame.blamed).to.equal('layers.0.input_norm');
+    const local = new Map(j.blame.taps.map((t: { name: string; local: number }) => [t.name, t.local]));
+    expect(local.get('layers.0.input_norm')).to.be.above(1e-6);
+    expect(local.get('layers.0.qkv')).to.be.below(1e-7); // the projection after it is right on its input
+    expect(j.diagnosis).to.include('per-step blame: layers.0.input_norm is the first step whose own error jumps');
+  });
+
+  it('--blame: a GQA head-mapping bug on query heads 1 and 4 is blamed on attn_probs, heads 1 and 4 named', () => {
+    const cfg = loadConfig(MODEL);
+    const { numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
+    const f = SafetensorsFile.open(ref);
+    const q = f.readFloat32('layers.1.q_rot');
+    const k = f.readFloat32('layers.1.k_rot');
+    f.close();
+    const T = 11;
+    // heads 1 and 4 read the other key head: softmax(q_h k_wrong^T / sqrt(d) + causal)
+    const wrong = (h: number) => 1 - Math.floor(h / (nh / nkv));
+    const cand = foreign(ref, path.join(tmp, 'gqa.safetensors'), (name, data) => {
+      if (name !== 'layers.1.attn_probs') return data;
+      const out = data.slice();
+      for (const h of [1, 4]) for (let t = 0; t < T; t++) {
+        const s = Array.from({ length: T }, (_, u) => {
+          if (u > t) return -Infinity;
+          let dot = 0;
+          for (let i = 0; i < d; i++) dot += q[(h * T + t) * d + i] * k[(wrong(h) * T + u) * d + i];
+          return dot / Math.sqrt(d);
+        });
+        const m = Math.max(...s);
+        const e = s.map((x) => Math.exp(x - m));
+        const z = e.reduce((a, b) => a + b, 0);
+        for (let u = 0; u < T; u++) out[(h * T + t) * T + u] = e[u] / z;
+      }
+      return out;
+    });
+    const r = phi4(['compare', ref, cand, '--blame', MODEL]);
+    expect(r.status, show(r)).to.equal(1);
+    expect(r.stdout).to.include('first divergence at layers.1.attn_probs').and.include('heads 1, 4 of 6');
+    expect(r.stdout).to.include('per-step blame: layers.1.attn_probs is the first step whose own error jumps').and.include('in heads 1, 4 of 6');
+  });
+
+  it('plain RoPE without the factors is named too', () => {
+    const r = phi4(['compare', ref, candidate('none')]);
+    expect(r.status, show(r)).to.equal(1);
+    expect(r.stdout).to.include('rotated with the none factors').and.include('plain RoPE without the LongRoPE factors (the reference uses the short set)');
+  });
+});
