@@ -11,11 +11,11 @@
 // same first layers as the full one. Tensors are generated and written in 4 Mi-element pieces:
 // the model is never in memory.
 
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { INDEX_FILE_NAME, SafetensorsWriter, type TensorSpec } from '../weights/index.js';
+import { INDEX_FILE_NAME, SafetensorsWriter, SmallFileError, type TensorSpec, readSmallFile } from '../weights/index.js';
 import { UsageError } from './args.js';
-import { ConfigError, parseConfig } from './config.js';
+import { ConfigError, MAX_CONFIG_BYTES, parseConfig } from './config.js';
 import { type ProgressSink, noProgress } from './progress.js';
 import { expectedTensors } from './weights.js';
 
@@ -118,9 +118,9 @@ export function synthesize(configPath: string, outDir: string, opts: SynthOption
   const file = existsSync(configPath) && statSync(configPath).isDirectory() ? join(configPath, 'config.json') : configPath;
   let raw: Record<string, unknown>;
   try {
-    raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    raw = JSON.parse(readSmallFile(file, MAX_CONFIG_BYTES)) as Record<string, unknown>;
   } catch (err) {
-    throw new ConfigError(`${file}: cannot read a JSON config (${(err as NodeJS.ErrnoException).code ?? (err as Error).message.split('\n')[0]})`);
+    throw new ConfigError(err instanceof SmallFileError ? err.message : `${file}: cannot read a JSON config (${(err as NodeJS.ErrnoException).code ?? (err as Error).message.split('\n')[0]})`);
   }
   if (opts.layers !== undefined) raw = { ...raw, num_hidden_layers: opts.layers };
   const cfg = parseConfig(raw, file);
