@@ -17,6 +17,7 @@ import { INDEX_FILE_NAME, SafetensorsWriter, SmallFileError, type TensorSpec, re
 import { UsageError } from './args.js';
 import { ConfigError, MAX_CONFIG_BYTES, parseConfig } from './config.js';
 import { type ProgressSink, noProgress } from './progress.js';
+import { markSynthDone, markSynthStarted, reclaimKilledSynth, startReaper } from './safety/outputs.js';
 import { expectedTensors } from './weights.js';
 
 export interface SynthOptions {
@@ -120,7 +121,7 @@ export function synthesize(configPath: string, outDir: string, opts: SynthOption
   try {
     raw = JSON.parse(readSmallFile(file, MAX_CONFIG_BYTES)) as Record<string, unknown>;
   } catch (err) {
-    throw new ConfigError(err instanceof SmallFileError ? err.message : `${file}: cannot read a JSON config (${(err as NodeJS.ErrnoException).code ?? (err as Error).message.split('\n')[0]})`);
+    throw new ConfigError(err instanceof SmallFileError && err.cause === undefined ? err.message : `${file}: cannot read a JSON config (${((err as Error).cause as NodeJS.ErrnoException | undefined)?.code ?? (err as NodeJS.ErrnoException).code ?? (err as Error).message.split('\n')[0]})`);
   }
   if (opts.layers !== undefined) raw = { ...raw, num_hidden_layers: opts.layers };
   const cfg = parseConfig(raw, file);
@@ -128,10 +129,13 @@ export function synthesize(configPath: string, outDir: string, opts: SynthOption
 
   if (existsSync(outDir)) {
     if (!statSync(outDir).isDirectory()) throw new UsageError(`--out: ${outDir} exists and is not a directory`);
+    reclaimKilledSynth(outDir); // a directory a killed synth left is taken over (src/safety/outputs.ts)
     if (readdirSync(outDir).length > 0) throw new UsageError(`--out: ${outDir} is not empty; give a new or empty directory`);
   }
   const created = !existsSync(outDir);
   mkdirSync(outDir, { recursive: true });
+  markSynthStarted(outDir);
+  startReaper([outDir]);
 
   const specs: TensorSpec[] = [...expectedTensors(cfg)].map(([name, shape]) => ({ name, dtype: 'BF16', shape }));
   const bytesOf = (s: TensorSpec) => 2 * s.shape.reduce((a, b) => a * b, 1);
@@ -171,8 +175,10 @@ export function synthesize(configPath: string, outDir: string, opts: SynthOption
     written.push(join(outDir, INDEX_FILE_NAME));
     writeAtomic(join(outDir, 'config.json'), JSON.stringify(raw, null, 2) + '\n');
     written.push(join(outDir, 'config.json'));
+    markSynthDone(outDir);
   } catch (err) {
     for (const f of written) rmSync(f, { force: true });
+    markSynthDone(outDir);
     if (created) rmSync(outDir, { recursive: true, force: true });
     throw err;
   } finally {

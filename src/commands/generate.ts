@@ -1,12 +1,13 @@
 import { UsageError, intFlag, parseArgs, str } from '../args.js';
-import { loadConfig } from '../config.js';
 import { ROPE_POLICIES, type RopePolicy, checkLength, checkpointEosIds, generate, writeGeneration } from '../generate.js';
 import { resolveCheckpoint } from '../hub.js';
 import { parseIds } from '../inputs.js';
 import { InputError, Phi3Model } from '../model.js';
 import { checkSampling } from '../sampling.js';
 import { type ChatMessage, TextStreamer, loadTokenizer } from '../tokenizer.js';
-import { type Command, checkOutPath, start } from './common.js';
+import { checkOutput } from '../safety/outputs.js';
+import { precheckCheckpoint, precheckInputs } from '../safety/precheck.js';
+import { type Command, start } from './common.js';
 
 function number(v: string | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;
@@ -18,10 +19,10 @@ function number(v: string | undefined, flag: string): number | undefined {
 export const generateCommand: Command = {
   usage: `phi4 generate <checkpoint-dir | repo-id> (--ids 5,17 | --prompt TEXT | --chat TEXT [--system TEXT]) --max-new-tokens N
         [--temperature T] [--top-k K] [--top-p P] [--seed S] [--rope-policy ${ROPE_POLICIES.join('|')}] [--no-cache]
-        [--out FILE.safetensors] [--backend NAME]
+        [--out FILE.safetensors [--force]] [--backend NAME]
       generate tokens (greedy unless --temperature > 0), streamed; text when the checkpoint has a tokenizer`,
   async run(argv) {
-    const p = parseArgs(argv, ['ids', 'prompt', 'chat', 'system', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'rope-policy', 'out', 'backend'], ['no-cache']);
+    const p = parseArgs(argv, ['ids', 'prompt', 'chat', 'system', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'rope-policy', 'out', 'backend'], ['no-cache', 'force']);
     if (p.positional.length !== 1) throw new UsageError('generate needs one checkpoint directory or repo id');
     const inputs = (['ids', 'prompt', 'chat'] as const).filter((f) => str(p, f) !== undefined);
     if (inputs.length !== 1) throw new UsageError('generate needs exactly one of --ids, --prompt and --chat');
@@ -41,9 +42,8 @@ export const generateCommand: Command = {
     const seedText = str(p, 'seed');
     if (seedText !== undefined && !/^\d+$/.test(seedText)) throw new UsageError(`--seed: "${seedText}" is not a non-negative integer`); // any size: a BigInt
     const out = str(p, 'out');
-    if (out) checkOutPath(out);
-
     const dir = resolveCheckpoint(p.positional[0]);
+    if (out) checkOutput(out, { protectedDirs: [dir], force: p.flags.has('force') });
     const tokenizer = loadTokenizer(dir);
     let prompt: number[];
     if (inputs[0] === 'ids') prompt = Array.from(parseIds(str(p, 'ids')!).inputIds);
@@ -59,8 +59,9 @@ export const generateCommand: Command = {
       }
     }
 
-    const config = loadConfig(dir);
+    const config = precheckCheckpoint(dir); // config, shard headers and shapes: refusals come before the banner
     checkLength(config, prompt.length, maxNew);
+    precheckInputs(config, { inputIds: Int32Array.from(prompt), batch: 1, seq: prompt.length });
     const eosIds = checkpointEosIds(dir, config);
     const backend = await start(str(p, 'backend'));
     const model = Phi3Model.load(dir);
