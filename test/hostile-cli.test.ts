@@ -71,10 +71,12 @@ describe('hostile command lines (issue 12)', function () {
     const live = `y.safetensors.tmp-${process.pid}-0123456789ab`;
     fs.writeFileSync(path.join(d, stale), 'partial');
     fs.writeFileSync(path.join(d, live), 'in progress');
+    const foreign = `notes.tmp-${dead}`; // not a name this project's writers use: never touched
+    fs.writeFileSync(path.join(d, foreign), 'mine');
     const r = phi4(['dump', TINY, '--ids', '5,17', '--out', path.join(d, 'x.safetensors')]);
     expect(r.status, show(r)).to.equal(0);
     expect(r.stderr).to.include(`removed 1 temporary file(s) left in ${d} by a run that was killed: ${stale}`);
-    expect(fs.readdirSync(d).sort()).to.deep.equal(['x.safetensors', live].sort());
+    expect(fs.readdirSync(d).sort()).to.deep.equal(['x.safetensors', live, foreign].sort());
     expect(removeStaleTemps(d)).to.deep.equal([]);
   });
 

@@ -13,8 +13,11 @@ import { existsSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, 
 import { dirname, join, resolve } from 'node:path';
 import { UsageError } from '../args.js';
 
-/** A writer's temporary file name: `<target>.tmp-<pid>` with an optional random suffix. */
-export const TEMP_NAME = /\.tmp-(\d+)(?:-[0-9a-f]+)?$/;
+/**
+ * A temporary file of this project's writers: `<name>.safetensors.tmp-<pid>-<12 hex>`
+ * (weights/writer.ts) or `<name>.json.tmp-<pid>` (synth's index and config); nothing else is touched.
+ */
+export const TEMP_NAME = /\.(?:safetensors\.tmp-(\d+)-[0-9a-f]{12}|json\.tmp-(\d+))$/;
 
 /** Whether process `pid` exists (EPERM: it exists but belongs to someone else). */
 export function isRunning(pid: number): boolean {
@@ -37,7 +40,8 @@ export function removeStaleTemps(dir: string): string[] {
   const removed: string[] = [];
   for (const name of names) {
     const m = TEMP_NAME.exec(name);
-    if (!m || Number(m[1]) === process.pid || isRunning(Number(m[1]))) continue;
+    const pid = m ? Number(m[1] ?? m[2]) : 0;
+    if (!m || pid === process.pid || isRunning(pid)) continue;
     try {
       rmSync(join(dir, name), { force: true });
       removed.push(name);
@@ -63,7 +67,7 @@ export function cleanStaleTemps(dir: string): void {
 const REAPER = `
 const fs = require('fs'), path = require('path');
 const ppid = Number(process.argv[1]), dirs = JSON.parse(process.argv[2]);
-const re = new RegExp('\\\\.tmp-' + ppid + '(?:-[0-9a-f]+)?$');
+const re = new RegExp('\\\\.(?:safetensors\\\\.tmp-' + ppid + '-[0-9a-f]{12}|json\\\\.tmp-' + ppid + ')$');
 const alive = () => { try { process.kill(ppid, 0); return true; } catch (e) { return e.code === 'EPERM'; } };
 const timer = setInterval(() => {
   if (alive()) return;
