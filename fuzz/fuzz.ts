@@ -56,7 +56,12 @@ function rssOf(pid: number): number {
 }
 
 /** Runs cases [0, cases) of `seed`; resolves with the summary. */
-export async function runFuzz(opts: { cases: number; seed: number; kinds?: readonly Kind[]; strictCompare?: boolean; progress?: (done: number) => void }): Promise<FuzzSummary> {
+export async function runFuzz(opts: {
+  cases: number; seed: number; kinds?: readonly Kind[]; strictCompare?: boolean; progress?: (done: number) => void;
+  /** Resident bytes that count as a blow-up (default MEMORY_LIMIT, 1 GiB). */
+  memoryLimit?: number;
+}): Promise<FuzzSummary> {
+  const memoryLimit = opts.memoryLimit ?? MEMORY_LIMIT;
   const t0 = performance.now();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phi4-fuzz-'));
   const s: FuzzSummary = {
@@ -90,7 +95,7 @@ export async function runFuzz(opts: { cases: number; seed: number; kinds?: reado
         const watch = setInterval(() => {
           const rss = child.pid ? rssOf(child.pid) : 0;
           s.peakWorkerBytes = Math.max(s.peakWorkerBytes, rss);
-          if (rss > MEMORY_LIMIT) {
+          if (rss > memoryLimit) {
             s.blowups++;
             fail({ i: lastDone + 1, status: 'blow-up', detail: `worker resident memory ${rss} bytes` });
             s.cases++;
@@ -129,7 +134,7 @@ export async function runFuzz(opts: { cases: number; seed: number; kinds?: reado
           else if (m.status === 'message') s.badMessages++;
           else if (m.status === 'compare-pass') s.comparePasses++;
           if (m.status !== 'ok') fail({ i: m.i, status: m.status, kind: m.kind, detail: m.detail, what: m.what });
-          if (m.hwm > MEMORY_LIMIT) {
+          if (m.hwm > memoryLimit) {
             s.blowups++;
             fail({ i: m.i, status: 'blow-up', kind: m.kind, detail: `peak resident memory ${m.hwm} bytes`, what: m.what });
             finish(m.i + 1); // a fresh worker resets the peak

@@ -165,12 +165,40 @@ function hwm(): number {
   }
 }
 
+/**
+ * PHI4_FUZZ_INJECT="hang:3,crash:5,blowup:7" misbehaves on purpose at those cases, so that the
+ * tests can check the runner catches each kind of failure (test/fuzz.test.ts).
+ */
+function inject(i: number): void {
+  const spec = process.env.PHI4_FUZZ_INJECT;
+  if (!spec) return;
+  for (const part of spec.split(',')) {
+    const [what, at] = part.split(':');
+    if (Number(at) !== i) continue;
+    if (what === 'hang') for (;;);
+    if (what === 'crash') process.exit(70);
+    if (what === 'blowup') {
+      const hold = Buffer.alloc(Number(process.env.PHI4_FUZZ_INJECT_BYTES ?? 1.25 * 2 ** 30), 1); // touched, so resident
+      const until = Date.now() + 10_000;
+      while (Date.now() < until) if (hold[0] !== 1) break;
+    }
+    if (what === 'throw') throw new TypeError('injected');
+  }
+}
+
 async function main(): Promise<void> {
   const [seed, from, to, tmp] = [Number(process.argv[2]), Number(process.argv[3]), Number(process.argv[4]), process.argv[5]!];
   const kinds = process.argv[6]!.split(',') as Kind[];
   const dir = fs.mkdtempSync(path.join(tmp, 'w-'));
   process.send!({ ready: true });
   for (let i = from; i < to; i++) {
+    try {
+      inject(i);
+    } catch (err) {
+      process.send!({ i, kind: 'header', what: 'injected', hwm: hwm(), status: 'crash', accepted: false, detail: String(err) } satisfies Outcome);
+      await new Promise((res) => setImmediate(res));
+      continue;
+    }
     const c = makeCase(seed, i, kinds);
     if (!c) {
       process.send!({ i, skipped: true });

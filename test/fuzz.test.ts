@@ -51,6 +51,24 @@ describe('fuzz harness (issue 12)', function () {
     for (const [what, bytes] of accept) expect(judge(bytes).accept, what).to.equal(true);
   });
 
+  it('the runner catches a hang, a dying worker, a memory blow-up and a thrown bug, and goes on with the next case', async () => {
+    // a 300 MiB limit and a 400 MiB allocation keep the blow-up quick on a busy machine
+    process.env.PHI4_FUZZ_INJECT = 'hang:2,crash:4,blowup:6,throw:8';
+    process.env.PHI4_FUZZ_INJECT_BYTES = String(400 * 2 ** 20);
+    let s;
+    try {
+      s = await runFuzz({ cases: 10, seed: 3, kinds: ['header'], memoryLimit: 300 * 2 ** 20 });
+    } finally {
+      delete process.env.PHI4_FUZZ_INJECT;
+      delete process.env.PHI4_FUZZ_INJECT_BYTES;
+    }
+    expect(s.ok).to.equal(false);
+    expect(s.hangs, JSON.stringify(s.failures)).to.equal(1);
+    expect(s.blowups).to.equal(1);
+    expect(s.crashes).to.equal(2); // the worker that exits, the TypeError
+    expect(s.failures.map((f) => [f.i, f.status])).to.deep.include.members([[2, 'hang'], [4, 'crash'], [6, 'blow-up'], [8, 'crash']]);
+  });
+
   it('cases are a function of (seed, index)', () => {
     for (const i of [0, 1, 17, 999]) expect(JSON.stringify(makeCase(5, i))).to.equal(JSON.stringify(makeCase(5, i)));
   });
