@@ -199,13 +199,18 @@ export interface Verdict {
   names?: string[];
 }
 
-/** Should a reader accept a file of `fileLength` bytes that starts with `head` (the rest is data)? */
+/**
+ * Should a reader accept a file of `fileLength` bytes that starts with `head`? The bytes past
+ * `head` are zeros (the fuzzer appends the data section as a sparse hole), and a length prefix may
+ * reach into them.
+ */
 export function judge(head: Uint8Array, fileLength = head.length): Verdict {
   try {
     if (fileLength < 8 || head.length < 8) no('short');
     const n = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
     if (n === 0n || n > BigInt(LIMITS.headerBytes) || 8n + n > BigInt(fileLength)) no('length');
-    const header = head.subarray(8, 8 + Number(n));
+    const end = 8 + Number(n);
+    const header = end <= head.length ? head.subarray(8, end) : Buffer.concat([head.subarray(8), new Uint8Array(end - head.length)]);
     const dataLength = BigInt(fileLength) - 8n - n;
     if (!validUtf8(header)) no('utf8');
     if (header[0] !== 0x7b) no('start');

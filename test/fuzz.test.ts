@@ -41,6 +41,11 @@ describe('fuzz harness (issue 12)', function () {
       ['lone surrogate', st(`{"\\udc00":${E}}`, 4)],
       ['key 4097', st(`{"${'k'.repeat(4097)}":${E}}`, 4)],
     ];
+    // a length prefix one byte past the JSON reaches into the (zero) data: a NUL after the object
+    const header = Buffer.from(`{"a":${E}}`);
+    const prefixed = Buffer.concat([Buffer.alloc(8), header]);
+    prefixed.writeBigUInt64LE(BigInt(header.length + 1));
+    expect(judge(prefixed, prefixed.length + 4).accept, 'prefix into the data').to.equal(false);
     for (const [what, bytes] of refuse) expect(judge(bytes).accept, what).to.equal(false);
     const accept: [string, Uint8Array][] = [
       ['metadata null', st(`{"__metadata__":null,"a":${E}}`, 4)],
