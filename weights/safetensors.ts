@@ -52,6 +52,11 @@ export interface TensorInfo {
 
 const describe = (v: unknown) => describeJson(v);
 
+/** A name as quoted in an error: at most 200 characters (names may be 4096; a message quotes two). */
+function short(name: string): string {
+  return name.length > 200 ? `${name.slice(0, 200)}...(${name.length} characters)` : name;
+}
+
 /** Collapse whitespace (JSON.parse messages may quote input containing newlines). */
 export function oneLine(s: string): string {
   return s.replace(/\s+/g, ' ').trim();
@@ -158,7 +163,7 @@ function validateHeader(file: string, header: JsonValue, dataStart: number, data
       }
       continue;
     }
-    const where = `${file}: tensor "${name}"`;
+    const where = `${file}: tensor "${short(name)}"`;
     if (!(entry instanceof Map)) throw new WeightsError(`${where}: header entry is not an object (${(plain(entry))})`);
     const dtype = entry.get('dtype');
     const rawShape = entry.get('shape');
@@ -199,12 +204,12 @@ function validateHeader(file: string, header: JsonValue, dataStart: number, data
     if (r.b < expected) {
       const p = prev!;
       throw new WeightsError(
-        `${file}: tensor "${r.name}" data_offsets [${r.b},${r.e}] overlap tensor "${p.name}" data_offsets [${p.b},${p.e}]`);
+        `${file}: tensor "${short(r.name)}" data_offsets [${r.b},${r.e}] overlap tensor "${short(p.name)}" data_offsets [${p.b},${p.e}]`);
     }
     if (r.b > expected) {
       throw new WeightsError(prev
-        ? `${file}: gap in the data section: bytes [${expected},${r.b}) between tensor "${prev.name}" and tensor "${r.name}" belong to no tensor`
-        : `${file}: gap in the data section: bytes [0,${r.b}) before tensor "${r.name}" belong to no tensor`);
+        ? `${file}: gap in the data section: bytes [${expected},${r.b}) between tensor "${short(prev.name)}" and tensor "${short(r.name)}" belong to no tensor`
+        : `${file}: gap in the data section: bytes [0,${r.b}) before tensor "${short(r.name)}" belong to no tensor`);
     }
     expected = r.e;
     prev = r;
@@ -213,7 +218,7 @@ function validateHeader(file: string, header: JsonValue, dataStart: number, data
     const first = raws.find((r) => r.e > dataLength)!;
     throw new WeightsError(
       `${file}: truncated: expected ${expected} bytes of data, file has ${dataLength}; ` +
-      `tensor "${first.name}": data_offsets [${first.b},${first.e}] end past the data section (${dataLength} bytes); file truncated?`);
+      `tensor "${short(first.name)}": data_offsets [${first.b},${first.e}] end past the data section (${dataLength} bytes); file truncated?`);
   }
   if (expected < dataLength) {
     throw new WeightsError(
@@ -347,7 +352,7 @@ export class SafetensorsFile {
 
   private infoRef(name: string): TensorInfo {
     const t = this.byName.get(name);
-    if (!t) throw new WeightsError(`${this.path}: no tensor "${name}" (file has ${this.byName.size} tensors)`);
+    if (!t) throw new WeightsError(`${this.path}: no tensor "${short(name)}" (file has ${this.byName.size} tensors)`);
     return t;
   }
 
@@ -362,7 +367,7 @@ export class SafetensorsFile {
   }
 
   private openFd(name: string): number {
-    if (this.fd === null) throw new WeightsError(`${this.path}: file is closed (reading tensor "${name}")`);
+    if (this.fd === null) throw new WeightsError(`${this.path}: file is closed (reading tensor "${short(name)}")`);
     return this.fd;
   }
 
@@ -371,7 +376,7 @@ export class SafetensorsFile {
     const fd = this.openFd(info.name);
     const pos = info.begin + rel;
     readFully(fd, dst, pos, (got) =>
-      `${this.path}: tensor "${info.name}": short read: expected ${dst.length} bytes at offset ${pos}, got ${got}; file truncated?`);
+      `${this.path}: tensor "${short(info.name)}": short read: expected ${dst.length} bytes at offset ${pos}, got ${got}; file truncated?`);
   }
 
   /** The raw little-endian bytes of one tensor (a fresh, aligned array). */
@@ -429,7 +434,7 @@ export class SafetensorsFile {
       return new Arr(length);
     } catch (err) {
       if (!(err instanceof RangeError)) throw err;
-      throw new WeightsError(`${this.path}: tensor "${info.name}" (${info.dtype} [${info.shape}], ${info.byteLength} bytes) ` +
+      throw new WeightsError(`${this.path}: tensor "${short(info.name)}" (${info.dtype} [${info.shape}], ${info.byteLength} bytes) ` +
         `is too large to read into memory (${err.message})`, { cause: err });
     }
   }
@@ -450,7 +455,7 @@ export class SafetensorsFile {
         decode(info.dtype, bytes, out, pos / esize);
       } catch (err) {
         if (err instanceof RangeError || err instanceof TypeError) {
-          throw new WeightsError(`${this.path}: tensor "${info.name}" (${info.dtype}): ${err.message}`, { cause: err });
+          throw new WeightsError(`${this.path}: tensor "${short(info.name)}" (${info.dtype}): ${err.message}`, { cause: err });
         }
         throw err;
       }
