@@ -5,6 +5,7 @@
 import { UsageError, didYouMean } from './args.js';
 import { COMMANDS } from './commands/index.js';
 import { VERSION } from './version.js';
+import { errorLine } from './safety/error-text.js';
 
 const USAGE = `phi4-ts ${VERSION}: a reference implementation of Phi-4-mini (Phi3ForCausalLM) in TypeScript
 
@@ -41,7 +42,8 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: Error) => {
     const known = KNOWN_ERRORS.includes(err.name);
-    console.error(`phi4: ${known ? err.message : err.stack ?? err}`.split('\n')[0]);
+    const text = known ? err.message : String(err?.stack ?? err).split('\n')[0]!;
+    console.error(`phi4: ${errorLine(text)}`);
     if (!known && process.env.PHI4_DEBUG) console.error(err.stack);
     process.exit(known ? 2 : 1);
   },

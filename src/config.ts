@@ -7,12 +7,12 @@
 //                   original_max_position_embeddings, partial_rotary_factor, ...}.
 // Anything this implementation cannot honour is refused with an error naming the field.
 
-import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { RopeConfig } from '../layers/rotary.js';
 import { isGgufPath } from './gguf/checkpoint.js';
 import { ggufConfig } from './gguf/config.js';
+import { describeJson, readSmallFile } from '../weights/index.js';
 
 export type { RopeConfig };
 
@@ -45,15 +45,41 @@ function fail(source: string, field: string, why: string): never {
   throw new ConfigError(`${source}: ${field} ${why}`);
 }
 
+/**
+ * Upper bounds on the sizes, checked before anything is built from them (a config asking for two
+ * million layers would otherwise spend gigabytes listing tensors before any shard is read). Each is
+ * far above every published Phi-3 model (Phi-3-medium: 40 layers, hidden 5120, 17920 intermediate,
+ * 200,064 tokens for Phi-4-mini, 131,072 positions) and keeps every tensor size an exact integer.
+ */
+export const CONFIG_LIMITS: Record<string, number> = {
+  hidden_size: 65536,
+  intermediate_size: 1 << 20,
+  num_hidden_layers: 1024,
+  num_attention_heads: 1024,
+  num_key_value_heads: 1024,
+  head_dim: 4096,
+  vocab_size: 1 << 24,
+  max_position_embeddings: 1 << 24,
+  original_max_position_embeddings: 1 << 24,
+  sliding_window: 1 << 24,
+};
+
+/** Largest config.json read (published ones are a few kilobytes). */
+export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+
+const show = (v: unknown) => describeJson(v);
+
 function int(c: Json, source: string, field: string, dflt?: number): number {
   const v = c[field] ?? dflt;
   if (v === undefined) fail(source, field, 'is missing');
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) fail(source, field, `must be a positive integer, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) fail(source, field, `must be a positive integer, got ${show(v)}`);
+  const max = CONFIG_LIMITS[field];
+  if (max !== undefined && v > max) fail(source, field, `is ${v}, more than this implementation accepts (at most ${max})`);
   return v;
 }
 
 function num(v: unknown, source: string, field: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(source, field, `must be a positive number, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(source, field, `must be a positive number, got ${show(v)}`);
   return v;
 }
 
@@ -71,15 +97,18 @@ function factors(v: unknown, n: number, source: string, field: string): number[]
 export function parseConfig(raw: unknown, source = 'config.json'): Phi3Config {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail(source, 'the file', 'is not a JSON object');
   const c = raw as Json;
-  if (c.model_type !== undefined && c.model_type !== 'phi3') fail(source, 'model_type', `is ${JSON.stringify(c.model_type)}; only "phi3" (Phi3ForCausalLM) is supported`);
+  if (c.model_type !== undefined && c.model_type !== 'phi3') fail(source, 'model_type', `is ${show(c.model_type)}; only "phi3" (Phi3ForCausalLM) is supported`);
   const archs = c.architectures;
+  if (archs !== undefined && archs !== null && (!Array.isArray(archs) || !archs.every((a) => typeof a === 'string'))) {
+    fail(source, 'architectures', `must be a list of class names such as ["Phi3ForCausalLM"], got ${show(archs)}`);
+  }
   if (Array.isArray(archs) && archs.length > 0 && !archs.includes('Phi3ForCausalLM')) {
-    fail(source, 'architectures', `is ${JSON.stringify(archs)}; only Phi3ForCausalLM is supported`);
+    fail(source, 'architectures', `is ${show(archs)}; only Phi3ForCausalLM is supported`);
   }
   for (const f of ['attention_bias', 'mlp_bias', 'lm_head_bias']) {
     if (c[f] === true) fail(source, f, 'is true; Phi3ForCausalLM has no biases and this implementation loads none');
   }
-  if (c.hidden_act !== undefined && c.hidden_act !== 'silu') fail(source, 'hidden_act', `is ${JSON.stringify(c.hidden_act)}; only "silu" (SwiGLU) is supported`);
+  if (c.hidden_act !== undefined && c.hidden_act !== 'silu') fail(source, 'hidden_act', `is ${show(c.hidden_act)}; only "silu" (SwiGLU) is supported`);
 
   const hiddenSize = int(c, source, 'hidden_size');
   const numHeads = int(c, source, 'num_attention_heads');
@@ -97,8 +126,8 @@ export function parseConfig(raw: unknown, source = 'config.json'): Phi3Config {
   // Rope: transformers-5 rope_parameters, else transformers-4 rope_scaling + top-level fields.
   const rp = (c.rope_parameters ?? null) as Json | null;
   const rs = (c.rope_scaling ?? null) as Json | null;
-  if (rp !== null && typeof rp !== 'object') fail(source, 'rope_parameters', 'must be an object');
-  if (rs !== null && typeof rs !== 'object') fail(source, 'rope_scaling', 'must be an object or null');
+  if (rp !== null && (typeof rp !== 'object' || Array.isArray(rp))) fail(source, 'rope_parameters', `must be an object, got ${show(rp)}`);
+  if (rs !== null && (typeof rs !== 'object' || Array.isArray(rs))) fail(source, 'rope_scaling', `must be an object or null, got ${show(rs)}`);
   const ropeField = rp !== null ? 'rope_parameters' : 'rope_scaling';
   const r: Json = rp ?? rs ?? {};
   const rawType = r.rope_type ?? r.type ?? 'default';
@@ -106,7 +135,7 @@ export function parseConfig(raw: unknown, source = 'config.json'): Phi3Config {
   const type = rawType === 'su' ? 'longrope' : rawType;
   if (type !== 'default' && type !== 'longrope') {
     fail(source, `${ropeField}.${r.rope_type !== undefined ? 'rope_type' : 'type'}`,
-      `is ${JSON.stringify(rawType)}; only "longrope" (or no scaling) is supported`);
+      `is ${show(rawType)}; only "longrope" (or no scaling) is supported`);
   }
   const theta = num(r.rope_theta ?? c.rope_theta ?? 10000, source, r.rope_theta !== undefined ? `${ropeField}.rope_theta` : 'rope_theta');
   const prf = num(r.partial_rotary_factor ?? c.partial_rotary_factor ?? 1, source, 'partial_rotary_factor');
@@ -166,15 +195,15 @@ export function loadConfig(pathOrDir: string): Phi3Config {
   const file = pathOrDir.endsWith('.json') ? pathOrDir : join(pathOrDir, 'config.json');
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readSmallFile(file, MAX_CONFIG_BYTES);
   } catch (e) {
-    throw new ConfigError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? e})`);
+    throw new ConfigError((e as Error).message);
   }
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new ConfigError(`${file}: not valid JSON (${(e as Error).message})`);
+    throw new ConfigError(`${file}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
   }
   return parseConfig(raw, file);
 }

@@ -16,15 +16,16 @@ export function parseIds(text: string): ForwardInputs {
 
 /**
  * Reads `input_ids` [B, T] (I32 or I64) and the optional `attention_mask` [B, T] and
- * `position_ids` [B, T] from a safetensors file.
+ * `position_ids` [B, T] from a safetensors file. `checkSize` sees [B, T] before anything is read.
  */
-export function readInputs(path: string): ForwardInputs {
+export function readInputs(path: string, checkSize?: (batch: number, seq: number) => void): ForwardInputs {
   const f = SafetensorsFile.open(path);
   try {
     if (!f.has('input_ids')) throw new InputError(`${path}: no "input_ids" tensor`);
     const shape = f.info('input_ids').shape;
     if (shape.length !== 2) throw new InputError(`${path}: "input_ids" must be [batch, seq], got [${shape}]`);
     const [batch, seq] = shape;
+    checkSize?.(batch, seq); // before any id is read
     const inp: ForwardInputs = { inputIds: f.readInt32('input_ids'), batch, seq };
     for (const [name, key] of [['attention_mask', 'attentionMask'], ['position_ids', 'positionIds']] as const) {
       if (!f.has(name)) continue;

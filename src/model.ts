@@ -66,6 +66,35 @@ export interface ForwardResult {
   ropeLong: boolean;
 }
 
+/**
+ * Checks ids and positions on the host against the config, so that bad input fails with a named
+ * argument (also before any backend starts: src/safety/precheck.ts). Returns the position ids.
+ */
+export function checkInputs(cfg: Phi3Config, inp: ForwardInputs, past = 0): Int32Array {
+  const { vocabSize, maxPositions } = cfg;
+  const { inputIds, batch, seq } = inp;
+  if (!(batch >= 1 && seq >= 1) || inputIds.length !== batch * seq) {
+    throw new InputError(`input_ids: ${inputIds.length} ids do not make a [${batch}, ${seq}] batch`);
+  }
+  for (const id of inputIds) {
+    if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new InputError(`input_ids: token id ${id} is outside the vocabulary [0, ${vocabSize})`);
+  }
+  if (inp.attentionMask && inp.attentionMask.length !== batch * (past + seq)) {
+    throw new InputError(`attention_mask: ${inp.attentionMask.length} entries, expected [${batch}, ${past + seq}]`);
+  }
+  let pos = inp.positionIds;
+  if (pos) {
+    if (pos.length !== batch * seq) throw new InputError(`position_ids: ${pos.length} entries, expected [${batch}, ${seq}]`);
+  } else {
+    pos = new Int32Array(batch * seq);
+    for (let b = 0; b < batch; b++) for (let t = 0; t < seq; t++) pos[b * seq + t] = past + t;
+  }
+  for (const p of pos) {
+    if (p < 0 || p >= maxPositions) throw new InputError(`position_ids: position ${p} is outside [0, max_position_embeddings = ${maxPositions})`);
+  }
+  return pos;
+}
+
 export class Phi3Model {
   /** Attention scores above this many bytes are computed a chunk of queries at a time. */
   scoreBudgetBytes = SCORE_BUDGET_BYTES;
@@ -83,28 +112,7 @@ export class Phi3Model {
 
   /** Checks ids and positions on the host, so that bad input fails with a named argument. */
   private validate(inp: ForwardInputs, past: number): Int32Array {
-    const { vocabSize, maxPositions } = this.config;
-    const { inputIds, batch, seq } = inp;
-    if (!(batch >= 1 && seq >= 1) || inputIds.length !== batch * seq) {
-      throw new InputError(`input_ids: ${inputIds.length} ids do not make a [${batch}, ${seq}] batch`);
-    }
-    for (const id of inputIds) {
-      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new InputError(`input_ids: token id ${id} is outside the vocabulary [0, ${vocabSize})`);
-    }
-    if (inp.attentionMask && inp.attentionMask.length !== batch * (past + seq)) {
-      throw new InputError(`attention_mask: ${inp.attentionMask.length} entries, expected [${batch}, ${past + seq}]`);
-    }
-    let pos = inp.positionIds;
-    if (pos) {
-      if (pos.length !== batch * seq) throw new InputError(`position_ids: ${pos.length} entries, expected [${batch}, ${seq}]`);
-    } else {
-      pos = new Int32Array(batch * seq);
-      for (let b = 0; b < batch; b++) for (let t = 0; t < seq; t++) pos[b * seq + t] = past + t;
-    }
-    for (const p of pos) {
-      if (p < 0 || p >= maxPositions) throw new InputError(`position_ids: position ${p} is outside [0, max_position_embeddings = ${maxPositions})`);
-    }
-    return pos;
+    return checkInputs(this.config, inp, past);
   }
 
   /**

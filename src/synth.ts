@@ -17,11 +17,12 @@
 
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { INDEX_FILE_NAME, SafetensorsWriter, type TensorSpec } from '../weights/index.js';
+import { INDEX_FILE_NAME, SafetensorsWriter, SmallFileError, type TensorSpec, readSmallFile } from '../weights/index.js';
 import { UsageError } from './args.js';
-import { ConfigError, parseConfig } from './config.js';
+import { ConfigError, MAX_CONFIG_BYTES, parseConfig } from './config.js';
 import { type ProgressSink, noProgress } from './progress.js';
 import { PUBLISHED_DIR, fullTokenizer, haveVocabFiles } from './tokenizer-build.js';
+import { markSynthDone, markSynthStarted, reclaimKilledSynth, startReaper } from './safety/outputs.js';
 import { expectedTensors } from './weights.js';
 
 /** Phi-4-mini's vocabulary size: a synthetic checkpoint with it gets the published tokenizer. */
@@ -162,9 +163,9 @@ export function synthesize(configPath: string, outDir: string, opts: SynthOption
   const file = existsSync(configPath) && statSync(configPath).isDirectory() ? join(configPath, 'config.json') : configPath;
   let raw: Record<string, unknown>;
   try {
-    raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    raw = JSON.parse(readSmallFile(file, MAX_CONFIG_BYTES)) as Record<string, unknown>;
   } catch (err) {
-    throw new ConfigError(`${file}: cannot read a JSON config (${(err as NodeJS.ErrnoException).code ?? (err as Error).message.split('\n')[0]})`);
+    throw new ConfigError(err instanceof SmallFileError && err.cause === undefined ? err.message : `${file}: cannot read a JSON config (${((err as Error).cause as NodeJS.ErrnoException | undefined)?.code ?? (err as NodeJS.ErrnoException).code ?? (err as Error).message.split('\n')[0]})`);
   }
   if (opts.layers !== undefined) raw = { ...raw, num_hidden_layers: opts.layers };
   const cfg = parseConfig(raw, file);
@@ -172,10 +173,13 @@ export function synthesize(configPath: string, outDir: string, opts: SynthOption
 
   if (existsSync(outDir)) {
     if (!statSync(outDir).isDirectory()) throw new UsageError(`--out: ${outDir} exists and is not a directory`);
+    reclaimKilledSynth(outDir); // a directory a killed synth left is taken over (src/safety/outputs.ts)
     if (readdirSync(outDir).length > 0) throw new UsageError(`--out: ${outDir} is not empty; give a new or empty directory`);
   }
   const created = !existsSync(outDir);
   mkdirSync(outDir, { recursive: true });
+  markSynthStarted(outDir);
+  startReaper([outDir]);
 
   const specs = stateDictOrder([...expectedTensors(cfg)].map(([name, shape]) => ({ name, dtype: 'BF16' as const, shape })));
   const bytesOf = (s: TensorSpec) => 2 * s.shape.reduce((a, b) => a * b, 1);
@@ -225,8 +229,10 @@ export function synthesize(configPath: string, outDir: string, opts: SynthOption
       writeAtomic(join(outDir, 'tokenizer.json'), JSON.stringify(fullTokenizer()));
       written.push(join(outDir, 'tokenizer.json'));
     }
+    markSynthDone(outDir);
   } catch (err) {
     for (const f of written) rmSync(f, { force: true });
+    markSynthDone(outDir);
     if (created) rmSync(outDir, { recursive: true, force: true });
     throw err;
   } finally {

@@ -33,13 +33,17 @@ export const STACK_LINE = /^\s+at\s.+/m;
 /** The banner every command that starts a backend prints first on stderr. */
 export const BANNER = /^phi4-ts \S+ · backend \S+ · tfjs \S+$/;
 
-/** A bad-input run: exit `status`, exactly one error line (last), naming everything in `names`, no stack trace. */
-export function expectBadInput(r: Run, names: string[], status = 2): string {
+/**
+ * A bad-input run: exit `status`, exactly one line on stderr (refusals come before the backend
+ * banner; `afterBanner` allows the banner first, for failures only a backend can find), naming
+ * everything in `names`, no stack trace.
+ */
+export function expectBadInput(r: Run, names: string[], status = 2, afterBanner = false): string {
   expect(r.status, show(r)).to.equal(status);
   expect(r.stdout, 'stack trace on stdout').not.to.match(STACK_LINE);
   expect(r.stderr, 'stack trace on stderr').not.to.match(STACK_LINE);
-  const errLines = lines(r.stderr).filter((l) => !BANNER.test(l));
-  expect(errLines, `stderr should be one error line besides the banner:\n${r.stderr}`).to.have.length(1);
+  const errLines = lines(r.stderr).filter((l) => !(afterBanner && BANNER.test(l)));
+  expect(errLines, `stderr should be one error line${afterBanner ? ' besides the banner' : ''}:\n${r.stderr}`).to.have.length(1);
   const last = lines(r.stderr).at(-1)!;
   expect(last).to.equal(errLines[0]);
   expect(last).to.match(/^phi4: \S/);

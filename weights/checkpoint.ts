@@ -8,10 +8,13 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { describeJson, readSmallFile } from './small-file.js';
 import { SafetensorsFile, WeightsError, oneLine, type TensorInfo } from './safetensors.js';
 
 export const SINGLE_FILE_NAME = 'model.safetensors';
 export const INDEX_FILE_NAME = 'model.safetensors.index.json';
+/** Largest index file read: a 100,000-tensor index is about 10 MB. */
+export const MAX_INDEX_BYTES = 100_000_000;
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -84,9 +87,9 @@ export class Checkpoint {
     const dir = path.dirname(indexPath);
     let text: string;
     try {
-      text = fs.readFileSync(indexPath, 'utf8'); // an index is small JSON
+      text = readSmallFile(indexPath, MAX_INDEX_BYTES); // an index is small JSON
     } catch (err) {
-      throw new WeightsError(`${indexPath}: cannot read (${(err as NodeJS.ErrnoException).code ?? err})`, { cause: err });
+      throw new WeightsError((err as Error).message, { cause: err });
     }
     let json: unknown;
     try {
@@ -105,7 +108,7 @@ export class Checkpoint {
       const ts = meta['total_size'];
       if (ts !== undefined) {
         if (typeof ts !== 'number' || !Number.isSafeInteger(ts) || ts < 0) {
-          throw new WeightsError(`${indexPath}: metadata.total_size must be a non-negative integer, got ${JSON.stringify(ts)}`);
+          throw new WeightsError(`${indexPath}: metadata.total_size must be a non-negative integer, got ${describeJson(ts)}`);
         }
         totalSize = ts;
       }
@@ -115,7 +118,7 @@ export class Checkpoint {
     const shardNames = new Map<string, string>();
     for (const [tensor, shard] of Object.entries(weightMap)) {
       if (typeof shard !== 'string' || shard === '') {
-        throw new WeightsError(`${indexPath}: weight_map entry for tensor "${tensor}" must be a shard file name, got ${JSON.stringify(shard)}`);
+        throw new WeightsError(`${indexPath}: weight_map entry for tensor "${tensor}" must be a shard file name, got ${describeJson(shard)}`);
       }
       if (path.isAbsolute(shard) || shard.split(/[\\/]/).includes('..')) {
         throw new WeightsError(`${indexPath}: weight_map entry for tensor "${tensor}" names shard "${shard}" outside the checkpoint directory`);

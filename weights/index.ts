@@ -22,7 +22,9 @@ export {
   type TensorData,
 } from './dtypes.js';
 export { MAX_HEADER_BYTES, SafetensorsFile, WeightsError, type TensorInfo } from './safetensors.js';
-export { Checkpoint, INDEX_FILE_NAME, SINGLE_FILE_NAME } from './checkpoint.js';
+export { Checkpoint, INDEX_FILE_NAME, MAX_INDEX_BYTES, SINGLE_FILE_NAME } from './checkpoint.js';
+export { MAX_DEPTH, MAX_KEY_CHARS, MAX_VALUES } from './header-json.js';
+export { SmallFileError, describeJson, readSmallFile } from './small-file.js';
 export {
   SafetensorsWriter,
   planSafetensors,

@@ -21,6 +21,8 @@ import {
   isDType,
   type DType,
 } from './dtypes.js';
+import { describeJson } from './small-file.js';
+import { HeaderJsonError, JsonNumber, type JsonValue, parseHeaderJson } from './header-json.js';
 
 /** Every problem with a weights file, index or write. One-line message naming the file (and tensor). */
 export class WeightsError extends Error {
@@ -51,14 +53,11 @@ export interface TensorInfo {
   readonly byteLength: number;
 }
 
-function describe(v: unknown): string {
-  let s: string;
-  try {
-    s = JSON.stringify(v) ?? String(v);
-  } catch {
-    s = String(v);
-  }
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+const describe = (v: unknown) => describeJson(v);
+
+/** A name as quoted in an error: at most 200 characters (names may be 4096; a message quotes two). */
+function short(name: string): string {
+  return name.length > 200 ? `${name.slice(0, 200)}...(${name.length} characters)` : name;
 }
 
 /** Collapse whitespace (JSON.parse messages may quote input containing newlines). */
@@ -70,8 +69,58 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function isNonNegativeSafeInteger(v: unknown): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+/** Largest element count (u64) the Rust crate can represent; a shape whose running product passes it is refused. */
+const U64_MAX = (1n << 64n) - 1n;
+
+/** Element count of `shape`, refusing (as the Rust crate's checked product does) any prefix product past u64. */
+function elementCount(shape: number[]): bigint | undefined {
+  let n = 1n;
+  for (const d of shape) {
+    n *= BigInt(d);
+    if (n > U64_MAX) return undefined;
+  }
+  return n;
+}
+
+/** A canonical non-negative integer (no fraction, exponent or sign) within 2^53 - 1, else undefined. */
+function index(v: JsonValue | undefined): number | undefined {
+  return v instanceof JsonNumber ? v.asIndex() : undefined;
+}
+
+/** Header JSON as its source-like text (numbers as written), for error messages; at most 80 characters. */
+function plain(v: JsonValue | undefined): string {
+  const out: string[] = [];
+  let len = 0;
+  const emit = (t: string) => {
+    out.push(t);
+    len += t.length;
+  };
+  const walk = (x: JsonValue | undefined): void => {
+    if (len > 80) return;
+    if (x instanceof JsonNumber) emit(x.text);
+    else if (x instanceof Map) {
+      emit('{');
+      let first = true;
+      for (const [k, y] of x) {
+        if (len > 80) break;
+        emit(`${first ? '' : ','}${JSON.stringify(k.slice(0, 80))}:`);
+        first = false;
+        walk(y);
+      }
+      emit('}');
+    } else if (Array.isArray(x)) {
+      emit('[');
+      x.forEach((y, i) => {
+        if (len > 80) return;
+        if (i > 0) emit(',');
+        walk(y);
+      });
+      emit(']');
+    } else emit(x === undefined ? 'undefined' : JSON.stringify(typeof x === 'string' ? x.slice(0, 80) : x));
+  };
+  walk(v);
+  const s = out.join('');
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
 /** Positioned read of exactly `dst.length` bytes at `position`, in bounded chunks; throws on a short read. */
@@ -96,50 +145,58 @@ interface ParsedHeader {
  * Validate a parsed header against the data section size. `dataStart` is the
  * absolute offset of the data section (8 + header length).
  */
-function validateHeader(file: string, header: unknown, dataStart: number, dataLength: number): ParsedHeader {
-  if (!isPlainObject(header)) {
-    throw new WeightsError(`${file}: header is not a JSON object (got ${Array.isArray(header) ? 'an array' : describe(header)})`);
+function validateHeader(file: string, header: JsonValue, dataStart: number, dataLength: number): ParsedHeader {
+  if (!(header instanceof Map)) {
+    throw new WeightsError(`${file}: header is not a JSON object (got ${Array.isArray(header) ? 'an array' : (plain(header))})`);
   }
   const metadata: Record<string, string> = {};
   type Raw = { name: string; dtype: DType; shape: number[]; b: number; e: number; order: number };
   const raws: Raw[] = [];
-  for (const [name, entry] of Object.entries(header)) {
+  for (const [name, entry] of header) {
     if (name === '__metadata__') {
-      if (!isPlainObject(entry)) {
-        throw new WeightsError(`${file}: __metadata__ must be an object of string values, got ${describe(entry)}`);
+      if (entry === null) continue; // Option<HashMap> in the Rust crate: null is no metadata
+      if (!(entry instanceof Map)) {
+        throw new WeightsError(`${file}: __metadata__ must be an object of string values, got ${(plain(entry))}`);
       }
-      for (const [k, v] of Object.entries(entry)) {
+      for (const [k, v] of entry) {
         if (typeof v !== 'string') {
-          throw new WeightsError(`${file}: __metadata__ value for key "${k}" must be a string, got ${describe(v)}`);
+          throw new WeightsError(`${file}: __metadata__ value for key "${k}" must be a string, got ${(plain(v))}`);
         }
         Object.defineProperty(metadata, k, { value: v, enumerable: true, writable: true, configurable: true });
       }
       continue;
     }
-    const where = `${file}: tensor "${name}"`;
-    if (!isPlainObject(entry)) throw new WeightsError(`${where}: header entry is not an object (${describe(entry)})`);
-    const { dtype, shape, data_offsets: offsets } = entry;
+    const where = `${file}: tensor "${short(name)}"`;
+    if (!(entry instanceof Map)) throw new WeightsError(`${where}: header entry is not an object (${(plain(entry))})`);
+    const dtype = entry.get('dtype');
+    const rawShape = entry.get('shape');
+    const rawOffsets = entry.get('data_offsets');
     if (!isDType(dtype)) {
-      throw new WeightsError(`${where}: unknown dtype ${describe(dtype)}`);
+      throw new WeightsError(`${where}: unknown dtype ${(plain(dtype))}`);
     }
-    if (!Array.isArray(shape) || !shape.every(isNonNegativeSafeInteger)) {
-      throw new WeightsError(`${where}: shape must be an array of non-negative integers, got ${describe(shape)}`);
+    const shape = Array.isArray(rawShape) ? rawShape.map(index) : undefined;
+    if (!shape || !shape.every((d) => d !== undefined)) {
+      throw new WeightsError(`${where}: shape must be an array of canonical non-negative integers, got ${(plain(rawShape))}`);
     }
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNonNegativeSafeInteger)) {
-      throw new WeightsError(`${where}: data_offsets must be [begin, end] non-negative integers, got ${describe(offsets)}`);
+    const offsets = Array.isArray(rawOffsets) ? rawOffsets.map(index) : undefined;
+    if (!offsets || offsets.length !== 2 || !offsets.every((d) => d !== undefined)) {
+      throw new WeightsError(`${where}: data_offsets must be [begin, end] canonical non-negative integers, got ${(plain(rawOffsets))}`);
     }
     const [b, e] = offsets as [number, number];
     if (b > e) throw new WeightsError(`${where}: data_offsets [${b},${e}] has begin > end`);
-    let bytes = DTYPE_SIZES[dtype];
-    for (const d of shape as number[]) bytes *= d;
+    const count = elementCount(shape as number[]);
+    if (count === undefined) {
+      throw new WeightsError(`${where}: shape ${(plain(rawShape))} has more elements than a 64-bit count holds`);
+    }
+    const bytes = Number(count) * DTYPE_SIZES[dtype];
     if (!Number.isSafeInteger(bytes)) {
-      throw new WeightsError(`${where}: shape ${describe(shape)} of ${dtype} is too large (byte size overflows)`);
+      throw new WeightsError(`${where}: shape ${(plain(rawShape))} of ${dtype} is too large (byte size overflows)`);
     }
     if (bytes !== e - b) {
       throw new WeightsError(
-        `${where}: dtype/shape mismatch: ${dtype} ${describe(shape)} needs ${bytes} bytes but data_offsets [${b},${e}] span ${e - b}`);
+        `${where}: dtype/shape mismatch: ${dtype} ${(plain(rawShape))} needs ${bytes} bytes but data_offsets [${b},${e}] span ${e - b}`);
     }
-    raws.push({ name, dtype, shape: (shape as number[]).slice(), b, e, order: raws.length });
+    raws.push({ name, dtype, shape: shape as number[], b, e, order: raws.length });
   }
 
   raws.sort((x, y) => x.b - y.b || x.e - y.e || x.order - y.order);
@@ -150,12 +207,12 @@ function validateHeader(file: string, header: unknown, dataStart: number, dataLe
     if (r.b < expected) {
       const p = prev!;
       throw new WeightsError(
-        `${file}: tensor "${r.name}" data_offsets [${r.b},${r.e}] overlap tensor "${p.name}" data_offsets [${p.b},${p.e}]`);
+        `${file}: tensor "${short(r.name)}" data_offsets [${r.b},${r.e}] overlap tensor "${short(p.name)}" data_offsets [${p.b},${p.e}]`);
     }
     if (r.b > expected) {
       throw new WeightsError(prev
-        ? `${file}: gap in the data section: bytes [${expected},${r.b}) between tensor "${prev.name}" and tensor "${r.name}" belong to no tensor`
-        : `${file}: gap in the data section: bytes [0,${r.b}) before tensor "${r.name}" belong to no tensor`);
+        ? `${file}: gap in the data section: bytes [${expected},${r.b}) between tensor "${short(prev.name)}" and tensor "${short(r.name)}" belong to no tensor`
+        : `${file}: gap in the data section: bytes [0,${r.b}) before tensor "${short(r.name)}" belong to no tensor`);
     }
     expected = r.e;
     prev = r;
@@ -164,7 +221,7 @@ function validateHeader(file: string, header: unknown, dataStart: number, dataLe
     const first = raws.find((r) => r.e > dataLength)!;
     throw new WeightsError(
       `${file}: truncated: expected ${expected} bytes of data, file has ${dataLength}; ` +
-      `tensor "${first.name}": data_offsets [${first.b},${first.e}] end past the data section (${dataLength} bytes); file truncated?`);
+      `tensor "${short(first.name)}": data_offsets [${first.b},${first.e}] end past the data section (${dataLength} bytes); file truncated?`);
   }
   if (expected < dataLength) {
     throw new WeightsError(
@@ -258,11 +315,16 @@ export class SafetensorsFile {
       } catch (err) {
         throw new WeightsError(`${path}: header is not valid UTF-8`, { cause: err });
       }
-      let json: unknown;
+      // As the Rust crate: the header starts with "{" (no leading whitespace); trailing spaces pad it.
+      if (text[0] !== '{') {
+        throw new WeightsError(`${path}: header is not a JSON object starting with "{" (got ${describe(text.slice(0, 20))}${/^\s/.test(text) ? ', leading whitespace' : ''}); not a safetensors file?`);
+      }
+      let json: JsonValue;
       try {
-        json = JSON.parse(text);
+        json = parseHeaderJson(text);
       } catch (err) {
-        throw new WeightsError(`${path}: header is not valid JSON (${oneLine((err as Error).message)})`, { cause: err });
+        if (!(err instanceof HeaderJsonError)) throw err;
+        throw new WeightsError(`${path}: header is not valid JSON (${err.message})`, { cause: err });
       }
       const parsed = validateHeader(path, json, 8 + n, size - 8 - n);
       return new SafetensorsFile(path, fd, size, n, parsed);
@@ -293,7 +355,7 @@ export class SafetensorsFile {
 
   private infoRef(name: string): TensorInfo {
     const t = this.byName.get(name);
-    if (!t) throw new WeightsError(`${this.path}: no tensor "${name}" (file has ${this.byName.size} tensors)`);
+    if (!t) throw new WeightsError(`${this.path}: no tensor "${short(name)}" (file has ${this.byName.size} tensors)`);
     return t;
   }
 
@@ -308,7 +370,7 @@ export class SafetensorsFile {
   }
 
   private openFd(name: string): number {
-    if (this.fd === null) throw new WeightsError(`${this.path}: file is closed (reading tensor "${name}")`);
+    if (this.fd === null) throw new WeightsError(`${this.path}: file is closed (reading tensor "${short(name)}")`);
     return this.fd;
   }
 
@@ -317,13 +379,13 @@ export class SafetensorsFile {
     const fd = this.openFd(info.name);
     const pos = info.begin + rel;
     readFully(fd, dst, pos, (got) =>
-      `${this.path}: tensor "${info.name}": short read: expected ${dst.length} bytes at offset ${pos}, got ${got}; file truncated?`);
+      `${this.path}: tensor "${short(info.name)}": short read: expected ${dst.length} bytes at offset ${pos}, got ${got}; file truncated?`);
   }
 
   /** The raw little-endian bytes of one tensor (a fresh, aligned array). */
   readBytes(name: string): Uint8Array {
     const info = this.infoRef(name);
-    const out = new Uint8Array(info.byteLength);
+    const out = this.alloc(info, Uint8Array, info.byteLength);
     this.readAt(info, 0, out);
     return out;
   }
@@ -381,12 +443,26 @@ export class SafetensorsFile {
     decode: (dtype: DType, bytes: Uint8Array, out: T, outOffset: number) => T,
   ): T {
     const info = this.infoRef(name);
-    const out = new Out(info.byteLength / DTYPE_SIZES[info.dtype]);
+    const out = this.alloc(info, Out, info.byteLength / DTYPE_SIZES[info.dtype]);
     if (info.dtype === native && HOST_LITTLE_ENDIAN) {
       this.readAt(info, 0, new Uint8Array(out.buffer));
       return out;
     }
     return this.decodeChunks(info, out, decode);
+  }
+
+  /**
+   * A fresh array of `length` elements for tensor `info`: a declared size this process cannot
+   * allocate (a header may declare a 100 GB tensor) is a WeightsError naming the tensor, not a RangeError.
+   */
+  private alloc<T>(info: TensorInfo, Arr: new (n: number) => T, length: number): T {
+    try {
+      return new Arr(length);
+    } catch (err) {
+      if (!(err instanceof RangeError)) throw err;
+      throw new WeightsError(`${this.path}: tensor "${short(info.name)}" (${info.dtype} [${info.shape}], ${info.byteLength} bytes) ` +
+        `is too large to read into memory (${err.message})`, { cause: err });
+    }
   }
 
   /** Read the tensor in bounded chunks through one scratch buffer, decoding each into `out`. */
@@ -405,7 +481,7 @@ export class SafetensorsFile {
         decode(info.dtype, bytes, out, pos / esize);
       } catch (err) {
         if (err instanceof RangeError || err instanceof TypeError) {
-          throw new WeightsError(`${this.path}: tensor "${info.name}" (${info.dtype}): ${err.message}`, { cause: err });
+          throw new WeightsError(`${this.path}: tensor "${short(info.name)}" (${info.dtype}): ${err.message}`, { cause: err });
         }
         throw err;
       }

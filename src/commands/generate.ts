@@ -1,5 +1,4 @@
 import { UsageError, intFlag, parseArgs, str } from '../args.js';
-import { loadConfig } from '../config.js';
 import { ROPE_POLICIES, type RopePolicy, checkLength, checkpointEosIds, generate, writeGeneration } from '../generate.js';
 import { resolveCheckpoint } from '../hub.js';
 import { parseIds } from '../inputs.js';
@@ -7,7 +6,9 @@ import { InputError, Phi3Model } from '../model.js';
 import { checkSampling } from '../sampling.js';
 import { readFileSync } from 'node:fs';
 import { type ChatMessage, TextStreamer, loadTokenizer, parseToolCalls } from '../tokenizer.js';
-import { type Command, checkOutPath, start } from './common.js';
+import { checkOutput } from '../safety/outputs.js';
+import { precheckCheckpoint, precheckInputs } from '../safety/precheck.js';
+import { type Command, start } from './common.js';
 
 function number(v: string | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;
@@ -37,11 +38,11 @@ function readTools(path: string): string {
 export const generateCommand: Command = {
   usage: `phi4 generate <checkpoint-dir | repo-id> (--ids 5,17 | --prompt TEXT | --chat TEXT [--system TEXT] [--tools FILE.json]) --max-new-tokens N
         [--temperature T] [--top-k K] [--top-p P] [--seed S] [--rope-policy ${ROPE_POLICIES.join('|')}] [--no-cache]
-        [--json] [--out FILE.safetensors] [--backend NAME]
+        [--json] [--out FILE.safetensors [--force]] [--backend NAME]
       generate tokens (greedy unless --temperature > 0), streamed; text when the checkpoint has a tokenizer;
       --json prints one JSON object instead (ids, text, tool calls parsed from <|tool_call|>...<|/tool_call|>)`,
   async run(argv) {
-    const p = parseArgs(argv, ['ids', 'prompt', 'chat', 'system', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'rope-policy', 'out', 'backend', 'tools'], ['no-cache', 'json']);
+    const p = parseArgs(argv, ['ids', 'prompt', 'chat', 'system', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'rope-policy', 'out', 'backend', 'tools'], ['no-cache', 'json', 'force']);
     if (p.positional.length !== 1) throw new UsageError('generate needs one checkpoint directory or repo id');
     const inputs = (['ids', 'prompt', 'chat'] as const).filter((f) => str(p, f) !== undefined);
     if (inputs.length !== 1) throw new UsageError('generate needs exactly one of --ids, --prompt and --chat');
@@ -63,9 +64,8 @@ export const generateCommand: Command = {
     const seedText = str(p, 'seed');
     if (seedText !== undefined && !/^\d+$/.test(seedText)) throw new UsageError(`--seed: "${seedText}" is not a non-negative integer`); // any size: a BigInt
     const out = str(p, 'out');
-    if (out) checkOutPath(out);
-
     const dir = resolveCheckpoint(p.positional[0]);
+    if (out) checkOutput(out, { protectedDirs: [dir], force: p.flags.has('force') });
     const tokenizer = loadTokenizer(dir);
     let prompt: number[];
     if (inputs[0] === 'ids') prompt = Array.from(parseIds(str(p, 'ids')!).inputIds);
@@ -82,8 +82,9 @@ export const generateCommand: Command = {
       }
     }
 
-    const config = loadConfig(dir);
+    const config = precheckCheckpoint(dir); // config, shard headers and shapes: refusals come before the banner
     checkLength(config, prompt.length, maxNew);
+    precheckInputs(config, { inputIds: Int32Array.from(prompt), batch: 1, seq: prompt.length });
     const eosIds = checkpointEosIds(dir, config);
     const backend = await start(str(p, 'backend'));
     const model = Phi3Model.load(dir);

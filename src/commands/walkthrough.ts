@@ -3,6 +3,7 @@ import { resolveCheckpoint } from '../hub.js';
 import { parseIds } from '../inputs.js';
 import { Phi3Model } from '../model.js';
 import { DEFAULT_WALKTHROUGH_CHECKPOINT, defaultIds, formatWalkthrough, loadRealConfig, promptToInputs, runWalkthrough } from '../walkthrough.js';
+import { precheckCheckpoint, precheckInputs } from '../safety/precheck.js';
 import { type Command, start } from './common.js';
 
 export const walkthroughCommand: Command = {
@@ -18,6 +19,8 @@ export const walkthroughCommand: Command = {
     const layerText = str(p, 'layer') ?? '0';
     if (!/^\d+$/.test(layerText)) throw new UsageError(`--layer: "${layerText}" is not a layer number`);
     const given = ids !== undefined ? parseIds(ids) : prompt !== undefined ? promptToInputs(dir, prompt) : undefined;
+    const config = precheckCheckpoint(dir); // refusals come before the banner
+    if (given) precheckInputs(config, given);
     await start(str(p, 'backend'));
     const model = Phi3Model.load(dir);
     try {
