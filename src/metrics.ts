@@ -11,7 +11,8 @@ function norm2(get: (i: number) => number, n: number): number {
   let m = 0;
   for (let i = 0; i < n; i++) {
     const v = Math.abs(get(i));
-    if (!(v <= m)) m = v; // also takes NaN
+    if (Number.isNaN(v)) return NaN; // NaN anywhere is the answer (a later value must not replace it)
+    if (v > m) m = v;
   }
   if (m === 0 || !Number.isFinite(m)) return m;
   let s = 0;
@@ -41,7 +42,8 @@ export function maxAbs(a: Numeric, b: Numeric): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) {
     const d = Math.abs(a[i] - b[i]);
-    if (!(d <= m)) m = d; // also propagates NaN
+    if (Number.isNaN(d)) return NaN;
+    if (d > m) m = d;
   }
   return m;
 }

@@ -442,3 +442,17 @@ describe('phi4 compare: files and the command line', function () {
     })();
   });
 });
+
+describe('metrics', () => {
+  it('a NaN anywhere, even before larger values, makes rel L2 and max|d| NaN (found by npm run fuzz -- --kinds compare)', async () => {
+    const { relL2, maxAbs } = await import('../src/metrics.js');
+    const ref = Float32Array.of(1, 2, 3, 4);
+    for (const at of [0, 1, 3]) {
+      const c = Float32Array.of(1, 2, 3, 4);
+      c[at] = NaN;
+      expect(relL2(c, ref), `NaN at ${at}`).to.be.NaN;
+      expect(maxAbs(c, ref), `NaN at ${at}`).to.be.NaN;
+    }
+    expect(relL2(Float32Array.of(1, 2, 3, 5), ref)).to.be.closeTo(1 / Math.sqrt(30), 1e-15);
+  });
+});

@@ -78,10 +78,9 @@ describe('fuzz harness (issue 12)', function () {
     for (const i of [0, 1, 17, 999]) expect(JSON.stringify(makeCase(5, i))).to.equal(JSON.stringify(makeCase(5, i)));
   });
 
-  // Compare candidates join this run once compare treats int taps as findings and bounds its
-  // memory (issue 12 items 2 and 3, with the compare owner): `npm run fuzz -- --kinds compare --strict-compare`.
-  it('2,000 mutated headers, configs and inputs: no crash, hang, blow-up, disagreement or unbounded message', async () => {
-    const s = await runFuzz({ cases: 2000, seed: 12, kinds: ['header', 'config', 'inputs'] });
+  // Compare candidates count as failures when a wrong one passes (--strict-compare).
+  it('2,000 mutated headers, configs, inputs and compare candidates: no crash, hang, blow-up, disagreement, unbounded message or wrong candidate passed', async () => {
+    const s = await runFuzz({ cases: 2000, seed: 12, kinds: ['header', 'config', 'inputs', 'compare'], strictCompare: true });
     const detail = JSON.stringify(s.failures.slice(0, 5));
     expect(s.crashes, detail).to.equal(0);
     expect(s.hangs, detail).to.equal(0);
@@ -94,5 +93,6 @@ describe('fuzz harness (issue 12)', function () {
     expect(s.perKind.header!.refused).to.be.above(500);
     expect(s.perKind.config!.refused).to.be.above(20);
     expect(s.perKind.inputs!.cases).to.be.above(50);
+    expect(s.perKind.compare!.cases).to.be.above(50);
   });
 });
