@@ -8,11 +8,12 @@ import { type Phi3Config, loadConfig } from '../config.js';
 import { formatBytes } from '../memory.js';
 import { type ForwardInputs, InputError, checkInputs } from '../model.js';
 import { checkTensors } from '../weights.js';
+import { GgufCheckpoint, isGgufPath } from '../gguf/checkpoint.js';
 
-/** Reads the config and validates every shard header and tensor shape against it; reads no weights. */
+/** Reads the config and validates every shard header (or the GGUF file) and tensor shape against it; reads no weights. */
 export function precheckCheckpoint(dir: string): Phi3Config {
   const config = loadConfig(dir);
-  const ckpt = Checkpoint.open(dir);
+  const ckpt = isGgufPath(dir) ? new GgufCheckpoint(dir) : Checkpoint.open(dir);
   try {
     checkTensors(ckpt, config);
   } finally {
