@@ -39,7 +39,7 @@ export const walkthroughCommand: Command = {
         return 0;
       }
       const tok = loadTokenizer(dir);
-      const runs: Record<string, PageRun> = dir === TOY_DIR && given === undefined
+      const runs: Record<string, PageRun> = dir === TOY_DIR && ids === undefined && str(p, 'prompt') === undefined
         ? { long: pageRun(model, tok!.encode(TOY_PROMPTS.long), tok), short: pageRun(model, tok!.encode(TOY_PROMPTS.short), tok) }
         : { prompt: pageRun(model, Array.from(inputs.inputIds), tok) };
       const page = walkthroughPage(w, walkthroughFigures(), runs);
