@@ -17,6 +17,21 @@ import { type DotsWeights, exactDots } from './kernels/dots.js';
 
 export type { DotsWeights };
 
+let exact = true;
+
+/**
+ * Training (src/toy/train.ts) needs gradients, which host sums cannot give: with `false` the
+ * products, the softmax and RMSNorm are plain (differentiable) tfjs ops, float32 sums and all.
+ * The default, and everything but training, is exact.
+ */
+export function setExactSums(on: boolean): void {
+  exact = on;
+}
+
+export function exactSums(): boolean {
+  return exact;
+}
+
 /** Whether products go to the WebAssembly kernel (every backend but cpu, which keeps its own JavaScript loops). */
 export function usesKernel(): boolean {
   return tf.getBackend() !== 'cpu';
@@ -44,6 +59,7 @@ function dotsJs(A: Float32Array, aAt: number, M: number, K: number, B: Float32Ar
 
 /** y[g, m, n] = alpha * sum_k a[g, m, k] b[g, n, k]:  a [G, M, K], b [G, N, K] -> [G, M, N], float32 rounded once. */
 export function rowDots(a: tf.Tensor3D, b: tf.Tensor3D, alpha = 1): tf.Tensor3D {
+  if (!exact) return tf.tidy(() => tf.mul(tf.matMul(a, b, false, true), alpha));
   const [G, M, K] = a.shape;
   const N = b.shape[1];
   if (b.shape[0] !== G || b.shape[2] !== K) throw new Error(`rowDots: shapes [${a.shape}] and [${b.shape}] do not match`);
@@ -68,6 +84,7 @@ export function hostDots(x: tf.Tensor2D, w: DotsWeights, N: number): tf.Tensor2D
 
 /** softmax over the last axis, exactly: exp(x - max) / sum(exp(x - max)) in float64, rounded once. */
 export function softmax<T extends tf.Tensor>(x: T): T {
+  if (!exact) return tf.softmax(x, -1) as T;
   const n = x.shape[x.shape.length - 1];
   const X = x.dataSync() as Float32Array;
   const y = new Float32Array(X.length);

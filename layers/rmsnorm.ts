@@ -7,9 +7,11 @@
 // width, where the first layer's norm sees nothing else.
 
 import * as tf from '@tensorflow/tfjs-core';
+import { exactSums } from './exact.js';
 
 /** x: [..., hidden]; weight: [hidden]. */
 export function rmsNorm<T extends tf.Tensor>(x: T, weight: tf.Tensor1D, eps: number): T {
+  if (!exactSums()) return tf.tidy(() => tf.mul(weight, tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps)))) as T); // training
   const H = weight.shape[0];
   const xs = x.dataSync() as Float32Array; // [rows * H]
   const w = weight.dataSync() as Float32Array; // [H]

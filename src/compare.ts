@@ -23,15 +23,15 @@ export interface Entry {
 export type Entries = Map<string, Entry>;
 
 /**
- * Relative-L2 tolerances per tap, from measurement (docs/compare.md):
- *  fp32  float32 noise: transformers' own float32 error against float64 is <= 1.1e-6 on every
- *        golden tap; F32_TOLERANCE (src/golden.ts) is 1e-5, and ONNX Runtime meets it.
- *  bf16  transformers on CUDA in bf16 against float32 reaches 1.2e-2 (phi4-mini-tiny, 4 layers);
- *        the preset is 4x that, rounded: 5e-2.
- *  fp16  not measured: fp16 has 3 more mantissa bits than bf16 (unit roundoff 2^-11 vs 2^-8),
- *        so its rounding noise is 8x smaller; the bf16 preset / 8, rounded up: 7e-3.
+ * Relative-L2 tolerances per tap, from measurement (docs/compare.md, docs/fidelity.md):
+ *  fp32  1e-5: the default backend is within 4.8e-7 of float64 on every tap of the full-size
+ *        32-layer model (21x margin), an honest float32 with blocked sums within 2.6e-6 (3.8x).
+ *  bf16  6e-2: the float64 reference storing its activations in bf16 reaches 3.0e-2 on the
+ *        full-size 32-layer model (32 ids; 512 ids change a 4-layer model's worst by 1.02x), and
+ *        transformers on CUDA in bf16 matched that emulation on the 4-layer tiny model; 2x margin.
+ *  fp16  8e-3: the same emulation in float16 reaches 3.7e-3; 2x margin, rounded up.
  */
-export const PRESETS = { fp32: F32_TOLERANCE, bf16: 5e-2, fp16: 7e-3 } as const;
+export const PRESETS = { fp32: F32_TOLERANCE, bf16: 6e-2, fp16: 8e-3 } as const;
 export type Preset = keyof typeof PRESETS;
 
 export const INPUT_NAMES = ['input_ids', 'attention_mask', 'position_ids'];

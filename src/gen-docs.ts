@@ -12,11 +12,12 @@
 // The model runs on the cpu backend (plain JavaScript kernels), so the figures do not depend on
 // the machine's SIMD.
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { inverseFrequencies } from '../layers/rotary.js';
 import { initBackend } from './backend.js';
+import { walkthroughFigures } from './figures/figures.js';
 import type { Phi3Config } from './config.js';
 import { DEFAULT_MEMORY_SOURCE, formatBytes, formatMemoryReport, memoryReport, resolveMemorySource } from './memory.js';
 import { Phi3Model } from './model.js';
@@ -169,6 +170,12 @@ export function docValues(root = PROJECT_ROOT): Map<string, string> {
   return v;
 }
 
+/** The walkthrough's figures (src/figures/figures.ts) as files relative to the project root: docs/figures/NAME.svg. */
+export function figureFiles(): Map<string, string> {
+  const { svgs } = walkthroughFigures();
+  return new Map([...svgs].map(([name, svg]) => [`docs/figures/${name}.svg`, svg]));
+}
+
 /** The document with every generated region replaced; throws naming an unknown region. */
 export function renderDoc(template: string, values: Map<string, string>): string {
   return template.replace(REGION, (_all, name: string, old: string) => {
@@ -203,6 +210,20 @@ async function main(argv: string[]): Promise<number> {
     } else {
       writeFileSync(file, fresh);
       console.error(`rewrote ${doc}`);
+    }
+  }
+  for (const [rel, svg] of figureFiles()) {
+    const file = join(PROJECT_ROOT, rel);
+    const committed = existsSync(file) ? readFileSync(file, 'utf8') : null;
+    if (committed === svg) {
+      console.error(`${rel} is up to date`);
+    } else if (argv.includes('--check')) {
+      console.error(`${rel} is stale; run npm run docs`);
+      stale++;
+    } else {
+      mkdirSync(join(PROJECT_ROOT, 'docs', 'figures'), { recursive: true });
+      writeFileSync(file, svg);
+      console.error(`wrote ${rel}`);
     }
   }
   return stale > 0 ? 1 : 0;

@@ -128,6 +128,8 @@ export interface Walkthrough {
   ropeLong: boolean;
   realRopeLong: boolean;
   steps: Step[];
+  /** Whether the checkpoint has Phi-4-mini's block (GQA, partial rotary, LongRoPE, tied head), so its shapes are set beside the real model's. */
+  phi4Shaped: boolean;
   /** The five most likely next tokens after the last position, with softmax probabilities. */
   top: { id: number; logit: number; p: number }[];
 }
@@ -262,6 +264,9 @@ export function runWalkthrough(model: Phi3Model, inputs: ForwardInputs, layer: n
     if (s.id === 'rope.cos') step.note = `${cfg.rope.type === 'longrope' ? `LongRoPE ${ropeLong ? 'long' : 'short'} factors (positions 0..${maxPos}, original context ${cfg.rope.originalMaxPositions}), ` : ''}scaling ${cfg.rope.attentionScaling.toFixed(10)}, ${cfg.rope.rotaryDim} of ${d} dims rotated`;
     if (s.id === 'mask') step.note = `${allowed} of ${T * T} query/key pairs allowed (causal${cfg.slidingWindow !== null && cfg.slidingWindow < T ? `, window ${cfg.slidingWindow}` : ''})`;
     if (s.id === 'scores') step.note = `${nh} query heads in ${nkv} groups of ${g}; before the mask`;
+    if (s.id === 'attn_out') {
+      step.note = 'position 0 attends only to itself (the causal mask leaves it one key, probability 1), so its row here is the value vector at position 0, repeated for each query head of a group';
+    }
     if (s.id === 'attn_probs') {
       let worst = 0;
       for (let r = 0; r < nh * T; r++) {
@@ -286,9 +291,14 @@ export function runWalkthrough(model: Phi3Model, inputs: ForwardInputs, layer: n
   steps[steps.length - 1].note = `next token = argmax of the last position's logits: id ${top[0].id} (p ${num(top[0].p)})`;
 
   return {
-    checkpoint: displayPath(model.source), config: cfg, real, inputIds: Array.from(inputs.inputIds), layer, ropeLong,
+    checkpoint: displayPath(model.source), config: cfg, real, inputIds: Array.from(inputs.inputIds), layer, ropeLong, phi4Shaped: phi4Shaped(cfg),
     realRopeLong: usesLongFactors(real.rope, maxPos), steps, top,
   };
+}
+
+/** GQA, partial rotary, LongRoPE and a tied head: the block of Phi-4-mini (phi3-mini has none of them). */
+export function phi4Shaped(cfg: Phi3Config): boolean {
+  return cfg.numKvHeads < cfg.numHeads && cfg.rope.rotaryDim < cfg.headDim && cfg.rope.type === 'longrope' && cfg.tieWordEmbeddings;
 }
 
 /** A path inside the project as a relative one (so that output does not depend on the clone's location). */
@@ -332,11 +342,13 @@ export function formatWalkthrough(w: Walkthrough, root = PROJECT_ROOT): string {
   const c = w.config;
   out.push(`checkpoint ${w.checkpoint}: hidden ${c.hiddenSize}, ${c.numLayers} layers, ${c.numHeads}/${c.numKvHeads} heads of ${c.headDim}, rotary ${c.rope.rotaryDim}, intermediate ${c.intermediateSize}, vocab ${c.vocabSize}`);
   out.push(`input_ids (${w.inputIds.length}): ${w.inputIds.join(' ')}`);
-  out.push(`layer ${w.layer} of ${c.numLayers}; shapes: this checkpoint | Phi-4-mini (${w.real.hiddenSize} hidden, same ${w.inputIds.length} tokens)`);
+  out.push(w.phi4Shaped
+    ? `layer ${w.layer} of ${c.numLayers}; shapes: this checkpoint | Phi-4-mini (${w.real.hiddenSize} hidden, same ${w.inputIds.length} tokens)`
+    : `layer ${w.layer} of ${c.numLayers}; shapes of this checkpoint (its block is not Phi-4-mini's, so no Phi-4-mini column)`);
   w.steps.forEach((s, i) => {
     out.push('');
     out.push(`${String(i + 1).padStart(2)}. ${s.tap ?? s.id}: ${s.title}    ${s.rule}`);
-    out.push(`    ${s.layout}  ${shapeText(s.shape)} | ${shapeText(s.realShape)}`);
+    out.push(`    ${s.layout}  ${shapeText(s.shape)}${w.phi4Shaped ? ` | ${shapeText(s.realShape)}` : ''}`);
     if (s.stats) out.push(`    ${statsText(s.stats)}`);
     if (s.note) out.push(`    ${s.note}`);
     out.push(`    ${s.code.map((r) => codeText(r, root)).join(', ')}`);

@@ -211,7 +211,7 @@ describe('compare (pure)', () => {
   });
 
   it('presets: fp32 is the golden float32 tolerance; bf16 and fp16 as measured and derived in docs/compare.md', () => {
-    expect(PRESETS).to.deep.equal({ fp32: 1e-5, bf16: 5e-2, fp16: 7e-3 });
+    expect(PRESETS).to.deep.equal({ fp32: 1e-5, bf16: 6e-2, fp16: 8e-3 }); // measured at full size: docs/compare.md
   });
 
   it('permute follows numpy.transpose', () => {
@@ -397,7 +397,7 @@ describe('phi4 compare: files and the command line', function () {
     const svg = fs.readFileSync(out, 'utf8');
     expect(svg).to.match(/^<\?xml version="1\.0" encoding="UTF-8"\?>\n<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
     expect(svg.trimEnd().endsWith('</svg>')).to.equal(true);
-    expect(svg).to.include('<polyline').and.include('tolerance 5e-2 (bf16)').and.include('PASS');
+    expect(svg).to.include('<polyline').and.include('tolerance 6e-2 (bf16)').and.include('PASS');
   });
 
   it('cli: different shapes are a finding (exit 1, named); a missing file or a file that is not safetensors: exit 2, one line', () => {
