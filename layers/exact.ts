@@ -66,8 +66,9 @@ export function rowDots(a: tf.Tensor3D, b: tf.Tensor3D, alpha = 1): tf.Tensor3D 
   const A = a.dataSync() as Float32Array;
   const B = b.dataSync() as Float32Array;
   const y = new Float32Array(G * M * N);
+  const kernel = usesKernel();
   for (let g = 0; g < G; g++) {
-    if (usesKernel()) {
+    if (kernel) {
       y.set(exactDots(A.subarray(g * M * K, (g + 1) * M * K), M, K, { f32: B.subarray(g * N * K, (g + 1) * N * K) }, N, alpha), g * M * N);
     } else {
       dotsJs(A, g * M * K, M, K, B, g * N * K, N, alpha, y, g * M * N);

@@ -13,7 +13,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import type { DecoderWeights } from '../layers/decoder.js';
-import { type DotsWeights, hostDots, usesKernel } from '../layers/exact.js';
+import type { DotsWeights } from '../layers/exact.js';
 import { type HostMatrix, linear } from '../layers/linear.js';
 import { Checkpoint, type DType, HOST_LITTLE_ENDIAN, WeightsError, dtypeSize, numElements } from '../weights/index.js';
 import { GgufCheckpoint, isGgufPath } from './gguf/checkpoint.js';
@@ -427,13 +427,17 @@ export class HostWeights implements ModelWeights {
     return l.dtype === 'BF16' ? { bf16: bytes } : { f32: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) };
   }
 
-  private matrix(name: string): HostMatrix {
+  /** Rows [rowStart, rowEnd) of a matrix, for `linear`: handed to the exact kernel as they lie, or widened. */
+  private rows(name: string, rowStart: number, rowEnd: number): HostMatrix {
     return {
-      shape: this.info(name).shape as [number, number],
-      toTensor: () => this.widened(name),
-      matVec: this.matVecOf(name),
-      dotsWeights: () => this.dotsWeights(name),
+      shape: [rowEnd - rowStart, this.info(name).shape[1]!],
+      toTensor: () => this.widened(name, rowStart, rowEnd),
+      dotsWeights: () => this.dotsWeights(name, rowStart, rowEnd),
     };
+  }
+
+  private matrix(name: string): HostMatrix {
+    return { ...this.rows(name, 0, this.info(name).shape[0]!), matVec: this.matVecOf(name) };
   }
 
   embed(ids: Int32Array, batch: number, seq: number): tf.Tensor3D {
@@ -462,26 +466,12 @@ export class HostWeights implements ModelWeights {
   head(x: tf.Tensor3D): tf.Tensor3D {
     const name = this.cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
     const [V, H] = this.info(name).shape as [number, number];
-    const matVec = this.matVecOf(name);
-    if (matVec && x.shape[0] * x.shape[1] === 1) return tf.tensor3d(matVec(x.dataSync() as Float32Array), [1, 1, V]);
+    const whole = this.matrix(name);
+    if (whole.matVec && x.shape[0] * x.shape[1] === 1) return linear(x, whole);
     const step = Math.max(1, Math.floor(HostWeights.headChunkBytes / (4 * H)));
     const parts: tf.Tensor3D[] = [];
     try {
-      const [b, t] = x.shape;
-      for (let r = 0; r < V; r += step) {
-        const end = Math.min(V, r + step);
-        const held = usesKernel() ? this.dotsWeights(name, r, end) : undefined;
-        if (held) {
-          parts.push(tf.tidy(() => tf.reshape(hostDots(tf.reshape(x, [b * t, H]), held, end - r), [b, t, end - r])));
-          continue;
-        }
-        const w = this.widened(name, r, end);
-        try {
-          parts.push(linear(x, w));
-        } finally {
-          w.dispose();
-        }
-      }
+      for (let r = 0; r < V; r += step) parts.push(linear(x, this.rows(name, r, Math.min(V, r + step))));
       return parts.length === 1 ? parts[0]! : tf.concat(parts, 2);
     } finally {
       if (parts.length > 1) tf.dispose(parts);
