@@ -16,6 +16,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type DotsWeights, exactDots } from './kernels/dots.js';
 
 export type { DotsWeights };
+/** For weight holders (src/weights.ts): memories the kernel reads weights from in place. */
+export { WEIGHT_MEMORY_SCRATCH, weightMemory } from './kernels/dots.js';
 
 let exact = true;
 

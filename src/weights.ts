@@ -13,7 +13,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import type { DecoderWeights } from '../layers/decoder.js';
-import type { DotsWeights } from '../layers/exact.js';
+import { type DotsWeights, WEIGHT_MEMORY_SCRATCH, weightMemory } from '../layers/exact.js';
 import { type HostMatrix, linear } from '../layers/linear.js';
 import { Checkpoint, type DType, HOST_LITTLE_ENDIAN, WeightsError, dtypeSize, numElements } from '../weights/index.js';
 import { GgufCheckpoint, isGgufPath } from './gguf/checkpoint.js';
@@ -248,6 +248,7 @@ interface Located {
  * matrix-vector loop of src/widen.ts bound to each, and room at the front of each for x and y.
  */
 interface Bank {
+  memory: WebAssembly.Memory;
   bytes: Uint8Array;
   kernels: Bf16Kernels | null;
   x: number;
@@ -323,7 +324,8 @@ export class HostWeights implements ModelWeights {
     const shape2 = [...this.located.values()].filter((l) => l.shape.length === 2);
     const maxRows = Math.max(...shape2.map((l) => l.shape[0]!));
     const maxCols = Math.max(...shape2.map((l) => l.shape[1]!));
-    const front = align16(4 * maxCols) + align16(4 * maxRows);
+    // The front: x and y of the in-place matrix-vector loop, and the exact kernel's scratch (used at other times).
+    const front = Math.max(align16(4 * maxCols) + align16(4 * maxRows), WEIGHT_MEMORY_SCRATCH);
     const groups: [string, Located][][] = [[]];
     let used = front;
     for (const entry of this.located) {
@@ -337,8 +339,8 @@ export class HostWeights implements ModelWeights {
     }
     for (const group of groups) {
       const total = group.reduce((n, [, l]) => n + align16(l.byteLength), front);
-      const memory = new WebAssembly.Memory({ initial: Math.ceil(total / 2 ** 16) });
-      const bank: Bank = { bytes: new Uint8Array(memory.buffer), kernels: bf16Kernels(memory), x: 0, y: align16(4 * maxCols) };
+      const memory = weightMemory(total);
+      const bank: Bank = { memory, bytes: new Uint8Array(memory.buffer), kernels: bf16Kernels(memory), x: 0, y: align16(4 * maxCols) };
       let at = front;
       for (const [name, l] of group) {
         this.readInto(name, 0, bank.bytes.subarray(at, at + l.byteLength));
@@ -423,6 +425,8 @@ export class HostWeights implements ModelWeights {
     const [rows, cols] = l.shape as [number, number];
     const rowBytes = cols * dtypeSize(l.dtype);
     if ((l.dtype !== 'BF16' && l.dtype !== 'F32') || !HOST_LITTLE_ENDIAN) return undefined;
+    const p = this.placed.get(name);
+    if (p) return { resident: { memory: p.bank.memory, at: p.at + rowStart * rowBytes, bf16: l.dtype === 'BF16' } };
     const bytes = this.bytes(name, rowStart * rowBytes, (rowEnd ?? rows) * rowBytes);
     return l.dtype === 'BF16' ? { bf16: bytes } : { f32: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) };
   }

@@ -79,13 +79,14 @@ function leb(n: number): number[] {
   return out;
 }
 
-function kernelModuleBytes(): Uint8Array<ArrayBuffer> {
+/** The module, importing an unshared memory (the tfjs heap) or a shared one (a weight memory of layers/kernels/dots.ts). */
+function kernelModuleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
   const section = (id: number, body: number[]) => [id, ...leb(body.length), ...body];
   const name = (s: string) => [s.length, ...Array.from(s, (c) => c.charCodeAt(0))];
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
     ...section(1, [2, 0x60, 2, 0x7f, 0x7f, 0, 0x60, 5, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0]), // (i32 x2) -> (), (i32 x5) -> ()
-    ...section(2, [1, ...name('env'), ...name('memory'), 2, 0, 0]), // import memory, min 0 pages
+    ...section(2, [1, ...name('env'), ...name('memory'), 2, ...(shared ? [3, 0, ...leb(65536)] : [0, 0])]), // import memory, min 0 pages (shared: max 4 GiB)
     ...section(3, [2, 0, 1]),
     ...section(7, [2, ...name('widen'), 0, 0, ...name('gemv'), 0, 1]),
     ...section(10, [2, ...leb(WIDEN_BODY.length), ...WIDEN_BODY, ...leb(GEMV_BODY.length), ...GEMV_BODY]),
@@ -99,16 +100,17 @@ export interface Bf16Kernels {
   gemv(w: number, x: number, y: number, rows: number, cols: number): void;
 }
 
-let compiled: WebAssembly.Module | null | undefined;
+const compiled = new Map<boolean, WebAssembly.Module | null>(); // by sharedness of the memory
 
 /** The two SIMD loops bound to `memory`; null where this engine cannot run them. */
 export function bf16Kernels(memory: WebAssembly.Memory): Bf16Kernels | null {
+  const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
   try {
-    if (compiled === undefined) compiled = new WebAssembly.Module(kernelModuleBytes());
-    if (compiled === null) return null;
-    return new WebAssembly.Instance(compiled, { env: { memory } }).exports as unknown as Bf16Kernels;
+    if (!compiled.has(shared)) compiled.set(shared, new WebAssembly.Module(kernelModuleBytes(shared)));
+    const module = compiled.get(shared);
+    return module ? new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as Bf16Kernels : null;
   } catch {
-    compiled = null; // no SIMD in this engine: the JavaScript paths serve
+    compiled.set(shared, null); // no SIMD in this engine: the JavaScript paths serve
     return null;
   }
 }

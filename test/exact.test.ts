@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { rowDots, softmax } from '../layers/exact.js';
 import { rmsNorm } from '../layers/rmsnorm.js';
-import { exactDots } from '../layers/kernels/dots.js';
+import { WEIGHT_MEMORY_SCRATCH, exactDots, weightMemory } from '../layers/kernels/dots.js';
 import { DOTS_WASM } from '../layers/kernels/dots-wasm.js';
 import { KERNEL_DIR, assemble, moduleSource } from '../tools/assemble-kernels.js';
 import { float32ToBf16Bits, bf16BitsToFloat32 } from '../weights/index.js';
@@ -53,6 +53,27 @@ describe('exact sums', () => {
       const bAsBf16 = Float32Array.from(bits, (h) => bf16BitsToFloat32(h));
       expect(offByMoreThanUlp(exactDots(a, M, K, { f32: b }, N, 0.25), expected(a, b, M, N, K, 0.25))).to.equal(0);
       expect(offByMoreThanUlp(exactDots(a, M, K, { bf16: new Uint8Array(bits.buffer) }, N), expected(a, bAsBf16, M, N, K))).to.equal(0);
+    });
+  }
+
+  // Weights read in place from a weight memory, after bytes of another tensor (odd offsets, odd
+  // row counts, a K the kernel's step does not divide, more rows of a than the scratch holds at
+  // once, and panels of rows that do not divide N).
+  for (const [M, N, K] of [[1, 1, 8], [3, 5, 7], [5, 3, 16], [7, 33, 100], [9, 131, 3072], [700, 3, 8192], [6, 517, 1024]]) {
+    it(`the kernel reads weights in place: [${M}, ${K}] x [${N}, ${K}]^T, float32 and bf16`, () => {
+      const a = rand(M * K, M + 3);
+      const b = rand(N * K, N + 4).map((v) => v * 3);
+      const bits = Uint16Array.from(b, (v) => float32ToBf16Bits(v));
+      const bAsBf16 = Float32Array.from(bits, (h) => bf16BitsToFloat32(h));
+      const at = WEIGHT_MEMORY_SCRATCH + 6; // aligned to the element, not to 16
+      const f32At = Math.ceil((at + N * K * 2) / 4) * 4 + 4;
+      const memory = weightMemory(f32At + N * K * 4);
+      new Uint8Array(memory.buffer, at, N * K * 2).set(new Uint8Array(bits.buffer));
+      new Uint8Array(memory.buffer, f32At, N * K * 4).set(new Uint8Array(b.buffer));
+      const dotsBf16 = exactDots(a, M, K, { resident: { memory, at, bf16: true } }, N, 0.5);
+      expect(offByMoreThanUlp(dotsBf16, expected(a, bAsBf16, M, N, K, 0.5))).to.equal(0);
+      const dotsF32 = exactDots(a, M, K, { resident: { memory, at: f32At, bf16: false } }, N);
+      expect(offByMoreThanUlp(dotsF32, expected(a, b, M, N, K))).to.equal(0);
     });
   }
 

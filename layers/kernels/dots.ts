@@ -1,12 +1,13 @@
-// The exact dot-product kernel (dots.wat) over a shared WebAssembly memory of its own: the
-// operands are copied in (the activations widened to float64, the weights as they are, float32
-// or bf16 bytes) and padded with zeros to the kernel's tile, a block of weight rows at a time;
-// the block's rows are split between this thread and worker threads (./dots-worker.ts), which run
-// the same module over the same memory. XNNPACK runs on one thread here, so the second core pays
-// for float64 sums.
+// The exact dot-product kernel (dots.wat) over shared WebAssembly memories. Weights that already
+// lie in such a memory (a `weightMemory`, where src/weights.ts keeps the bf16 checkpoint) are read
+// in place: only the activations (widened to float64) and the outputs pass through the scratch
+// room at the memory's front. Other weights are copied into the kernel's own memory a block of
+// rows at a time and padded with zeros to the kernel's tile. Either way the rows are split between
+// this thread and worker threads (./dots-worker.ts), which run the same module over the same
+// memories. XNNPACK runs on one thread here, so the second core pays for float64 sums.
 
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { DOTS_WASM } from './dots-wasm.js';
 
 export interface DotsExports {
@@ -14,17 +15,38 @@ export interface DotsExports {
   dots_bf16(a: number, b: number, y: number, M: number, N: number, K: number, ldy: number, alpha: number): void;
 }
 
-/** Weight rows: float32 values, or the little-endian bytes of bf16 values. */
-export type DotsWeights = { f32: Float32Array } | { bf16: Uint8Array };
+/**
+ * Weight rows: float32 values, the little-endian bytes of bf16 values, or rows lying in a
+ * `weightMemory` at byte `at` (row-major, [N, K]), which the kernel reads where they are.
+ */
+export type DotsWeights =
+  | { f32: Float32Array }
+  | { bf16: Uint8Array }
+  | { resident: { memory: WebAssembly.Memory; at: number; bf16: boolean } };
+
+/** Bytes at the front of a weight memory that belong to the kernel during a call: activations and outputs. */
+export const WEIGHT_MEMORY_SCRATCH = 16 * 2 ** 20;
+
+/**
+ * A shared memory of `bytes` (a multiple of 64 KiB, at most 4 GiB) whose weights the kernel can
+ * read in place. Its first WEIGHT_MEMORY_SCRATCH bytes are the kernel's scratch during each call;
+ * the holder may use them between calls.
+ */
+export function weightMemory(bytes: number): WebAssembly.Memory {
+  const pages = Math.ceil(bytes / PAGE);
+  return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+}
 
 const BLOCK_BYTES = 32 * 2 ** 20; // weight rows, and outputs, copied per kernel call
 const PAGE = 65536;
 const up = (n: number, m: number) => Math.ceil(n / m) * m;
 
 /**
- * The control block at the start of the memory: one 16-word slot per worker thread,
- *   [state, bf16, a, b, y, M, N, K, ldy, (pad), alpha as float64 at word 10]
- * state: 0 idle, 1 a job is posted, 2 done.
+ * The control block at the start of the kernel's own memory: one 16-word slot per worker thread,
+ *   [state, bf16, a, b, y, M, N, K, ldy, memory, alpha as float64 at word 10]
+ * state: 0 idle, 1 a job is posted, 2 done. `memory` numbers the memory the job's addresses are
+ * in: 0 the kernel's own, then each weight memory in the order first used (sent to the workers
+ * over their ports before the first job that names it).
  */
 export const SLOT_WORDS = 16;
 const MAX_WORKERS = 7;
@@ -32,7 +54,11 @@ const DATA_AT = SLOT_WORDS * 4 * MAX_WORKERS;
 
 interface Kernel {
   memory: WebAssembly.Memory;
-  fns: DotsExports;
+  module: WebAssembly.Module;
+  /** This thread's instance over each memory, by number. */
+  fns: DotsExports[];
+  numbers: WeakMap<WebAssembly.Memory, number>;
+  ports: MessagePort[];
   ctl: Int32Array;
   workers: number;
 }
@@ -52,19 +78,35 @@ function kernel(bytes: number): Kernel {
     const memory = new WebAssembly.Memory({ initial: Math.ceil(DATA_AT / PAGE), maximum: 65536, shared: true });
     const fns = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as DotsExports;
     const workers = kernelThreads() - 1;
+    const ports: MessagePort[] = [];
     for (let i = 0; i < workers; i++) {
-      const w = new Worker(new URL('./dots-worker.js', import.meta.url), { workerData: { module, memory, slot: i } });
+      const { port1, port2 } = new MessageChannel();
+      const w = new Worker(new URL('./dots-worker.js', import.meta.url), { workerData: { module, memory, slot: i, port: port2 }, transferList: [port2] });
       w.unref(); // never keeps the process alive
+      port1.unref();
+      ports.push(port1);
     }
-    kernelState = { memory, fns, ctl: new Int32Array(memory.buffer, 0, DATA_AT / 4), workers };
+    kernelState = { memory, module, fns: [fns], numbers: new WeakMap([[memory, 0]]), ports, ctl: new Int32Array(memory.buffer, 0, DATA_AT / 4), workers };
   }
   const have = kernelState.memory.buffer.byteLength;
   if (bytes > have) kernelState.memory.grow(Math.ceil((bytes - have) / PAGE));
   return kernelState;
 }
 
-/** Runs one block: rows [0, N) of b split between this thread and the workers. */
-function runBlock(k: Kernel, bf16: boolean, a: number, b: number, y: number, M: number, N: number, K: number, alpha: number): void {
+/** The number of a weight memory, sending it to the workers the first time. */
+function memoryNumber(k: Kernel, memory: WebAssembly.Memory): number {
+  let id = k.numbers.get(memory);
+  if (id === undefined) {
+    id = k.fns.length;
+    k.fns.push(new WebAssembly.Instance(k.module, { env: { memory } }).exports as unknown as DotsExports);
+    for (const port of k.ports) port.postMessage({ id, memory });
+    k.numbers.set(memory, id);
+  }
+  return id;
+}
+
+/** Runs one block in memory `mem`: rows [0, N) of b split between this thread and the workers. */
+function runBlock(k: Kernel, mem: number, bf16: boolean, a: number, b: number, y: number, M: number, N: number, K: number, alpha: number): void {
   const parts = Math.min(k.workers + 1, N / 2);
   const share = up(Math.ceil(N / parts), 2);
   const esize = bf16 ? 2 : 4;
@@ -73,13 +115,14 @@ function runBlock(k: Kernel, bf16: boolean, a: number, b: number, y: number, M: 
     const n0 = p * share;
     if (n0 >= N) break;
     const s = (p - 1) * SLOT_WORDS;
-    k.ctl.set([bf16 ? 1 : 0, a, b + n0 * K * esize, y + 4 * n0, M, Math.min(share, N - n0), K, N], s + 1);
+    k.ctl.set([bf16 ? 1 : 0, a, b + n0 * K * esize, y + 4 * n0, M, Math.min(share, N - n0), K, N, mem], s + 1);
     new Float64Array(k.memory.buffer, (s + 10) * 4, 1)[0] = alpha;
     Atomics.store(k.ctl, s, 1);
     Atomics.notify(k.ctl, s);
     posted.push(s);
   }
-  (bf16 ? k.fns.dots_bf16 : k.fns.dots)(a, b, y, M, Math.min(share, N), K, N, alpha);
+  const fns = k.fns[mem]!;
+  (bf16 ? fns.dots_bf16 : fns.dots)(a, b, y, M, Math.min(share, N), K, N, alpha);
   for (const s of posted) {
     while (Atomics.load(k.ctl, s) === 1) Atomics.wait(k.ctl, s, 1);
     Atomics.store(k.ctl, s, 0);
@@ -91,6 +134,7 @@ function runBlock(k: Kernel, bf16: boolean, a: number, b: number, y: number, M: 
  * once. `a` is float32, row-major. Rows of `a` go through the kernel a bounded block at a time.
  */
 export function exactDots(a: Float32Array, M: number, K: number, w: DotsWeights, N: number, alpha = 1): Float32Array {
+  if ('resident' in w) return residentDots(a, M, K, w.resident, N, alpha);
   const rowsPerBlock = Math.max(4, Math.floor(BLOCK_BYTES / (up(K, 8) * 8) / 4) * 4);
   if (M <= rowsPerBlock) return dotsBlock(a, M, K, w, N, alpha);
   const y = new Float32Array(M * N);
@@ -101,7 +145,48 @@ export function exactDots(a: Float32Array, M: number, K: number, w: DotsWeights,
   return y;
 }
 
-function dotsBlock(a: Float32Array, M: number, K: number, w: DotsWeights, N: number, alpha: number): Float32Array {
+/**
+ * The weights read where they lie: the activations, a block of rows at a time, and the outputs,
+ * a block of columns at a time, pass through the memory's scratch room. An odd last weight row
+ * (the tile takes two) goes through the copying path.
+ */
+function residentDots(a: Float32Array, M: number, K: number, w: { memory: WebAssembly.Memory; at: number; bf16: boolean }, N: number, alpha: number): Float32Array {
+  const esize = w.bf16 ? 2 : 4;
+  if (w.at % esize !== 0 || w.at < WEIGHT_MEMORY_SCRATCH) throw new Error(`exactDots: weights at byte ${w.at} of their memory: not aligned to ${esize} or inside the kernel's scratch`);
+  const rowsView = (n0: number, n1: number) => new Uint8Array(w.memory.buffer, w.at + n0 * K * esize, (n1 - n0) * K * esize);
+  if (K % (w.bf16 ? 8 : 4) !== 0) { // the kernel's step does not divide the rows: copy them, padded
+    const bytes = rowsView(0, N);
+    return exactDots(a, M, K, w.bf16 ? { bf16: bytes } : { f32: new Float32Array(bytes.buffer, bytes.byteOffset, N * K) }, N, alpha);
+  }
+  const k = kernel(0);
+  const mem = memoryNumber(k, w.memory);
+  const Ne = N - (N % 2);
+  const y = new Float32Array(M * N);
+  const rowsPerBlock = Math.max(4, Math.floor(WEIGHT_MEMORY_SCRATCH / 2 / (K * 8) / 4) * 4);
+  for (let m0 = 0; m0 < M; m0 += rowsPerBlock) {
+    const m = Math.min(rowsPerBlock, M - m0);
+    const Mp = up(m, 4);
+    const A = new Float64Array(w.memory.buffer, 0, Mp * K); // [Mp, K] at the front, zero rows below m
+    for (let i = 0; i < m * K; i++) A[i] = a[m0 * K + i];
+    A.fill(0, m * K);
+    const yAt = Mp * K * 8;
+    const Nb = Math.max(2, Math.floor((WEIGHT_MEMORY_SCRATCH - yAt) / (Mp * 4) / 2) * 2); // output columns per call
+    const Y = new Float32Array(w.memory.buffer, yAt, Mp * Nb);
+    for (let n0 = 0; n0 < Ne; n0 += Nb) {
+      const cols = Math.min(Nb, Ne - n0);
+      runBlock(k, mem, w.bf16, 0, w.at + n0 * K * esize, yAt, Mp, cols, K, alpha);
+      for (let r = 0; r < m; r++) y.set(Y.subarray(r * cols, r * cols + cols), (m0 + r) * N + n0);
+    }
+  }
+  if (Ne < N) { // the odd last row
+    const last = rowsView(N - 1, N);
+    const col = exactDots(a, M, K, w.bf16 ? { bf16: last } : { f32: new Float32Array(last.buffer, last.byteOffset, K) }, 1, alpha);
+    for (let r = 0; r < M; r++) y[r * N + N - 1] = col[r]!;
+  }
+  return y;
+}
+
+function dotsBlock(a: Float32Array, M: number, K: number, w: { f32: Float32Array } | { bf16: Uint8Array }, N: number, alpha: number): Float32Array {
   const bf16 = 'bf16' in w;
   const esize = bf16 ? 2 : 4;
   const Kp = up(K, 8);
@@ -131,7 +216,7 @@ function dotsBlock(a: Float32Array, M: number, K: number, w: DotsWeights, N: num
       B.fill(0, 0, rowsP * Kp);
       for (let r = 0; r < rows; r++) B.set(src.subarray((n0 + r) * K, (n0 + r + 1) * K), r * Kp);
     }
-    runBlock(k, bf16, aAt, bAt, yAt, Mp, rowsP, Kp, alpha);
+    runBlock(k, 0, bf16, aAt, bAt, yAt, Mp, rowsP, Kp, alpha);
     for (let m = 0; m < M; m++) y.set(Y.subarray(m * rowsP, m * rowsP + rows), m * N + n0);
   }
   return y;

@@ -9,6 +9,8 @@
 ;; M a multiple of 4, N of 2, K of 4 (dots) or 8 (dots_bf16): the caller pads with zeros.
 ;; A tile of 4 rows of a by 2 rows of b keeps 8 float64x2 accumulators (lanes: even and odd k)
 ;; in registers while k runs; each b vector is widened once and used by the 4 rows.
+;; The rows of b go in panels of about 256 KiB, and every row of a passes over a panel before the
+;; next: each weight byte then comes from main memory once, not once per 4 rows of a.
 ;;
 ;; The memory is shared: threads run the same module over it, each on its own rows of b.
 ;; Assembled by `npm run kernels` (wabt) into dots-wasm.ts; test/exact.test.ts checks the two agree.
@@ -16,7 +18,7 @@
   (import "env" "memory" (memory 1 65536 shared))
 
   ;; b float32: 4 values of k per step
-  (func (export "dots") (param $a i32) (param $b i32) (param $y i32) (param $M i32) (param $N i32) (param $K i32) (param $ldy i32) (param $alpha f64)
+  (func $dots_panel (param $a i32) (param $b i32) (param $y i32) (param $M i32) (param $N i32) (param $K i32) (param $ldy i32) (param $alpha f64)
     (local $m i32) (local $n i32) (local $arow i32) (local $brow i32) (local $qend i32)
     (local $p0 i32) (local $p1 i32) (local $p2 i32) (local $p3 i32) (local $q0 i32) (local $q1 i32) (local $yp i32)
     (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128) (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
@@ -100,7 +102,7 @@
       (br_if $rows (i32.lt_u (local.get $m) (local.get $M)))))
 
   ;; b bfloat16: 8 values of k per step, widened 4 at a time (a bf16 value is the top half of a float32)
-  (func (export "dots_bf16") (param $a i32) (param $b i32) (param $y i32) (param $M i32) (param $N i32) (param $K i32) (param $ldy i32) (param $alpha f64)
+  (func $dots_bf16_panel (param $a i32) (param $b i32) (param $y i32) (param $M i32) (param $N i32) (param $K i32) (param $ldy i32) (param $alpha f64)
     (local $m i32) (local $n i32) (local $arow i32) (local $brow i32) (local $qend i32)
     (local $p0 i32) (local $p1 i32) (local $p2 i32) (local $p3 i32) (local $q0 i32) (local $q1 i32) (local $yp i32)
     (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128) (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
@@ -213,4 +215,34 @@
       (local.set $m (i32.add (local.get $m) (i32.const 4)))
       (br_if $rows (i32.lt_u (local.get $m) (local.get $M)))))
 
+;; y[:, n0 : n0 + rows] from panels of b, rows a multiple of 2: the exported entry points
+  (func (export "dots") (param $a i32) (param $b i32) (param $y i32) (param $M i32) (param $N i32) (param $K i32) (param $ldy i32) (param $alpha f64)
+    (local $n0 i32) (local $rows i32) (local $brow i32)
+    (local.set $brow (i32.shl (local.get $K) (i32.const 2)))
+    (local.set $rows (call $panel_rows (local.get $brow)))
+    (loop $panels
+      (call $dots_panel (local.get $a) (i32.add (local.get $b) (i32.mul (local.get $n0) (local.get $brow)))
+        (i32.add (local.get $y) (i32.shl (local.get $n0) (i32.const 2)))
+        (local.get $M) (call $min (local.get $rows) (i32.sub (local.get $N) (local.get $n0))) (local.get $K) (local.get $ldy) (local.get $alpha))
+      (local.set $n0 (i32.add (local.get $n0) (local.get $rows)))
+      (br_if $panels (i32.lt_u (local.get $n0) (local.get $N)))))
+
+  (func (export "dots_bf16") (param $a i32) (param $b i32) (param $y i32) (param $M i32) (param $N i32) (param $K i32) (param $ldy i32) (param $alpha f64)
+    (local $n0 i32) (local $rows i32) (local $brow i32)
+    (local.set $brow (i32.shl (local.get $K) (i32.const 1)))
+    (local.set $rows (call $panel_rows (local.get $brow)))
+    (loop $panels
+      (call $dots_bf16_panel (local.get $a) (i32.add (local.get $b) (i32.mul (local.get $n0) (local.get $brow)))
+        (i32.add (local.get $y) (i32.shl (local.get $n0) (i32.const 2)))
+        (local.get $M) (call $min (local.get $rows) (i32.sub (local.get $N) (local.get $n0))) (local.get $K) (local.get $ldy) (local.get $alpha))
+      (local.set $n0 (i32.add (local.get $n0) (local.get $rows)))
+      (br_if $panels (i32.lt_u (local.get $n0) (local.get $N)))))
+
+  ;; rows of b per panel: 256 KiB of them, rounded down to even, at least 2
+  (func $panel_rows (param $brow i32) (result i32)
+    (call $max (i32.and (i32.div_u (i32.const 262144) (local.get $brow)) (i32.const -2)) (i32.const 2)))
+  (func $min (param $x i32) (param $y i32) (result i32)
+    (select (local.get $x) (local.get $y) (i32.lt_u (local.get $x) (local.get $y))))
+  (func $max (param $x i32) (param $y i32) (result i32)
+    (select (local.get $x) (local.get $y) (i32.gt_u (local.get $x) (local.get $y))))
 )
