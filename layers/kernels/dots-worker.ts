@@ -26,8 +26,9 @@ for (;;) {
   while (Atomics.load(ctl, s) !== 1) Atomics.wait(ctl, s, Atomics.load(ctl, s));
   const [bf16, a, b, y, M, N, K, ldy, mem] = ctl.subarray(s + 1, s + 10);
   const alpha = new Float64Array(memory.buffer, (s + 10) * 4, 1)[0];
+  const [panel, rows] = ctl.subarray(s + 12, s + 14);
   const f = memoryFns(mem!);
-  (bf16 ? f.dots_bf16 : f.dots)(a, b, y, M, N, K, ldy, alpha);
+  (bf16 ? f.dots_bf16 : f.dots)(a, b, y, M, N, K, ldy, alpha, panel, rows);
   Atomics.store(ctl, s, 2);
   Atomics.notify(ctl, s);
 }

@@ -11,8 +11,8 @@ import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { DOTS_WASM } from './dots-wasm.js';
 
 export interface DotsExports {
-  dots(a: number, b: number, y: number, M: number, N: number, K: number, ldy: number, alpha: number): void;
-  dots_bf16(a: number, b: number, y: number, M: number, N: number, K: number, ldy: number, alpha: number): void;
+  dots(a: number, b: number, y: number, M: number, N: number, K: number, ldy: number, alpha: number, panel: number, rows: number): void;
+  dots_bf16(a: number, b: number, y: number, M: number, N: number, K: number, ldy: number, alpha: number, panel: number, rows: number): void;
 }
 
 /**
@@ -38,12 +38,13 @@ export function weightMemory(bytes: number): WebAssembly.Memory {
 }
 
 const BLOCK_BYTES = 32 * 2 ** 20; // weight rows, and outputs, copied per kernel call
+const PANEL_BYTES = 256 * 2 ** 10; // a thread's float64 panel of weight rows (dots.wat): within a core's L2 beside 4 rows of a
 const PAGE = 65536;
 const up = (n: number, m: number) => Math.ceil(n / m) * m;
 
 /**
  * The control block at the start of the kernel's own memory: one 16-word slot per worker thread,
- *   [state, bf16, a, b, y, M, N, K, ldy, memory, alpha as float64 at word 10]
+ *   [state, bf16, a, b, y, M, N, K, ldy, memory, alpha as float64 at word 10, panel, rows]
  * state: 0 idle, 1 a job is posted, 2 done. `memory` numbers the memory the job's addresses are
  * in: 0 the kernel's own, then each weight memory in the order first used (sent to the workers
  * over their ports before the first job that names it).
@@ -105,8 +106,23 @@ function memoryNumber(k: Kernel, memory: WebAssembly.Memory): number {
   return id;
 }
 
-/** Runs one block in memory `mem`: rows [0, N) of b split between this thread and the workers. */
-function runBlock(k: Kernel, mem: number, bf16: boolean, a: number, b: number, y: number, M: number, N: number, K: number, alpha: number): void {
+/** Rows of b per panel, and the bytes of one thread's panel buffer, for rows of K values. */
+function panelShape(K: number): { rows: number; bytes: number } {
+  const rows = Math.max(2, Math.floor(PANEL_BYTES / (K * 8) / 2) * 2);
+  return { rows, bytes: up(rows * K * 8, 16) };
+}
+
+/** Bytes of the panel buffers of every thread. */
+function panelsBytes(k: Kernel, K: number): number {
+  return (k.workers + 1) * panelShape(K).bytes;
+}
+
+/**
+ * Runs one block in memory `mem`: rows [0, N) of b split between this thread and the workers,
+ * each widening its panels into its own buffer from `panels` on.
+ */
+function runBlock(k: Kernel, mem: number, bf16: boolean, a: number, b: number, y: number, M: number, N: number, K: number, alpha: number, panels: number): void {
+  const panel = panelShape(K);
   const parts = Math.min(k.workers + 1, N / 2);
   const share = up(Math.ceil(N / parts), 2);
   const esize = bf16 ? 2 : 4;
@@ -117,12 +133,13 @@ function runBlock(k: Kernel, mem: number, bf16: boolean, a: number, b: number, y
     const s = (p - 1) * SLOT_WORDS;
     k.ctl.set([bf16 ? 1 : 0, a, b + n0 * K * esize, y + 4 * n0, M, Math.min(share, N - n0), K, N, mem], s + 1);
     new Float64Array(k.memory.buffer, (s + 10) * 4, 1)[0] = alpha;
+    k.ctl.set([panels + p * panel.bytes, panel.rows], s + 12);
     Atomics.store(k.ctl, s, 1);
     Atomics.notify(k.ctl, s);
     posted.push(s);
   }
   const fns = k.fns[mem]!;
-  (bf16 ? fns.dots_bf16 : fns.dots)(a, b, y, M, Math.min(share, N), K, N, alpha);
+  (bf16 ? fns.dots_bf16 : fns.dots)(a, b, y, M, Math.min(share, N), K, N, alpha, panels, panel.rows);
   for (const s of posted) {
     while (Atomics.load(k.ctl, s) === 1) Atomics.wait(k.ctl, s, 1);
     Atomics.store(k.ctl, s, 0);
@@ -162,19 +179,25 @@ function residentDots(a: Float32Array, M: number, K: number, w: { memory: WebAss
   const mem = memoryNumber(k, w.memory);
   const Ne = N - (N % 2);
   const y = new Float32Array(M * N);
-  const rowsPerBlock = Math.max(4, Math.floor(WEIGHT_MEMORY_SCRATCH / 2 / (K * 8) / 4) * 4);
+  // the scratch: the threads' panels, then a block of rows of a (float64), then outputs
+  const aAt = panelsBytes(k, K);
+  if (aAt + 4 * (K * 8 + 2 * 4) > WEIGHT_MEMORY_SCRATCH) { // rows too long for the scratch: copy them
+    const bytes = rowsView(0, N);
+    return exactDots(a, M, K, w.bf16 ? { bf16: bytes } : { f32: new Float32Array(bytes.buffer, bytes.byteOffset, N * K) }, N, alpha);
+  }
+  const rowsPerBlock = Math.max(4, Math.floor((WEIGHT_MEMORY_SCRATCH - aAt) / 2 / (K * 8) / 4) * 4);
   for (let m0 = 0; m0 < M; m0 += rowsPerBlock) {
     const m = Math.min(rowsPerBlock, M - m0);
     const Mp = up(m, 4);
-    const A = new Float64Array(w.memory.buffer, 0, Mp * K); // [Mp, K] at the front, zero rows below m
+    const A = new Float64Array(w.memory.buffer, aAt, Mp * K); // [Mp, K], zero rows below m
     for (let i = 0; i < m * K; i++) A[i] = a[m0 * K + i];
     A.fill(0, m * K);
-    const yAt = Mp * K * 8;
+    const yAt = aAt + Mp * K * 8;
     const Nb = Math.max(2, Math.floor((WEIGHT_MEMORY_SCRATCH - yAt) / (Mp * 4) / 2) * 2); // output columns per call
     const Y = new Float32Array(w.memory.buffer, yAt, Mp * Nb);
     for (let n0 = 0; n0 < Ne; n0 += Nb) {
       const cols = Math.min(Nb, Ne - n0);
-      runBlock(k, mem, w.bf16, 0, w.at + n0 * K * esize, yAt, Mp, cols, K, alpha);
+      runBlock(k, mem, w.bf16, aAt, w.at + n0 * K * esize, yAt, Mp, cols, K, alpha, 0);
       for (let r = 0; r < m; r++) y.set(Y.subarray(r * cols, r * cols + cols), (m0 + r) * N + n0);
     }
   }
@@ -195,7 +218,8 @@ function dotsBlock(a: Float32Array, M: number, K: number, w: { f32: Float32Array
   const aAt = DATA_AT;
   const bAt = aAt + Mp * Kp * 8;
   const yAt = bAt + Nb * Kp * esize;
-  const k = kernel(yAt + Mp * Nb * 4);
+  const panels = up(yAt + Mp * Nb * 4, 16);
+  const k = kernel(panels + panelsBytes(kernel(0), Kp));
   const buf = k.memory.buffer;
 
   const A = new Float64Array(buf, aAt, Mp * Kp);
@@ -216,7 +240,7 @@ function dotsBlock(a: Float32Array, M: number, K: number, w: { f32: Float32Array
       B.fill(0, 0, rowsP * Kp);
       for (let r = 0; r < rows; r++) B.set(src.subarray((n0 + r) * K, (n0 + r + 1) * K), r * Kp);
     }
-    runBlock(k, 0, bf16, aAt, bAt, yAt, Mp, rowsP, Kp, alpha);
+    runBlock(k, 0, bf16, aAt, bAt, yAt, Mp, rowsP, Kp, alpha, panels);
     for (let m = 0; m < M; m++) y.set(Y.subarray(m * rowsP, m * rowsP + rows), m * N + n0);
   }
   return y;
