@@ -33,9 +33,9 @@ export function linear(x: tf.Tensor3D, weight: LinearWeight): tf.Tensor3D {
 
 function hostLinear(x: tf.Tensor3D, w: HostMatrix): tf.Tensor3D {
   const [b, t, d] = x.shape;
-  if (b * t === 1 && w.matVec) return tf.tensor3d(w.matVec(x.dataSync() as Float32Array), [1, 1, w.shape[0]]);
   const held = usesKernel() ? w.dotsWeights?.() : undefined;
   if (held) return tf.tidy(() => tf.reshape(hostDots(tf.reshape(x, [b * t, d]), held, w.shape[0]), [b, t, w.shape[0]]));
+  if (b * t === 1 && w.matVec) return tf.tensor3d(w.matVec(x.dataSync() as Float32Array), [1, 1, w.shape[0]]); // cpu: float32 sums
   const weight = w.toTensor(); // [out, in], for this product only
   try {
     return linear(x, weight);

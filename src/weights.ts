@@ -13,7 +13,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import type { DecoderWeights } from '../layers/decoder.js';
-import { type DotsWeights, WEIGHT_MEMORY_SCRATCH, weightMemory } from '../layers/exact.js';
+import { type DotsWeights, WEIGHT_MEMORY_SCRATCH, usesKernel, weightMemory } from '../layers/exact.js';
 import { type HostMatrix, linear } from '../layers/linear.js';
 import { Checkpoint, type DType, HOST_LITTLE_ENDIAN, WeightsError, dtypeSize, numElements } from '../weights/index.js';
 import { GgufCheckpoint, isGgufPath } from './gguf/checkpoint.js';
@@ -471,7 +471,8 @@ export class HostWeights implements ModelWeights {
     const name = this.cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
     const [V, H] = this.info(name).shape as [number, number];
     const whole = this.matrix(name);
-    if (whole.matVec && x.shape[0] * x.shape[1] === 1) return linear(x, whole);
+    // In one piece where nothing is widened on the heap: read in place by the exact kernel, or one row in place.
+    if ((usesKernel() && this.placed.has(name)) || (whole.matVec && x.shape[0] * x.shape[1] === 1)) return linear(x, whole);
     const step = Math.max(1, Math.floor(HostWeights.headChunkBytes / (4 * H)));
     const parts: tf.Tensor3D[] = [];
     try {

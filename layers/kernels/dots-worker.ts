@@ -4,7 +4,7 @@
 // the job was posted, and is taken from there.
 
 import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { type DotsExports, SLOT_WORDS } from './dots.js';
+import { type DotsExports, SLOT_WORDS, kernelFn } from './dots.js';
 
 const { module, memory, slot, port } = workerData as { module: WebAssembly.Module; memory: WebAssembly.Memory; slot: number; port: MessagePort };
 const instance = (m: WebAssembly.Memory) => new WebAssembly.Instance(module, { env: { memory: m } }).exports as unknown as DotsExports;
@@ -24,11 +24,11 @@ function memoryFns(id: number): DotsExports {
 
 for (;;) {
   while (Atomics.load(ctl, s) !== 1) Atomics.wait(ctl, s, Atomics.load(ctl, s));
-  const [bf16, a, b, y, M, N, K, ldy, mem] = ctl.subarray(s + 1, s + 10);
+  const [kind, a, b, y, M, N, K, ldy, mem] = ctl.subarray(s + 1, s + 10);
   const alpha = new Float64Array(memory.buffer, (s + 10) * 4, 1)[0];
   const [panel, rows] = ctl.subarray(s + 12, s + 14);
   const f = memoryFns(mem!);
-  (bf16 ? f.dots_bf16 : f.dots)(a, b, y, M, N, K, ldy, alpha, panel, rows);
+  kernelFn(f, kind!)(a!, b!, y!, M!, N!, K!, ldy!, alpha!, panel!, rows!);
   Atomics.store(ctl, s, 2);
   Atomics.notify(ctl, s);
 }

@@ -13,6 +13,16 @@ import { DOTS_WASM } from './dots-wasm.js';
 export interface DotsExports {
   dots(a: number, b: number, y: number, M: number, N: number, K: number, ldy: number, alpha: number, panel: number, rows: number): void;
   dots_bf16(a: number, b: number, y: number, M: number, N: number, K: number, ldy: number, alpha: number, panel: number, rows: number): void;
+  dots_row_bf16(a: number, b: number, y: number, M: number, N: number, K: number, ldy: number, alpha: number, panel: number, rows: number): void;
+}
+
+/** Which of the module's functions a job runs: float32 rows, bf16 rows, or one row of a by bf16 rows. */
+export const Kind = { F32: 0, Bf16: 1, RowBf16: 2 } as const;
+export type Kind = (typeof Kind)[keyof typeof Kind];
+
+/** The function of `fns` for a job of this kind. */
+export function kernelFn(fns: DotsExports, kind: number): DotsExports['dots'] {
+  return kind === Kind.RowBf16 ? fns.dots_row_bf16 : kind === Kind.Bf16 ? fns.dots_bf16 : fns.dots;
 }
 
 /**
@@ -44,7 +54,7 @@ const up = (n: number, m: number) => Math.ceil(n / m) * m;
 
 /**
  * The control block at the start of the kernel's own memory: one 16-word slot per worker thread,
- *   [state, bf16, a, b, y, M, N, K, ldy, memory, alpha as float64 at word 10, panel, rows]
+ *   [state, kind, a, b, y, M, N, K, ldy, memory, alpha as float64 at word 10, panel, rows]
  * state: 0 idle, 1 a job is posted, 2 done. `memory` numbers the memory the job's addresses are
  * in: 0 the kernel's own, then each weight memory in the order first used (sent to the workers
  * over their ports before the first job that names it).
@@ -121,17 +131,17 @@ function panelsBytes(k: Kernel, K: number): number {
  * Runs one block in memory `mem`: rows [0, N) of b split between this thread and the workers,
  * each widening its panels into its own buffer from `panels` on.
  */
-function runBlock(k: Kernel, mem: number, bf16: boolean, a: number, b: number, y: number, M: number, N: number, K: number, alpha: number, panels: number): void {
+function runBlock(k: Kernel, mem: number, kind: Kind, a: number, b: number, y: number, M: number, N: number, K: number, alpha: number, panels: number): void {
   const panel = panelShape(K);
   const parts = Math.min(k.workers + 1, N / 2);
   const share = up(Math.ceil(N / parts), 2);
-  const esize = bf16 ? 2 : 4;
+  const esize = kind === Kind.F32 ? 4 : 2;
   const posted: number[] = [];
   for (let p = 1; p < parts; p++) {
     const n0 = p * share;
     if (n0 >= N) break;
     const s = (p - 1) * SLOT_WORDS;
-    k.ctl.set([bf16 ? 1 : 0, a, b + n0 * K * esize, y + 4 * n0, M, Math.min(share, N - n0), K, N, mem], s + 1);
+    k.ctl.set([kind, a, b + n0 * K * esize, y + 4 * n0, M, Math.min(share, N - n0), K, N, mem], s + 1);
     new Float64Array(k.memory.buffer, (s + 10) * 4, 1)[0] = alpha;
     k.ctl.set([panels + p * panel.bytes, panel.rows], s + 12);
     Atomics.store(k.ctl, s, 1);
@@ -139,7 +149,7 @@ function runBlock(k: Kernel, mem: number, bf16: boolean, a: number, b: number, y
     posted.push(s);
   }
   const fns = k.fns[mem]!;
-  (bf16 ? fns.dots_bf16 : fns.dots)(a, b, y, M, Math.min(share, N), K, N, alpha, panels, panel.rows);
+  kernelFn(fns, kind)(a, b, y, M, Math.min(share, N), K, N, alpha, panels, panel.rows);
   for (const s of posted) {
     while (Atomics.load(k.ctl, s) === 1) Atomics.wait(k.ctl, s, 1);
     Atomics.store(k.ctl, s, 0);
@@ -188,7 +198,8 @@ function residentDots(a: Float32Array, M: number, K: number, w: { memory: WebAss
   const rowsPerBlock = Math.max(4, Math.floor((WEIGHT_MEMORY_SCRATCH - aAt) / 2 / (K * 8) / 4) * 4);
   for (let m0 = 0; m0 < M; m0 += rowsPerBlock) {
     const m = Math.min(rowsPerBlock, M - m0);
-    const Mp = up(m, 4);
+    const kind = m === 1 && w.bf16 ? Kind.RowBf16 : w.bf16 ? Kind.Bf16 : Kind.F32; // one row (decoding): no padding to 4
+    const Mp = kind === Kind.RowBf16 ? 1 : up(m, 4);
     const A = new Float64Array(w.memory.buffer, aAt, Mp * K); // [Mp, K], zero rows below m
     for (let i = 0; i < m * K; i++) A[i] = a[m0 * K + i];
     A.fill(0, m * K);
@@ -197,7 +208,7 @@ function residentDots(a: Float32Array, M: number, K: number, w: { memory: WebAss
     const Y = new Float32Array(w.memory.buffer, yAt, Mp * Nb);
     for (let n0 = 0; n0 < Ne; n0 += Nb) {
       const cols = Math.min(Nb, Ne - n0);
-      runBlock(k, mem, w.bf16, aAt, w.at + n0 * K * esize, yAt, Mp, cols, K, alpha, 0);
+      runBlock(k, mem, kind, aAt, w.at + n0 * K * esize, yAt, Mp, cols, K, alpha, 0);
       for (let r = 0; r < m; r++) y.set(Y.subarray(r * cols, r * cols + cols), (m0 + r) * N + n0);
     }
   }
@@ -240,7 +251,7 @@ function dotsBlock(a: Float32Array, M: number, K: number, w: { f32: Float32Array
       B.fill(0, 0, rowsP * Kp);
       for (let r = 0; r < rows; r++) B.set(src.subarray((n0 + r) * K, (n0 + r + 1) * K), r * Kp);
     }
-    runBlock(k, 0, bf16, aAt, bAt, yAt, Mp, rowsP, Kp, alpha, panels);
+    runBlock(k, 0, bf16 ? Kind.Bf16 : Kind.F32, aAt, bAt, yAt, Mp, rowsP, Kp, alpha, panels);
     for (let m = 0; m < M; m++) y.set(Y.subarray(m * rowsP, m * rowsP + rows), m * N + n0);
   }
   return y;
