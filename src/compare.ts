@@ -2,6 +2,7 @@
 // judged tap by tap in forward order. Pure: tensors come in as named entries, a report comes out.
 // The command (src/commands/compare.ts) reads the files; docs/compare.md documents the presets.
 
+import { isAbsolute } from 'node:path';
 import { SafetensorsFile, isFloatDType } from '../weights/index.js';
 import { type MapSpec, applyMap } from './compare-map.js';
 import { F32_TOLERANCE } from './golden.js';
@@ -390,7 +391,11 @@ export function compare(ref: Entries, cand: Entries, opts: CompareOptions = {}):
   if (opts.metadata) {
     const { reference: mr, candidate: mc } = opts.metadata;
     const same = (x?: string, y?: string) => (x === undefined || y === undefined ? null : x === y);
-    report.metadata = { reference: mr, candidate: mc, sameConfig: same(mr.config_hash, mc.config_hash), sameCheckpoint: same(mr.checkpoint, mc.checkpoint) };
+    // a runtime that records the checkpoint as it was given (a relative name) is matched by file name
+    const base = (x?: string) => x?.split(/[\\/]/).pop();
+    const absolute = (x?: string) => x !== undefined && isAbsolute(x);
+    const sameCheckpoint = absolute(mr.checkpoint) && absolute(mc.checkpoint) ? same(mr.checkpoint, mc.checkpoint) : same(base(mr.checkpoint), base(mc.checkpoint));
+    report.metadata = { reference: mr, candidate: mc, sameConfig: same(mr.config_hash, mc.config_hash), sameCheckpoint };
   }
   if (padded) {
     let kept = 0;

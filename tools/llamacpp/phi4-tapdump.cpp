@@ -42,6 +42,7 @@ namespace {
 struct Node {
     std::string name;  // the graph name (or the derived one), made unique after the pass
     std::string op;    // lower case, e.g. "rope"
+    int occurrence = 1;  // among the nodes with the same name and op, in graph order
     std::vector<int64_t> shape;  // numpy order
     std::vector<float> data;
 };
@@ -49,6 +50,8 @@ struct Node {
 struct Capture {
     std::vector<Node> nodes;
     std::map<const ggml_tensor *, std::string> named;  // unnamed nodes' derived names
+    std::map<std::string, int> count;  // how many nodes carry each name, kept or not
+    std::map<std::string, int> count_op;  // the same per NAME.OP
     const std::regex * keep = nullptr;
 };
 
@@ -90,6 +93,8 @@ bool on_node(ggml_tensor * t, bool ask, void * user) {
 
     const std::string name = derived_name(t, *cap);
     const std::string op = lower(ggml_op_desc(t));
+    cap->count[name]++;
+    const int occurrence = ++cap->count_op[name + "." + op];
     // a cheap first filter; the final names (NAME.OP for shared names) are filtered again at the end
     if (cap->keep && !std::regex_search(name, *cap->keep) && !std::regex_search(name + "." + op, *cap->keep)) return true;
 
@@ -103,6 +108,7 @@ bool on_node(ggml_tensor * t, bool ask, void * user) {
     Node n;
     n.name = name;
     n.op = op;
+    n.occurrence = occurrence;
     const int nd = ggml_n_dims(t);
     for (int i = nd - 1; i >= 0; i--) n.shape.push_back(t->ne[i]);
     n.data.reserve(ggml_nelements(t));
@@ -117,15 +123,11 @@ bool on_node(ggml_tensor * t, bool ask, void * user) {
 
 // A graph name carried by several nodes becomes NAME.OP on each of them (Qcur-0.view,
 // Qcur-0.rope, Qcur-0.scale); should two share the op as well, the later ones get #2, #3.
-void unique_names(std::vector<Node> & nodes) {
-    std::map<std::string, int> count;
-    for (auto & n : nodes) count[n.name]++;
-    std::map<std::string, int> used;
+void unique_names(std::vector<Node> & nodes, std::map<std::string, int> & count) {
     for (auto & n : nodes) {
         if (count[n.name] < 2) continue;
         std::string name = n.name + "." + n.op;
-        int k = ++used[name];
-        n.name = k == 1 ? name : name + "#" + std::to_string(k);
+        n.name = n.occurrence == 1 ? name : name + "#" + std::to_string(n.occurrence);
     }
 }
 
@@ -269,7 +271,7 @@ int main(int argc, char ** argv) {
         return 1;
     }
 
-    unique_names(cap.nodes);
+    unique_names(cap.nodes, cap.count);
     if (cap.keep) {
         std::vector<Node> kept;
         for (auto & n : cap.nodes) if (std::regex_search(n.name, keep)) kept.push_back(std::move(n));
