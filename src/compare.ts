@@ -619,7 +619,8 @@ export function formatReport(r: CompareReport, labels: { reference: string; cand
     out.push(`only in candidate (${r.onlyCandidate.length} tensors matching no tap, ${s.length} pattern${s.length > 1 ? 's' : ''}): ${shown}${s.length > 8 ? `, ... (--json lists all)` : ''}`);
   }
   if (r.metadata && r.metadata.sameCheckpoint === false && r.metadata.sameConfig !== false) {
-    out.push(`note: different checkpoint files with the same config (reference ${r.metadata.reference.checkpoint}, candidate ${r.metadata.candidate.checkpoint})`);
+    const files = `(reference ${r.metadata.reference.checkpoint}, candidate ${r.metadata.candidate.checkpoint})`;
+    out.push(r.metadata.sameConfig ? `note: different checkpoint files with the same config ${files}` : `note: different checkpoint files ${files}; a dump without config_hash, so the configs were not compared`);
   }
   if (r.blame) {
     const shown = r.blame.taps.filter((t) => !(t.local <= r.tolerance / 10));
