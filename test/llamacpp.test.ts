@@ -11,7 +11,7 @@ import { expect } from 'chai';
 import { type Entries, compareFiles, fileEntries } from '../src/compare.js';
 import { applyMap } from '../src/compare-map.js';
 import { configHash, loadConfig } from '../src/config.js';
-import { BUILTIN_MAPS, detectMap } from '../src/maps/index.js';
+import { BUILTIN_MAPS, detectMap, resolveMap } from '../src/maps/index.js';
 import { looksLikeLlamaCpp } from '../src/maps/llamacpp.js';
 import { windowFromPositions } from '../src/diagnose/sliding-window.js';
 import { synthesize } from '../src/synth.js';
@@ -65,6 +65,36 @@ describe('llama.cpp: the built-in map (src/maps/llamacpp.ts)', () => {
   });
 });
 
+describe('llama.cpp: --map resolution and edge shapes', () => {
+  it('--map names a built-in map, "none", or a file; not given means detect', () => {
+    expect(resolveMap(undefined)).to.equal(undefined);
+    expect(resolveMap('none')).to.equal(null);
+    expect(resolveMap('llama.cpp')!.name).to.equal('llama.cpp');
+    expect(() => resolveMap('no-such-map.json')).to.throw(/--map no-such-map\.json: cannot read/);
+  });
+
+  it('a one-token dump (ggml drops axes of size 1) still lands on [1, 1, n] and [1, nh, 1, d]', () => {
+    const e = (shape: number[], int = false) => ({ shape, int, read: () => new Float32Array(shape.reduce((a, b) => a * b, 1)) });
+    const cand: Entries = new Map([['input_ids', e([1, 1], true)], ['embd', e([96])], ['Qcur-0.rope', e([6, 16])], ['kq_soft_max-0', e([6, 1, 256])],
+      ['l_out-0', e([96])], ['kqv_out-0', e([96])], ['result_output', e([1024])]]);
+    const m = applyMap(cand, BUILTIN_MAPS['llama.cpp'], 'candidate');
+    expect(m.get('embed')!.shape).to.deep.equal([1, 1, 96]);
+    expect(m.get('layers.0.q_rot')!.shape).to.deep.equal([1, 6, 1, 16]);
+    expect(m.get('layers.0.attn_probs')!.shape).to.deep.equal([1, 6, 1, 1]);
+    expect(m.get('logits')!.shape).to.deep.equal([1, 1, 1024]);
+  });
+
+  it('cli: --map llama.cpp names the map in the header; --map none turns detection off (exit 2, nothing in common)', () => {
+    const cand = LLAMA('phi4-mini-tiny.long.f32.safetensors');
+    const r = phi4(['compare', GOLDEN('phi4-mini-tiny.long'), cand, '--map', 'llama.cpp']);
+    expect(r.status, show(r)).to.equal(0);
+    expect(r.stdout).to.match(/^candidate: .*phi4-mini-tiny\.long\.f32\.safetensors \(tools\/llamacpp\/phi4-tapdump\.cpp: llama\.cpp \S+, ggml [\d.]+, cpu, n_ctx 256, kv cache f32, flash attention off\); map: llama\.cpp$/m);
+    const none = phi4(['compare', GOLDEN('phi4-mini-tiny.long'), cand, '--map', 'none']);
+    expect(none.status, show(none)).to.equal(2);
+    expect(none.stderr).to.include('no tensor name in common');
+  });
+});
+
 describe('llama.cpp against transformers and phi4-ts (golden/llamacpp/)', function () {
   this.timeout(120_000);
   let tmp: string;
@@ -110,7 +140,7 @@ describe('llama.cpp against transformers and phi4-ts (golden/llamacpp/)', functi
     expect(fit('short')).to.be.above(1e-2);
     expect(j.diagnosis).to.include('long factors used for a sequence within the original context (T = 11 <= original_max_position_embeddings 32)')
       .and.include('allocated n_ctx of 1024');
-    // the same run on the 48-token prompt (past the original 32) used the long set too, rightly
+    // the scores over 256 padded cells were sliced to the 11 keys
     const text = phi4(['compare', ours.short, LLAMA('phi4-mini-tiny.short.n_ctx1024.safetensors')]);
     expect(text.stdout).to.match(/layers\.0\.attn_probs\s+1x6x11x11 /);
   });
