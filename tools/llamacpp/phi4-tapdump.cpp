@@ -193,8 +193,17 @@ bool write_dump(const std::string & out, const std::vector<llama_token> & ids, c
     return true;
 }
 
+// Without --verbose, llama.cpp's log is silent but for the warning that it disables a sliding
+// window (a difference compare will show); failures are reported in one line of our own.
 void quiet_log(ggml_log_level level, const char * text, void *) {
-    if (level == GGML_LOG_LEVEL_ERROR || (level == GGML_LOG_LEVEL_WARN && strstr(text, "SWA"))) fputs(text, stderr);
+    if (level == GGML_LOG_LEVEL_WARN && strstr(text, "SWA")) fputs(text, stderr);
+}
+
+int positive(const std::string & flag, const std::string & v) {
+    char * end = nullptr;
+    long x = strtol(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0' || x < 1 || x > INT32_MAX) usage_error(flag + ": \"" + v + "\" is not a positive integer");
+    return (int) x;
 }
 
 }  // namespace
@@ -212,8 +221,8 @@ int main(int argc, char ** argv) {
         if (a == "-m") model_path = value();
         else if (a == "-o") out = value();
         else if (a == "--ids") ids_arg = value();
-        else if (a == "-c") n_ctx = atoi(value().c_str());
-        else if (a == "-t") threads = atoi(value().c_str());
+        else if (a == "-c") n_ctx = positive(a, value());
+        else if (a == "-t") threads = positive(a, value());
         else if (a == "--kv") kv = value();
         else if (a == "--fa") fa = value();
         else if (a == "--keep") keep_arg = value();
@@ -221,9 +230,10 @@ int main(int argc, char ** argv) {
         else usage_error("unknown argument \"" + a + "\" (-m, -o, --ids, -c, -t, --kv, --fa, --keep, --verbose)");
     }
     if (model_path.empty() || out.empty() || ids_arg.empty()) usage_error("needs -m MODEL.gguf, --ids 1,2,3 and -o OUT.safetensors");
+    if (FILE * probe = fopen(model_path.c_str(), "rb")) fclose(probe);
+    else usage_error(model_path + ": cannot open");
     if (kv != "f32" && kv != "f16") usage_error("--kv must be f32 or f16, got \"" + kv + "\"");
     if (fa != "off" && fa != "on") usage_error("--fa must be off or on, got \"" + fa + "\"");
-    if (threads < 1) usage_error("-t must be a positive number");
     const std::vector<llama_token> ids = parse_ids(ids_arg);
     if (n_ctx == 0) n_ctx = (int) ids.size();
     if (n_ctx < (int) ids.size()) usage_error("-c " + std::to_string(n_ctx) + " is smaller than the " + std::to_string(ids.size()) + " ids");
