@@ -32,6 +32,10 @@ export interface MapRule {
 export interface MapSpec {
   applyTo: 'candidate' | 'reference' | 'both';
   rules: MapRule[];
+  /** A built-in map's rules, computed from the side's own tensors (src/maps/); used instead of `rules`. */
+  expand?: (entries: Entries) => MapRule[];
+  /** A built-in map's name, for the report header. */
+  name?: string;
 }
 
 const isIntArray = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => Number.isInteger(x));
@@ -175,7 +179,7 @@ function matcher(from: string): { re: RegExp; holes: string[] } {
 
 /** Applies the rules to one side's entries. Two names landing on the same target is an error. */
 export function applyMap(entries: Entries, spec: MapSpec, side: string): Entries {
-  const compiled = spec.rules.map((r) => ({ r, ...matcher(r.from) }));
+  const compiled = (spec.expand ? spec.expand(entries) : spec.rules).map((r) => ({ r, ...matcher(r.from) }));
   const out: Entries = new Map();
   const origin = new Map<string, string>();
   const positions = () => {

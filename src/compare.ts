@@ -2,6 +2,7 @@
 // judged tap by tap in forward order. Pure: tensors come in as named entries, a report comes out.
 // The command (src/commands/compare.ts) reads the files; docs/compare.md documents the presets.
 
+import { isAbsolute } from 'node:path';
 import { SafetensorsFile, isFloatDType } from '../weights/index.js';
 import { type MapSpec, applyMap } from './compare-map.js';
 import { F32_TOLERANCE } from './golden.js';
@@ -9,6 +10,8 @@ import { InputError } from './model.js';
 import { loadConfig } from './config.js';
 import { type RopeConfig } from '../layers/rotary.js';
 import { type RopeFingerprint, ropeFingerprint } from './diagnose/rope-fingerprint.js';
+import { type WindowFingerprint, windowFromPositions, windowFromProbs } from './diagnose/sliding-window.js';
+import { detectMap } from './maps/index.js';
 import type { BlameReport } from './diagnose/blame.js';
 import { type Numeric, maxAbs, relL2, relL2Along, rmsOf, selectPositions } from './metrics.js';
 import { HEAD_TAPS, LAYER_TAPS, MODEL_TAPS, seqAxis, tapInfo } from './taps.js';
@@ -70,6 +73,8 @@ export interface TapResult {
 export interface DumpMeta {
   checkpoint?: string;
   config_hash?: string;
+  /** The context a runtime allocated, where its dump records one (tools/llamacpp/phi4-tapdump). */
+  n_ctx?: string;
 }
 
 export interface CompareReport {
@@ -91,6 +96,8 @@ export interface CompareReport {
   ok: boolean;
   /** Which LongRoPE factor set the candidate used, when a rotary tap diverges (and the config is known). */
   ropeFingerprint?: RopeFingerprint;
+  /** Whether the candidate kept the sliding window, when a layer diverges and the config has one. */
+  windowFingerprint?: WindowFingerprint;
   /** Per-step local errors (--blame): src/diagnose/blame.ts. */
   blame?: BlameReport;
   /** With a reference run on the candidate's quantized weights (--weights-reference): see compareQuantized. */
@@ -321,6 +328,8 @@ export interface CompareOptions {
   preset?: Preset;
   /** The reference model's rotary config, for the LongRoPE fingerprint (compareFiles reads it from the reference's checkpoint). */
   rope?: RopeConfig;
+  /** The reference model's sliding window, for the sliding-window fingerprint (compareFiles reads it too). */
+  slidingWindow?: number | null;
   /** Each dump's recorded provenance (compareFiles reads it from the files' metadata). */
   metadata?: { reference: DumpMeta; candidate: DumpMeta };
 }
@@ -382,7 +391,11 @@ export function compare(ref: Entries, cand: Entries, opts: CompareOptions = {}):
   if (opts.metadata) {
     const { reference: mr, candidate: mc } = opts.metadata;
     const same = (x?: string, y?: string) => (x === undefined || y === undefined ? null : x === y);
-    report.metadata = { reference: mr, candidate: mc, sameConfig: same(mr.config_hash, mc.config_hash), sameCheckpoint: same(mr.checkpoint, mc.checkpoint) };
+    // a runtime that records the checkpoint as it was given (a relative name) is matched by file name
+    const base = (x?: string) => x?.split(/[\\/]/).pop();
+    const absolute = (x?: string) => x !== undefined && isAbsolute(x);
+    const sameCheckpoint = absolute(mr.checkpoint) && absolute(mc.checkpoint) ? same(mr.checkpoint, mc.checkpoint) : same(base(mr.checkpoint), base(mc.checkpoint));
+    report.metadata = { reference: mr, candidate: mc, sameConfig: same(mr.config_hash, mc.config_hash), sameCheckpoint };
   }
   if (padded) {
     let kept = 0;
@@ -436,8 +449,25 @@ export function compare(ref: Entries, cand: Entries, opts: CompareOptions = {}):
       const fp = ropeFingerprint(opts.rope, layer, { shape: qkv.shape, data: qkv.read() }, { shape: q.shape, data: q.read() });
       if (fp) {
         report.ropeFingerprint = fp;
-        report.diagnosis += `; ${fp.text}`;
+        // a runtime that records its allocated context (phi4-tapdump's n_ctx) shows where the set came from
+        const nCtx = Number(opts.metadata?.candidate.n_ctx);
+        const allocated = fp.candidate === 'long' && fp.reference === 'short' && nCtx > opts.rope.originalMaxPositions;
+        report.diagnosis += `; ${fp.text}${allocated ? `; the candidate's dump records an allocated n_ctx of ${nCtx}, past the original ${opts.rope.originalMaxPositions}` : ''}`;
       }
+    }
+  }
+  const W = opts.slidingWindow;
+  const inLayer = first && !first.finding ? /^layers\.(\d+)\.(.+)$/.exec(first.name) : null;
+  if (W && inLayer && !report.ropeFingerprint) {
+    const probs = `layers.${inLayer[1]}.attn_probs`;
+    const rp = ref.get(probs);
+    const cp = cand.get(probs);
+    const fp = rp && cp && !rp.int && !cp.int && sameShape(rp.shape, cp.shape)
+      ? windowFromProbs(W, Number(inLayer[1]), rp.read(), cp.read(), rp.shape)
+      : first!.positions ? windowFromPositions(W, first!.name, first!.positions, tol) : null;
+    if (fp && (fp.ignored || inLayer[2] === 'attn_probs')) {
+      report.windowFingerprint = fp;
+      report.diagnosis += `; ${fp.text}`;
     }
   }
   return report;
@@ -480,29 +510,37 @@ export function compareQuantized(ref: Entries, quant: Entries, cand: Entries, op
   return report;
 }
 
-/** The rotary config of the checkpoint our reference dump names, when it can still be read. */
-function referenceRope(f: SafetensorsFile): RopeConfig | undefined {
+/** The rotary config and sliding window of the checkpoint our reference dump names, when it can still be read. */
+function referenceConfig(f: SafetensorsFile): { rope?: RopeConfig; slidingWindow?: number | null } {
   const ckpt = f.metadata.checkpoint;
-  if (f.metadata.format !== 'phi4-ts.dump' || !ckpt) return undefined;
+  if (f.metadata.format !== 'phi4-ts.dump' || !ckpt) return {};
   try {
-    return loadConfig(ckpt).rope;
+    const c = loadConfig(ckpt);
+    return { rope: c.rope, slidingWindow: c.slidingWindow };
   } catch {
-    return undefined; // moved or deleted: compare without the fingerprint
+    return {}; // moved or deleted: compare without the fingerprints
   }
 }
 
 /** A dump's provenance for the report header: its path, and who wrote it when it is ours. */
 function describe(path: string, f: SafetensorsFile): string {
   const m = f.metadata;
-  return m.format === 'phi4-ts.dump' ? `${path} (phi4-ts ${m.project_version}, backend ${m.backend})` : path;
+  if (m.format !== 'phi4-ts.dump') return path;
+  return m.producer && !m.project_version ? `${path} (${m.producer}: ${m.backend})` : `${path} (phi4-ts ${m.project_version}, backend ${m.backend})`;
 }
 
 export interface FileComparison {
   report: CompareReport;
   labels: { reference: string; candidate: string };
+  /** The map applied: the one given, or a built-in one detected from the candidate's names. */
+  map: MapSpec | null;
 }
 
-/** Opens both files (bad or missing files are WeightsErrors naming them), maps and compares. */
+/**
+ * Opens both files (bad or missing files are WeightsErrors naming them), maps and compares.
+ * `map` undefined: a built-in map is applied when the candidate's names call for one (src/maps/);
+ * null: no map.
+ */
 export function compareFiles(refPath: string, candPath: string, opts: CompareOptions & { map?: MapSpec | null; weightsReference?: string } = {}): FileComparison {
   const ref = SafetensorsFile.open(refPath);
   const quant = opts.weightsReference !== undefined ? SafetensorsFile.open(opts.weightsReference) : null;
@@ -511,20 +549,20 @@ export function compareFiles(refPath: string, candPath: string, opts: CompareOpt
     try {
       let a = fileEntries(ref);
       let b = fileEntries(cand);
-      const map = opts.map;
+      const map = opts.map === undefined ? detectMap(b) : opts.map;
       if (map && map.applyTo !== 'candidate') a = applyMap(a, map, 'reference');
       if (map && map.applyTo !== 'reference') b = applyMap(b, map, 'candidate');
-      const meta = (f: SafetensorsFile): DumpMeta => ({ checkpoint: f.metadata.checkpoint, config_hash: f.metadata.config_hash });
-      opts = { rope: referenceRope(ref), ...opts };
+      const meta = (f: SafetensorsFile): DumpMeta => ({ checkpoint: f.metadata.checkpoint, config_hash: f.metadata.config_hash, n_ctx: f.metadata.n_ctx });
+      opts = { ...referenceConfig(ref), ...opts };
       const metadata = { reference: meta(ref), candidate: meta(cand) };
-      const labels = { reference: describe(refPath, ref), candidate: describe(candPath, cand) };
+      const labels = { reference: describe(refPath, ref), candidate: describe(candPath, cand) + (map?.name ? `; map: ${map.name}` : '') };
       if (quant) {
         let q = fileEntries(quant);
         if (map && map.applyTo !== 'candidate') q = applyMap(q, map, 'reference');
         labels.reference += `; quantized-weights reference: ${describe(opts.weightsReference!, quant)}`;
-        return { report: compareQuantized(a, q, b, { ...opts, metadata: { reference: meta(quant), candidate: metadata.candidate } }), labels };
+        return { report: compareQuantized(a, q, b, { ...opts, metadata: { reference: meta(quant), candidate: metadata.candidate } }), labels, map };
       }
-      return { report: compare(a, b, { ...opts, metadata }), labels };
+      return { report: compare(a, b, { ...opts, metadata }), labels, map };
     } finally {
       cand.close();
     }
@@ -581,7 +619,8 @@ export function formatReport(r: CompareReport, labels: { reference: string; cand
     out.push(`only in candidate (${r.onlyCandidate.length} tensors matching no tap, ${s.length} pattern${s.length > 1 ? 's' : ''}): ${shown}${s.length > 8 ? `, ... (--json lists all)` : ''}`);
   }
   if (r.metadata && r.metadata.sameCheckpoint === false && r.metadata.sameConfig !== false) {
-    out.push(`note: different checkpoint files with the same config (reference ${r.metadata.reference.checkpoint}, candidate ${r.metadata.candidate.checkpoint})`);
+    const files = `(reference ${r.metadata.reference.checkpoint}, candidate ${r.metadata.candidate.checkpoint})`;
+    out.push(r.metadata.sameConfig ? `note: different checkpoint files with the same config ${files}` : `note: different checkpoint files ${files}; a dump without config_hash, so the configs were not compared`);
   }
   if (r.blame) {
     const shown = r.blame.taps.filter((t) => !(t.local <= r.tolerance / 10));

@@ -210,5 +210,10 @@ export function loadConfig(pathOrDir: string): Phi3Config {
 
 /** A short stable hash of the parsed config, for recording in dumps. */
 export function configHash(cfg: Phi3Config): string {
-  return createHash('sha256').update(JSON.stringify(cfg)).digest('hex').slice(0, 16);
+  // LongRoPE factors as the float32 values every runtime computes with (layers/rope-tables.ts,
+  // transformers' float32 tensor, a GGUF's F32 tensor): Phi-4-mini's config.json gives them with
+  // more digits than float32 holds, and its GGUF must still hash the same
+  const f32 = (xs: number[] | null) => xs && xs.map((x) => Math.fround(x));
+  const rope = { ...cfg.rope, shortFactor: f32(cfg.rope.shortFactor), longFactor: f32(cfg.rope.longFactor) };
+  return createHash('sha256').update(JSON.stringify({ ...cfg, rope })).digest('hex').slice(0, 16);
 }

@@ -1,5 +1,6 @@
 import { UsageError, parseArgs, str } from '../args.js';
-import { applyMap, readMapSpec } from '../compare-map.js';
+import { applyMap } from '../compare-map.js';
+import { resolveMap } from '../maps/index.js';
 import { blame } from '../diagnose/blame.js';
 import { resolveCheckpoint } from '../hub.js';
 import { readInputs } from '../inputs.js';
@@ -10,8 +11,8 @@ import { plotSvg, writeTextAtomic } from '../plot.js';
 import { type Command, checkOutPath, start } from './common.js';
 
 export const compareCommand: Command = {
-  usage: `phi4 compare <reference.safetensors> <candidate.safetensors> [--json] [--map FILE.json] [--preset fp32|bf16|fp16] [--rtol X] [--plot FILE.svg] [--weights-reference QDUMP.safetensors] [--blame CHECKPOINT]
-      every tap present in both, in forward order: errors, the first divergent tap and why (exit 1 when one diverges); --weights-reference: our dump on the candidate's quantized weights (phi4 dump q.gguf, same inputs), to tell quantization from bugs; --blame: re-run each step of CHECKPOINT on the candidate's own input to it and blame the first whose local error jumps`,
+  usage: `phi4 compare <reference.safetensors> <candidate.safetensors> [--json] [--map FILE.json|llama.cpp|none] [--preset fp32|bf16|fp16] [--rtol X] [--plot FILE.svg] [--weights-reference QDUMP.safetensors] [--blame CHECKPOINT]
+      every tap present in both, in forward order: errors, the first divergent tap and why (exit 1 when one diverges); --map llama.cpp (detected from the names when --map is not given): tools/llamacpp/phi4-tapdump's ggml nodes; --weights-reference: our dump on the candidate's quantized weights (phi4 dump q.gguf, same inputs), to tell quantization from bugs; --blame: re-run each step of CHECKPOINT on the candidate's own input to it and blame the first whose local error jumps`,
   async run(argv) {
     const p = parseArgs(argv, ['map', 'preset', 'rtol', 'plot', 'weights-reference', 'blame'], ['json']);
     if (p.positional.length !== 2) throw new UsageError(`compare needs two files, a reference and a candidate (got ${p.positional.length})`);
@@ -22,10 +23,10 @@ export const compareCommand: Command = {
     if (rtol !== undefined && !(rtol > 0 && Number.isFinite(rtol))) throw new UsageError(`--rtol: "${rtolArg}" is not a positive number`);
     const plot = str(p, 'plot');
     if (plot) checkOutPath(plot, '--plot');
-    const map = str(p, 'map') !== undefined ? readMapSpec(str(p, 'map')!) : null;
+    const mapArg = resolveMap(str(p, 'map'));
 
     const [refPath, candPath] = p.positional;
-    const { report, labels } = compareFiles(refPath, candPath, { preset: presetArg as Preset, tolerance: rtol, map, weightsReference: str(p, 'weights-reference') });
+    const { report, labels, map } = compareFiles(refPath, candPath, { preset: presetArg as Preset, tolerance: rtol, map: mapArg, weightsReference: str(p, 'weights-reference') });
     const blameCkpt = str(p, 'blame');
     if (blameCkpt !== undefined) {
       await start(undefined);
