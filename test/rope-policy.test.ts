@@ -1,0 +1,315 @@
+// The LongRoPE policy fingerprint of a generation (`phi4 compare` on two `generate --out` files),
+// on the three scenarios real runtimes got wrong (phi4-mini-tiny: original context 32 of 1024):
+//   a short prompt in a long allocated context   ggml-org/llama.cpp#24823  -> fixed-long from step 0
+//   generation crossing the original context     vllm-project/vllm#19489   -> stale from the crossing
+//   a chunked prefill crossing it                trymirai/uzu#604          -> chunked, from step 0
+// Each buggy candidate is made by our own `phi4 generate`, and where transformers made one
+// (golden/dumps/phi4-mini-tiny.generate: its cached path is the stale policy) by transformers.
+// The truth is transformers' forward over the whole sequence: golden step_logits_nocache, and the
+// golden forward dumps' last logits row.
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { expect } from 'chai';
+import * as tf from '@tensorflow/tfjs-core';
+import { SafetensorsFile, type TensorToWrite, writeSafetensors } from '../weights/index.js';
+import { F32_TOLERANCE, dumpPath, modelDir } from '../src/golden.js';
+import { generate } from '../src/generate.js';
+import { chunkCandidates, fitPolicies } from '../src/diagnose/rope-policy.js';
+import { relL2 } from '../src/metrics.js';
+import { Phi3Model } from '../src/model.js';
+import { useBackend } from './helpers.js';
+import { ROOT, phi4, show } from './cli-helpers.js';
+
+const MODEL = path.join(ROOT, 'golden', 'models', 'phi4-mini-tiny');
+const SHORT = '1,5,9,300,7,42,17,99,512,3,8'; // 11 tokens: with 8 new ones, 19 <= 32 positions
+
+function inputIds(kase: string, name = 'input_ids'): number[] {
+  const f = SafetensorsFile.open(dumpPath(kase));
+  try {
+    return Array.from(f.readInt32(name));
+  } finally {
+    f.close();
+  }
+}
+
+/** A generate-format file with no metadata (another runtime's run), from given arrays. */
+function writeRun(out: string, prompt: ArrayLike<number>, ids: ArrayLike<number>, logits: Float32Array): string {
+  const tensors: TensorToWrite[] = [
+    { name: 'prompt_ids', dtype: 'I32', shape: [1, prompt.length], data: Int32Array.from(prompt) },
+    { name: 'generated_ids', dtype: 'I32', shape: [ids.length], data: Int32Array.from(ids) },
+    { name: 'step_logits', dtype: 'F32', shape: [ids.length, logits.length / ids.length], data: logits },
+  ];
+  writeSafetensors(out, tensors);
+  return out;
+}
+
+/** One of the golden generate file's runs ('' cached, '_nocache') as a run file of its own. */
+function goldenRun(kase: string, suffix: string, out: string): string {
+  const f = SafetensorsFile.open(dumpPath(kase));
+  try {
+    return writeRun(out, f.readInt32('prompt_ids'), f.readInt32(`generated_ids${suffix}`), f.readFloat32(`step_logits${suffix}`));
+  } finally {
+    f.close();
+  }
+}
+
+/** Our own run's file with its metadata (checkpoint, prefill_chunk) dropped. */
+function foreign(src: string, out: string): string {
+  const f = SafetensorsFile.open(src);
+  try {
+    return writeRun(out, f.readInt32('prompt_ids'), f.readInt32('generated_ids'), f.readFloat32('step_logits'));
+  } finally {
+    f.close();
+  }
+}
+
+describe('LongRoPE policy fingerprint of a generation: the bug scenarios (phi4 generate + phi4 compare)', function () {
+  this.timeout(120_000);
+  let tmp: string;
+  const at = (n: string) => path.join(tmp, n);
+  const gen = (args: string[], out: string) => {
+    const r = phi4(['generate', MODEL, ...args, '--out', at(out)]);
+    expect(r.status, show(r)).to.equal(0);
+    return { path: at(out), stderr: r.stderr };
+  };
+  const compareJson = (ref: string, cand: string, extra: string[] = []) => {
+    const r = phi4(['compare', ref, cand, '--json', ...extra]);
+    expect(r.status, show(r)).to.be.oneOf([0, 1]);
+    return { status: r.status, j: JSON.parse(r.stdout) };
+  };
+  before(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phi4-policy-'));
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  describe('a short prompt in a long allocated context (llama.cpp#24823)', () => {
+    let ref: string;
+    before(() => {
+      ref = gen(['--ids', SHORT, '--max-new-tokens', '8'], 'short-ref.safetensors').path;
+    });
+
+    it('--rope-policy from-context --context 1024 on an 11-token prompt: compare names fixed-long, leaving the default at step 0', () => {
+      const cand = gen(['--ids', SHORT, '--max-new-tokens', '8', '--rope-policy', 'from-context', '--context', '1024'], 'ctx1024.safetensors');
+      expect(cand.stderr).to.include('rope policy from-context (context 1024: the long factors throughout)');
+      const { status, j } = compareJson(ref, cand.path);
+      expect(status).to.equal(1);
+      expect(j.kind).to.equal('generation');
+      expect(j.firstDivergentStep).to.equal(0);
+      expect(j.policy.candidate.matching).to.deep.equal(['fixed-long']);
+      expect(j.policy.candidate.best.leavesDefaultAt).to.equal(0);
+      expect(j.policy.candidate.best.worst).to.be.at.most(F32_TOLERANCE);
+      const next = j.policy.candidate.fits.find((f: { policy: string }) => f.policy === 'default');
+      expect(next.worst).to.be.above(1e-2); // the fit tells them apart by orders of magnitude
+      expect(j.diagnosis).to.include('the step logits follow fixed-long').and.include('llama.cpp#24823');
+    });
+
+    it('the correct runs pass: the default, and an allocated context within the original (from-context 32: fixed-short, the same logits here)', () => {
+      for (const [args, name] of [[[], 'short-default.safetensors'], [['--rope-policy', 'from-context', '--context', '32'], 'ctx32.safetensors']] as const) {
+        const cand = gen(['--ids', SHORT, '--max-new-tokens', '8', ...args], name);
+        const { status, j } = compareJson(ref, cand.path);
+        expect(status, j.diagnosis).to.equal(0);
+        expect(j.policy.candidate.matching[0]).to.equal('default');
+        // the run never passes 32 positions: stale and fixed-short are the default here, and said so
+        expect(j.policy.candidate.matching).to.include.members(['stale', 'fixed-short']);
+        expect(j.diagnosis).to.include('give the same logits on this run');
+      }
+    });
+
+    it('the truth: our default run is transformers\' forward on this prompt (golden phi4-mini-tiny.short, last position)', async () => {
+      await useBackend('wasm');
+      const m = Phi3Model.load(modelDir('phi4-mini-tiny'));
+      try {
+        const r = generate(m, inputIds('phi4-mini-tiny.short'), { maxNewTokens: 1, eosIds: [] });
+        const f = SafetensorsFile.open(dumpPath('phi4-mini-tiny.short'));
+        const logits = f.readFloat32('logits');
+        f.close();
+        expect(relL2(r.stepLogits[0], logits.subarray(logits.length - 1024))).to.be.at.most(F32_TOLERANCE);
+      } finally {
+        m.dispose();
+      }
+    });
+  });
+
+  describe('generation crossing the original context (vLLM#19489)', () => {
+    let truth: string;
+    before(() => {
+      truth = goldenRun('phi4-mini-tiny.generate', '_nocache', at('hf-nocache.safetensors'));
+    });
+
+    it("transformers' own cached run (golden step_logits) is named stale, leaving the truth at step 5, the crossing", () => {
+      const cand = goldenRun('phi4-mini-tiny.generate', '', at('hf-cached.safetensors'));
+      const { status, j } = compareJson(truth, cand, ['--checkpoint', MODEL]);
+      expect(status).to.equal(1);
+      expect(j.firstDivergentStep).to.equal(5);
+      expect(j.steps.slice(0, 5).every((s: { ok: boolean }) => s.ok)).to.equal(true);
+      expect(j.policy.candidate.matching).to.deep.equal(['stale']);
+      expect(j.policy.candidate.best.worst).to.be.at.most(F32_TOLERANCE); // transformers' numbers, our recomputation
+      expect(j.policy.candidate.best.leavesDefaultAt).to.equal(5);
+      expect(j.policy.reference.matching[0]).to.equal('default'); // and the truth is our default
+      expect(j.diagnosis).to.include('the step logits diverge from step 5').and.include('follow stale').and.include('vLLM#19489');
+    });
+
+    it('our own --rope-policy stale is named stale from step 5; our default passes against transformers', () => {
+      const prompt = inputIds('phi4-mini-tiny.generate', 'prompt_ids').join(',');
+      const stale = gen(['--ids', prompt, '--max-new-tokens', '10', '--rope-policy', 'stale'], 'stale.safetensors');
+      let { status, j } = compareJson(truth, stale.path);
+      expect(status).to.equal(1);
+      expect(j.firstDivergentStep).to.equal(5);
+      expect(j.policy.candidate.matching).to.deep.equal(['stale']);
+      const ok = gen(['--ids', prompt, '--max-new-tokens', '10'], 'cross-default.safetensors');
+      ({ status, j } = compareJson(truth, ok.path));
+      expect(status, j.diagnosis).to.equal(0);
+      expect(j.firstDivergentStep).to.equal(null);
+      expect(j.policy.candidate.matching).to.deep.equal(['default']); // past the crossing nothing else fits
+    });
+
+    it('fixed-long (vLLM after #27431, fixed from max_model_len) is named too: it leaves the truth at step 0 and rejoins it at the crossing', () => {
+      const prompt = inputIds('phi4-mini-tiny.generate', 'prompt_ids').join(',');
+      const cand = gen(['--ids', prompt, '--max-new-tokens', '10', '--rope-policy', 'fixed-long'], 'cross-long.safetensors');
+      const { j } = compareJson(truth, cand.path);
+      expect(j.policy.candidate.matching).to.deep.equal(['fixed-long']);
+      expect(j.steps.map((s: { ok: boolean }) => s.ok)).to.deep.equal([false, false, false, false, false, true, true, true, true, true]);
+    });
+  });
+
+  describe('a chunked prefill crossing the original context (uzu#604)', () => {
+    let ref: string;
+    const long = () => inputIds('phi4-mini-tiny.long').join(','); // 48 tokens
+    before(() => {
+      ref = gen(['--ids', long(), '--max-new-tokens', '8'], 'long-ref.safetensors').path;
+    });
+
+    for (const [chunk, split, sets] of [[16, 32, 'short, short, long'], [20, 20, 'short, long, long']] as const) {
+      it(`--rope-policy chunked --prefill-chunk ${chunk} (calls ${sets}), its metadata dropped: compare finds the split at position ${split} from step 0`, () => {
+        const own = gen(['--ids', long(), '--max-new-tokens', '8', '--rope-policy', 'chunked', '--prefill-chunk', String(chunk)], `chunked${chunk}.own.safetensors`);
+        expect(own.stderr).to.include(`prefilled in 3 calls of <= ${chunk} tokens (${sets})`);
+        const cand = foreign(own.path, at(`chunked${chunk}.safetensors`));
+        const { status, j } = compareJson(ref, cand, ['--checkpoint', MODEL]);
+        expect(status).to.equal(1);
+        expect(j.firstDivergentStep).to.equal(0);
+        expect(j.policy.candidate.best.policy).to.equal('chunked');
+        expect(j.policy.candidate.best.split).to.equal(split);
+        expect(j.policy.candidate.best.chunkSizes).to.include(chunk);
+        expect(j.policy.candidate.matching).to.have.length(1);
+        expect(j.policy.candidate.best.worst).to.be.at.most(F32_TOLERANCE);
+        expect(j.diagnosis).to.include(`positions 0-${split - 1} rotated short, ${split}-47 long`).and.include('uzu#604');
+      });
+    }
+
+    it('a correct chunked prefill (--prefill-chunk 16 under the default: every chunk takes the set of the whole prompt) passes', () => {
+      const cand = gen(['--ids', long(), '--max-new-tokens', '8', '--prefill-chunk', '16'], 'chunked-ok.safetensors');
+      expect(cand.stderr).to.include('prefilled in 3 calls of <= 16 tokens (long, long, long)');
+      const { status, j } = compareJson(ref, cand.path);
+      expect(status, j.diagnosis).to.equal(0);
+      expect(j.policy.candidate.matching[0]).to.equal('default');
+    });
+  });
+
+  describe('other runs and bad input', () => { // after the scenarios, whose files they reuse
+  it('no policy fits a run that is wrong in another way: said so, with the closest', () => {
+    const src = path.join(tmp, 'short-ref.safetensors');
+    const f = SafetensorsFile.open(src);
+    const logits = f.readFloat32('step_logits').map((x, i) => x * (1 + 0.01 * Math.sin(i)));
+    const cand = writeRun(at('noisy.safetensors'), f.readInt32('prompt_ids'), f.readInt32('generated_ids'), logits);
+    f.close();
+    const { status, j } = compareJson(src, cand, ['--checkpoint', MODEL]);
+    expect(status).to.equal(1);
+    expect(j.policy.candidate.matching).to.deep.equal([]);
+    expect(j.diagnosis).to.include('no LongRoPE policy reproduces the step logits');
+  });
+
+  it('without a checkpoint (none given, none recorded) the steps are compared and --checkpoint is asked for', () => {
+    const truth = goldenRun('phi4-mini-tiny.generate', '_nocache', at('t2.safetensors'));
+    const cand = goldenRun('phi4-mini-tiny.generate', '', at('c2.safetensors'));
+    const r = phi4(['compare', truth, cand]);
+    expect(r.status, show(r)).to.equal(1);
+    expect(r.stdout).to.include('diverge from step 5').and.include('give --checkpoint');
+  });
+
+  it('bad input: a dump against a run, different prompts, a checkpoint of another config; generate option errors', () => {
+    const run = path.join(tmp, 'short-ref.safetensors');
+    let r = phi4(['compare', dumpPath('phi4-mini-tiny.short'), run]);
+    expect(r.status, show(r)).to.equal(2);
+    expect(r.stderr).to.include('not a generation');
+    r = phi4(['compare', run, path.join(tmp, 'long-ref.safetensors')]);
+    expect(r.status, show(r)).to.equal(2);
+    expect(r.stderr).to.include('prompt_ids: the two runs had different prompts');
+    r = phi4(['compare', run, run, '--checkpoint', path.join(ROOT, 'golden', 'models', 'phi3-mini-tiny')]);
+    expect(r.status, show(r)).to.equal(2);
+    expect(r.stderr).to.include('--checkpoint').and.include('was generated with config');
+    for (const [args, msg] of [
+      [['--rope-policy', 'chunked'], '--rope-policy chunked needs --prefill-chunk'],
+      [['--context', '64'], '--context: the allocated context goes with --rope-policy from-context'],
+      [['--rope-policy', 'from-context'], 'needs --context N'],
+      [['--rope-policy', 'from-context', '--context', '12'], '--context: 12 positions cannot hold the prompt and the new tokens (19)'],
+      [['--rope-policy', 'stale', '--prefill-chunk', '4'], 'that is --rope-policy chunked'],
+      [['--no-cache', '--prefill-chunk', '4'], '--prefill-chunk: --no-cache'],
+    ] as const) {
+      r = phi4(['generate', MODEL, '--ids', SHORT, '--max-new-tokens', '8', ...args, '--out', at('never.safetensors')]);
+      expect(r.status, show(r)).to.equal(2);
+      expect(r.stderr).to.include(msg);
+      expect(fs.existsSync(at('never.safetensors'))).to.equal(false);
+    }
+  });
+  });
+});
+
+describe('LongRoPE policies: what chunked means, and the fit (phi4-mini-tiny, wasm)', () => {
+  let m: Phi3Model;
+  let long: number[];
+  before(async () => {
+    await useBackend('wasm');
+    m = Phi3Model.load(modelDir('phi4-mini-tiny'));
+    long = inputIds('phi4-mini-tiny.long');
+  });
+  after(() => m.dispose());
+
+  it('chunked prefill = one forward call per chunk, each with the set of its own last position (checked by hand: 20 short, then 28 long)', () => {
+    const r = generate(m, long, { maxNewTokens: 1, ropePolicy: 'chunked', prefillChunk: 20, eosIds: [] });
+    expect(r.prefillLong).to.deep.equal([false, true, true]);
+    const a = m.forward({ inputIds: Int32Array.from(long.slice(0, 20)), batch: 1, seq: 20 }, { ropeLong: false });
+    const b = m.forward({ inputIds: Int32Array.from(long.slice(20)), batch: 1, seq: 28 }, { past: a.cache, ropeLong: true });
+    const all = b.logits.dataSync() as Float32Array;
+    const want = all.subarray(all.length - 1024);
+    expect(relL2(r.stepLogits[0], want)).to.be.at.most(1e-6);
+    // and it is not the default (long throughout), which transformers' forward gives (golden .long)
+    const f = SafetensorsFile.open(dumpPath('phi4-mini-tiny.long'));
+    const golden = f.readFloat32('logits');
+    f.close();
+    expect(relL2(r.stepLogits[0], golden.subarray(golden.length - 1024))).to.be.above(1e-2);
+    tf.dispose([a.logits, b.logits, ...a.cache.flatMap((c) => [c.k, c.v]), ...b.cache.flatMap((c) => [c.k, c.v])]);
+  });
+
+  it('a prompt within the original context: every chunked prefill is stale (short throughout), so chunked is not tried', () => {
+    const p = long.slice(0, 28);
+    const d = generate(m, p, { maxNewTokens: 8, eosIds: [] });
+    const s = generate(m, p, { maxNewTokens: 8, ropePolicy: 'stale', forced: d.ids });
+    const c = generate(m, p, { maxNewTokens: 8, ropePolicy: 'chunked', prefillChunk: 5, forced: d.ids });
+    s.stepLogits.forEach((row, i) => expect(relL2(c.stepLogits[i], row), `step ${i}`).to.be.at.most(1e-6));
+    expect(chunkCandidates(32, 28)).to.deep.equal([]);
+  });
+
+  it('chunkCandidates: the split floor(original / C) * C, each once, with the chunk sizes giving it', () => {
+    const c = chunkCandidates(32, 48);
+    expect(c.find((x) => x.split === 32)!.sizes).to.deep.equal([1, 2, 4, 8, 16, 32]);
+    expect(c.find((x) => x.split === 30)!.sizes).to.deep.equal([3, 5, 6, 10, 15, 30]);
+    expect(c.find((x) => x.split === 20)!.sizes).to.deep.equal([20]);
+    expect(c.every((x) => x.split > 0 && x.split < 48)).to.equal(true);
+    expect(new Set(c.map((x) => x.split)).size).to.equal(c.length);
+    // a real original context (4096): powers of two, plus a recorded hint
+    const big = chunkCandidates(4096, 5000, [3000]);
+    expect(big.map((x) => x.split)).to.deep.equal([3000, 4096]);
+  });
+
+  it('fitPolicies on a default run teacher-forced: default first, and the policies that leave it are over tolerance where they leave', () => {
+    const d = generate(m, long.slice(0, 28), { maxNewTokens: 10, eosIds: [] });
+    const fit = fitPolicies(m, long.slice(0, 28), d.ids, d.stepLogits, F32_TOLERANCE);
+    expect(fit.matching).to.deep.equal(['default']);
+    const by = new Map(fit.fits.map((f) => [f.policy, f]));
+    expect(by.get('stale')!.firstOver).to.equal(by.get('stale')!.leavesDefaultAt).and.equal(5);
+    expect(by.get('fixed-long')!.firstOver).to.equal(0);
+    expect(by.get('fixed-short')!.firstOver).to.equal(5);
+  });
+});
