@@ -15,7 +15,8 @@ import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { SafetensorsFile, type TensorToWrite, writeSafetensors } from '../weights/index.js';
 import { F32_TOLERANCE, dumpPath, modelDir } from '../src/golden.js';
-import { generate } from '../src/generate.js';
+import { type GenerateOptions, checkPolicy, generate, writeGeneration } from '../src/generate.js';
+import type { RopePolicy } from '../src/generate.js';
 import { chunkCandidates, fitPolicies } from '../src/diagnose/rope-policy.js';
 import { relL2 } from '../src/metrics.js';
 import { Phi3Model } from '../src/model.js';
@@ -69,25 +70,39 @@ describe('LongRoPE policy fingerprint of a generation: the bug scenarios (phi4 g
   this.timeout(120_000);
   let tmp: string;
   const at = (n: string) => path.join(tmp, n);
+  let m: Phi3Model;
+  /** `phi4 generate ... --out` itself, where its options and summary are under test. */
   const gen = (args: string[], out: string) => {
     const r = phi4(['generate', MODEL, ...args, '--out', at(out)]);
     expect(r.status, show(r)).to.equal(0);
     return { path: at(out), stderr: r.stderr };
   };
+  /** The same run in process (what the command calls), for the other candidates. */
+  const run = (prompt: number[], n: number, out: string, opts: Partial<GenerateOptions> = {}) => {
+    const r = generate(m, prompt, { maxNewTokens: n, eosIds: [], ...opts });
+    writeGeneration(at(out), m, prompt, r, { rope_policy: opts.ropePolicy ?? 'default', ...(opts.prefillChunk ? { prefill_chunk: String(opts.prefillChunk) } : {}) });
+    return at(out);
+  };
+  const SHORT_IDS = SHORT.split(',').map(Number);
   const compareJson = (ref: string, cand: string, extra: string[] = []) => {
     const r = phi4(['compare', ref, cand, '--json', ...extra]);
     expect(r.status, show(r)).to.be.oneOf([0, 1]);
     return { status: r.status, j: JSON.parse(r.stdout) };
   };
-  before(() => {
+  before(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phi4-policy-'));
+    await useBackend('wasm');
+    m = Phi3Model.load(MODEL);
   });
-  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  after(() => {
+    m.dispose();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
 
   describe('a short prompt in a long allocated context (llama.cpp#24823)', () => {
     let ref: string;
     before(() => {
-      ref = gen(['--ids', SHORT, '--max-new-tokens', '8'], 'short-ref.safetensors').path;
+      ref = run(SHORT_IDS, 8, 'short-ref.safetensors');
     });
 
     it('--rope-policy from-context --context 1024 on an 11-token prompt: compare names fixed-long, leaving the default at step 0', () => {
@@ -106,9 +121,9 @@ describe('LongRoPE policy fingerprint of a generation: the bug scenarios (phi4 g
     });
 
     it('the correct runs pass: the default, and an allocated context within the original (from-context 32: fixed-short, the same logits here)', () => {
-      for (const [args, name] of [[[], 'short-default.safetensors'], [['--rope-policy', 'from-context', '--context', '32'], 'ctx32.safetensors']] as const) {
-        const cand = gen(['--ids', SHORT, '--max-new-tokens', '8', ...args], name);
-        const { status, j } = compareJson(ref, cand.path);
+      for (const [opts, name] of [[{}, 'short-default.safetensors'], [{ ropePolicy: 'from-context' as RopePolicy, context: 32 }, 'ctx32.safetensors']] as const) {
+        const cand = run(SHORT_IDS, 8, name, opts);
+        const { status, j } = compareJson(ref, cand);
         expect(status, j.diagnosis).to.equal(0);
         expect(j.policy.candidate.matching[0]).to.equal('default');
         // the run never passes 32 positions: stale and fixed-short are the default here, and said so
@@ -117,18 +132,12 @@ describe('LongRoPE policy fingerprint of a generation: the bug scenarios (phi4 g
       }
     });
 
-    it('the truth: our default run is transformers\' forward on this prompt (golden phi4-mini-tiny.short, last position)', async () => {
-      await useBackend('wasm');
-      const m = Phi3Model.load(modelDir('phi4-mini-tiny'));
-      try {
-        const r = generate(m, inputIds('phi4-mini-tiny.short'), { maxNewTokens: 1, eosIds: [] });
-        const f = SafetensorsFile.open(dumpPath('phi4-mini-tiny.short'));
-        const logits = f.readFloat32('logits');
-        f.close();
-        expect(relL2(r.stepLogits[0], logits.subarray(logits.length - 1024))).to.be.at.most(F32_TOLERANCE);
-      } finally {
-        m.dispose();
-      }
+    it('the truth: our default run is transformers\' forward on this prompt (golden phi4-mini-tiny.short, last position)', () => {
+      const r = generate(m, inputIds('phi4-mini-tiny.short'), { maxNewTokens: 1, eosIds: [] });
+      const f = SafetensorsFile.open(dumpPath('phi4-mini-tiny.short'));
+      const logits = f.readFloat32('logits');
+      f.close();
+      expect(relL2(r.stepLogits[0], logits.subarray(logits.length - 1024))).to.be.at.most(F32_TOLERANCE);
     });
   });
 
@@ -152,23 +161,22 @@ describe('LongRoPE policy fingerprint of a generation: the bug scenarios (phi4 g
     });
 
     it('our own --rope-policy stale is named stale from step 5; our default passes against transformers', () => {
-      const prompt = inputIds('phi4-mini-tiny.generate', 'prompt_ids').join(',');
-      const stale = gen(['--ids', prompt, '--max-new-tokens', '10', '--rope-policy', 'stale'], 'stale.safetensors');
-      let { status, j } = compareJson(truth, stale.path);
+      const prompt = inputIds('phi4-mini-tiny.generate', 'prompt_ids');
+      const stale = run(prompt, 10, 'stale.safetensors', { ropePolicy: 'stale' });
+      let { status, j } = compareJson(truth, stale);
       expect(status).to.equal(1);
       expect(j.firstDivergentStep).to.equal(5);
       expect(j.policy.candidate.matching).to.deep.equal(['stale']);
-      const ok = gen(['--ids', prompt, '--max-new-tokens', '10'], 'cross-default.safetensors');
-      ({ status, j } = compareJson(truth, ok.path));
+      const ok = run(prompt, 10, 'cross-default.safetensors');
+      ({ status, j } = compareJson(truth, ok));
       expect(status, j.diagnosis).to.equal(0);
       expect(j.firstDivergentStep).to.equal(null);
       expect(j.policy.candidate.matching).to.deep.equal(['default']); // past the crossing nothing else fits
     });
 
     it('fixed-long (vLLM after #27431, fixed from max_model_len) is named too: it leaves the truth at step 0 and rejoins it at the crossing', () => {
-      const prompt = inputIds('phi4-mini-tiny.generate', 'prompt_ids').join(',');
-      const cand = gen(['--ids', prompt, '--max-new-tokens', '10', '--rope-policy', 'fixed-long'], 'cross-long.safetensors');
-      const { j } = compareJson(truth, cand.path);
+      const cand = run(inputIds('phi4-mini-tiny.generate', 'prompt_ids'), 10, 'cross-long.safetensors', { ropePolicy: 'fixed-long' });
+      const { j } = compareJson(truth, cand);
       expect(j.policy.candidate.matching).to.deep.equal(['fixed-long']);
       expect(j.steps.map((s: { ok: boolean }) => s.ok)).to.deep.equal([false, false, false, false, false, true, true, true, true, true]);
     });
@@ -178,14 +186,18 @@ describe('LongRoPE policy fingerprint of a generation: the bug scenarios (phi4 g
     let ref: string;
     const long = () => inputIds('phi4-mini-tiny.long').join(','); // 48 tokens
     before(() => {
-      ref = gen(['--ids', long(), '--max-new-tokens', '8'], 'long-ref.safetensors').path;
+      ref = run(inputIds('phi4-mini-tiny.long'), 8, 'long-ref.safetensors');
     });
 
     for (const [chunk, split, sets] of [[16, 32, 'short, short, long'], [20, 20, 'short, long, long']] as const) {
       it(`--rope-policy chunked --prefill-chunk ${chunk} (calls ${sets}), its metadata dropped: compare finds the split at position ${split} from step 0`, () => {
-        const own = gen(['--ids', long(), '--max-new-tokens', '8', '--rope-policy', 'chunked', '--prefill-chunk', String(chunk)], `chunked${chunk}.own.safetensors`);
-        expect(own.stderr).to.include(`prefilled in 3 calls of <= ${chunk} tokens (${sets})`);
-        const cand = foreign(own.path, at(`chunked${chunk}.safetensors`));
+        let own: string;
+        if (chunk === 16) { // the command once, with its summary; the other in process
+          const r = gen(['--ids', long(), '--max-new-tokens', '8', '--rope-policy', 'chunked', '--prefill-chunk', String(chunk)], `chunked${chunk}.own.safetensors`);
+          expect(r.stderr).to.include(`prefilled in 3 calls of <= ${chunk} tokens (${sets})`);
+          own = r.path;
+        } else own = run(inputIds('phi4-mini-tiny.long'), 8, `chunked${chunk}.own.safetensors`, { ropePolicy: 'chunked', prefillChunk: chunk });
+        const cand = foreign(own, at(`chunked${chunk}.safetensors`));
         const { status, j } = compareJson(ref, cand, ['--checkpoint', MODEL]);
         expect(status).to.equal(1);
         expect(j.firstDivergentStep).to.equal(0);
@@ -239,17 +251,22 @@ describe('LongRoPE policy fingerprint of a generation: the bug scenarios (phi4 g
     r = phi4(['compare', run, run, '--checkpoint', path.join(ROOT, 'golden', 'models', 'phi3-mini-tiny')]);
     expect(r.status, show(r)).to.equal(2);
     expect(r.stderr).to.include('--checkpoint').and.include('was generated with config');
-    for (const [args, msg] of [
-      [['--rope-policy', 'chunked'], '--rope-policy chunked needs --prefill-chunk'],
-      [['--context', '64'], '--context: the allocated context goes with --rope-policy from-context'],
-      [['--rope-policy', 'from-context'], 'needs --context N'],
-      [['--rope-policy', 'from-context', '--context', '12'], '--context: 12 positions cannot hold the prompt and the new tokens (19)'],
-      [['--rope-policy', 'stale', '--prefill-chunk', '4'], 'that is --rope-policy chunked'],
-      [['--no-cache', '--prefill-chunk', '4'], '--prefill-chunk: --no-cache'],
-    ] as const) {
+    const checks: [Partial<GenerateOptions>, number, string][] = [
+      [{ ropePolicy: 'chunked' }, 19, '--rope-policy chunked needs --prefill-chunk'],
+      [{ context: 64 }, 19, '--context: the allocated context goes with --rope-policy from-context'],
+      [{ ropePolicy: 'from-context' }, 19, 'needs --context N'],
+      [{ ropePolicy: 'from-context', context: 12 }, 19, '--context: 12 positions cannot hold the prompt and the new tokens (19)'],
+      [{ ropePolicy: 'stale', prefillChunk: 4 }, 19, 'that is --rope-policy chunked'],
+      [{ noCache: true, prefillChunk: 4 }, 19, '--prefill-chunk: --no-cache'],
+      [{ ropePolicy: 'chunked', noCache: true, prefillChunk: 4 }, 19, 'cannot apply with --no-cache'],
+      [{ prefillChunk: 0 }, 19, '--prefill-chunk: must be a positive integer'],
+    ];
+    for (const [o, len, msg] of checks) expect(() => checkPolicy(o.ropePolicy ?? 'default', o, len), msg).to.throw(msg);
+    // through the command: one line, exit 2, before any work, nothing written
+    for (const args of [['--rope-policy', 'chunked'], ['--rope-policy', 'from-context', '--context', '12']]) {
       r = phi4(['generate', MODEL, '--ids', SHORT, '--max-new-tokens', '8', ...args, '--out', at('never.safetensors')]);
       expect(r.status, show(r)).to.equal(2);
-      expect(r.stderr).to.include(msg);
+      expect(r.stderr.trim().split('\n'), r.stderr).to.have.length(1);
       expect(fs.existsSync(at('never.safetensors'))).to.equal(false);
     }
   });
