@@ -18,6 +18,7 @@ import { F32_TOLERANCE, dumpPath, modelDir } from '../src/golden.js';
 import { type GenerateOptions, checkPolicy, generate, writeGeneration } from '../src/generate.js';
 import type { RopePolicy } from '../src/generate.js';
 import { chunkCandidates, fitPolicies } from '../src/diagnose/rope-policy.js';
+import { addPolicyFit, compareGenerations, readGeneration } from '../src/compare-generation.js';
 import { relL2 } from '../src/metrics.js';
 import { Phi3Model } from '../src/model.js';
 import { useBackend } from './helpers.js';
@@ -84,10 +85,26 @@ describe('LongRoPE policy fingerprint of a generation: the bug scenarios (phi4 g
     return at(out);
   };
   const SHORT_IDS = SHORT.split(',').map(Number);
+  /** `phi4 compare ref cand --json ...extra` itself. */
   const compareJson = (ref: string, cand: string, extra: string[] = []) => {
     const r = phi4(['compare', ref, cand, '--json', ...extra]);
     expect(r.status, show(r)).to.be.oneOf([0, 1]);
     return { status: r.status, j: JSON.parse(r.stdout) };
+  };
+  /** What the command computes, in process (the checkpoint: the tiny model), for the other cases. */
+  const compareHere = (ref: string, cand: string) => {
+    const read = (p: string) => {
+      const f = SafetensorsFile.open(p);
+      try {
+        return readGeneration(p, f);
+      } finally {
+        f.close();
+      }
+    };
+    const [a, b] = [read(ref), read(cand)];
+    const report = compareGenerations(a, b);
+    addPolicyFit(report, m, a, b, MODEL);
+    return { status: report.ok ? 0 : 1, j: JSON.parse(JSON.stringify(report)) };
   };
   before(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phi4-policy-'));
@@ -123,7 +140,7 @@ describe('LongRoPE policy fingerprint of a generation: the bug scenarios (phi4 g
     it('the correct runs pass: the default, and an allocated context within the original (from-context 32: fixed-short, the same logits here)', () => {
       for (const [opts, name] of [[{}, 'short-default.safetensors'], [{ ropePolicy: 'from-context' as RopePolicy, context: 32 }, 'ctx32.safetensors']] as const) {
         const cand = run(SHORT_IDS, 8, name, opts);
-        const { status, j } = compareJson(ref, cand);
+        const { status, j } = compareHere(ref, cand);
         expect(status, j.diagnosis).to.equal(0);
         expect(j.policy.candidate.matching[0]).to.equal('default');
         // the run never passes 32 positions: stale and fixed-short are the default here, and said so
@@ -163,12 +180,12 @@ describe('LongRoPE policy fingerprint of a generation: the bug scenarios (phi4 g
     it('our own --rope-policy stale is named stale from step 5; our default passes against transformers', () => {
       const prompt = inputIds('phi4-mini-tiny.generate', 'prompt_ids');
       const stale = run(prompt, 10, 'stale.safetensors', { ropePolicy: 'stale' });
-      let { status, j } = compareJson(truth, stale);
+      let { status, j } = compareHere(truth, stale);
       expect(status).to.equal(1);
       expect(j.firstDivergentStep).to.equal(5);
       expect(j.policy.candidate.matching).to.deep.equal(['stale']);
       const ok = run(prompt, 10, 'cross-default.safetensors');
-      ({ status, j } = compareJson(truth, ok));
+      ({ status, j } = compareHere(truth, ok));
       expect(status, j.diagnosis).to.equal(0);
       expect(j.firstDivergentStep).to.equal(null);
       expect(j.policy.candidate.matching).to.deep.equal(['default']); // past the crossing nothing else fits
@@ -176,7 +193,7 @@ describe('LongRoPE policy fingerprint of a generation: the bug scenarios (phi4 g
 
     it('fixed-long (vLLM after #27431, fixed from max_model_len) is named too: it leaves the truth at step 0 and rejoins it at the crossing', () => {
       const cand = run(inputIds('phi4-mini-tiny.generate', 'prompt_ids'), 10, 'cross-long.safetensors', { ropePolicy: 'fixed-long' });
-      const { j } = compareJson(truth, cand);
+      const { j } = compareHere(truth, cand);
       expect(j.policy.candidate.matching).to.deep.equal(['fixed-long']);
       expect(j.steps.map((s: { ok: boolean }) => s.ok)).to.deep.equal([false, false, false, false, false, true, true, true, true, true]);
     });
@@ -198,7 +215,7 @@ describe('LongRoPE policy fingerprint of a generation: the bug scenarios (phi4 g
           own = r.path;
         } else own = run(inputIds('phi4-mini-tiny.long'), 8, `chunked${chunk}.own.safetensors`, { ropePolicy: 'chunked', prefillChunk: chunk });
         const cand = foreign(own, at(`chunked${chunk}.safetensors`));
-        const { status, j } = compareJson(ref, cand, ['--checkpoint', MODEL]);
+        const { status, j } = chunk === 16 ? compareJson(ref, cand, ['--checkpoint', MODEL]) : compareHere(ref, cand);
         expect(status).to.equal(1);
         expect(j.firstDivergentStep).to.equal(0);
         expect(j.policy.candidate.best.policy).to.equal('chunked');
@@ -213,7 +230,7 @@ describe('LongRoPE policy fingerprint of a generation: the bug scenarios (phi4 g
     it('a correct chunked prefill (--prefill-chunk 16 under the default: every chunk takes the set of the whole prompt) passes', () => {
       const cand = gen(['--ids', long(), '--max-new-tokens', '8', '--prefill-chunk', '16'], 'chunked-ok.safetensors');
       expect(cand.stderr).to.include('prefilled in 3 calls of <= 16 tokens (long, long, long)');
-      const { status, j } = compareJson(ref, cand.path);
+      const { status, j } = compareHere(ref, cand.path);
       expect(status, j.diagnosis).to.equal(0);
       expect(j.policy.candidate.matching[0]).to.equal('default');
     });
@@ -226,7 +243,7 @@ describe('LongRoPE policy fingerprint of a generation: the bug scenarios (phi4 g
     const logits = f.readFloat32('step_logits').map((x, i) => x * (1 + 0.01 * Math.sin(i)));
     const cand = writeRun(at('noisy.safetensors'), f.readInt32('prompt_ids'), f.readInt32('generated_ids'), logits);
     f.close();
-    const { status, j } = compareJson(src, cand, ['--checkpoint', MODEL]);
+    const { status, j } = compareHere(src, cand);
     expect(status).to.equal(1);
     expect(j.policy.candidate.matching).to.deep.equal([]);
     expect(j.diagnosis).to.include('no LongRoPE policy reproduces the step logits');
