@@ -316,6 +316,15 @@ describe('LongRoPE policies: what chunked means, and the fit (phi4-mini-tiny, wa
     tf.dispose([a.logits, b.logits, ...a.cache.flatMap((c) => [c.k, c.v]), ...b.cache.flatMap((c) => [c.k, c.v])]);
   });
 
+  it('a chunked prefill under the default (each chunk with the set of the whole prompt) equals the unchunked run', () => {
+    const d = generate(m, long, { maxNewTokens: 4, eosIds: [] });
+    for (const c of [1, 16, 20]) {
+      const r = generate(m, long, { maxNewTokens: 4, prefillChunk: c, forced: d.ids });
+      expect(r.prefillLong.every((x) => x)).to.equal(true);
+      r.stepLogits.forEach((row, i) => expect(relL2(row, d.stepLogits[i]), `chunk ${c} step ${i}`).to.be.at.most(1e-6));
+    }
+  });
+
   it('a prompt within the original context: every chunked prefill is stale (short throughout), so chunked is not tried', () => {
     const p = long.slice(0, 28);
     const d = generate(m, p, { maxNewTokens: 8, eosIds: [] });
