@@ -236,6 +236,43 @@ describe('LongRoPE policy fingerprint of a generation: the bug scenarios (phi4 g
     });
   });
 
+  describe("transformers' own runs of the scenarios (golden phi4-mini-tiny.generate-short, .generate-chunked)", () => {
+    // golden/generator/gen_generate_scenarios.py: transformers 5.17's forward, float32, CPU.
+    // _nocache is the truth; the other runs are what its cache does in each scenario.
+    it('short prompt: its DynamicCache run and its StaticCache of 1024 positions (an allocated context) both follow the default; our from-context 1024 is fixed-long against it', () => {
+      const truth = goldenRun('phi4-mini-tiny.generate-short', '_nocache', at('hf-short-nocache.safetensors'));
+      for (const suffix of ['', '_static']) {
+        const { status, j } = compareHere(truth, goldenRun('phi4-mini-tiny.generate-short', suffix, at(`hf-short${suffix}.safetensors`)));
+        expect(status, `${suffix}: ${j.diagnosis}`).to.equal(0);
+        expect(j.policy.candidate.matching[0]).to.equal('default');
+        expect(j.policy.candidate.best.worst).to.be.at.most(F32_TOLERANCE);
+      }
+      expect(compareHere(truth, run(inputIds('phi4-mini-tiny.short'), 8, 'ours-short.safetensors')).status).to.equal(0);
+      const { status, j } = compareHere(truth, run(inputIds('phi4-mini-tiny.short'), 8, 'ours-ctx.safetensors', { ropePolicy: 'from-context', context: 1024 }));
+      expect(status).to.equal(1);
+      expect(j.firstDivergentStep).to.equal(0);
+      expect(j.policy.candidate.matching).to.deep.equal(['fixed-long']);
+      expect(j.policy.reference.matching[0]).to.equal('default');
+    });
+
+    for (const [suffix, chunk, split] of [['', 16, 32], ['_chunk20', 20, 20]] as const) {
+      it(`chunked prefill: transformers' forward called ${chunk} tokens at a time is named chunked, split at ${split}, and our chunked reproduces it within ${F32_TOLERANCE}`, () => {
+        const truth = goldenRun('phi4-mini-tiny.generate-chunked', '_nocache', at('hf-chunked-nocache.safetensors'));
+        const cand = goldenRun('phi4-mini-tiny.generate-chunked', suffix, at(`hf-chunked${suffix}.safetensors`));
+        const { status, j } = compareHere(truth, cand);
+        expect(status).to.equal(1);
+        expect(j.firstDivergentStep).to.equal(0);
+        expect(j.policy.candidate.matching).to.have.length(1);
+        expect(j.policy.candidate.best.policy).to.equal('chunked');
+        expect(j.policy.candidate.best.split).to.equal(split);
+        expect(j.policy.candidate.best.chunkSizes).to.include(chunk);
+        expect(j.policy.candidate.best.worst).to.be.at.most(F32_TOLERANCE);
+        expect(j.policy.reference.matching[0]).to.equal('default');
+        expect(j.policy.reference.best.worst).to.be.at.most(F32_TOLERANCE);
+      });
+    }
+  });
+
   describe('other runs and bad input', () => { // after the scenarios, whose files they reuse
   it('no policy fits a run that is wrong in another way: said so, with the closest', () => {
     const src = path.join(tmp, 'short-ref.safetensors');
