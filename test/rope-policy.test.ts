@@ -3,8 +3,9 @@
 //   a short prompt in a long allocated context   ggml-org/llama.cpp#24823  -> fixed-long from step 0
 //   generation crossing the original context     vllm-project/vllm#19489   -> stale from the crossing
 //   a chunked prefill crossing it                trymirai/uzu#604          -> chunked, from step 0
-// Each buggy candidate is made by our own `phi4 generate`, and where transformers made one
-// (golden/dumps/phi4-mini-tiny.generate: its cached path is the stale policy) by transformers.
+// Each buggy candidate is made by our own `phi4 generate`, and where transformers made one by
+// transformers: golden phi4-mini-tiny.generate (its cached path across the boundary is the stale
+// policy) and .generate-chunked (its forward called 16 or 20 tokens at a time: chunked).
 // The truth is transformers' forward over the whole sequence: golden step_logits_nocache, and the
 // golden forward dumps' last logits row.
 
