@@ -274,7 +274,11 @@ describe('LongRoPE policy fingerprint of a generation: the bug scenarios (phi4 g
     }
   });
 
-  describe('other runs and bad input', () => { // after the scenarios, whose files they reuse
+  describe('other runs and bad input', () => {
+    before(() => { // runs of their own (a --grep may skip the scenarios)
+      run(SHORT_IDS, 8, 'short-ref.safetensors');
+      run(inputIds('phi4-mini-tiny.long'), 8, 'long-ref.safetensors');
+    });
   it('no policy fits a run that is wrong in another way: said so, with the closest', () => {
     const src = path.join(tmp, 'short-ref.safetensors');
     const f = SafetensorsFile.open(src);
@@ -382,6 +386,31 @@ describe('LongRoPE policies: what chunked means, and the fit (phi4-mini-tiny, wa
     // a real original context (4096): powers of two, plus a recorded hint
     const big = chunkCandidates(4096, 5000, [3000]);
     expect(big.map((x) => x.split)).to.deep.equal([3000, 4096]);
+  });
+
+  it("a run that switches one position late (vLLM before #27431: long when any position > original, cache kept) fits none of the policies; the closest on average is stale", () => {
+    const prompt = inputIds('phi4-mini-tiny.generate', 'prompt_ids'); // 28 tokens: the crossing at step 5
+    const d = generate(m, prompt, { maxNewTokens: 10, eosIds: [] });
+    const seq = prompt.slice();
+    const rows: Float32Array[] = [];
+    let past: ReturnType<Phi3Model['forward']>['cache'] | undefined;
+    for (let s = 0; s < 10; s++) {
+      const input = past ? seq.slice(-1) : seq;
+      const r = m.forward({ inputIds: Int32Array.from(input), batch: 1, seq: input.length }, { past, ropeLong: seq.length - 1 > 32 });
+      const all = r.logits.dataSync() as Float32Array;
+      rows.push(all.slice(all.length - 1024));
+      r.logits.dispose();
+      if (past) tf.dispose(past.flatMap((c) => [c.k, c.v]));
+      past = r.cache;
+      seq.push(d.ids[s]);
+    }
+    tf.dispose(past!.flatMap((c) => [c.k, c.v]));
+    const fit = fitPolicies(m, prompt, d.ids, rows, F32_TOLERANCE);
+    expect(fit.matching).to.deep.equal([]);
+    expect(fit.best.policy).to.equal('stale');
+    expect(fit.text).to.include('the closest on average is stale').and.include('it agrees at steps 0-4');
+    // at step 5 (position 32) it is still short: fixed-short there, stale after
+    expect(fit.fits.find((f) => f.policy === 'fixed-short')!.steps[5]).to.be.at.most(F32_TOLERANCE);
   });
 
   it('fitPolicies on a default run teacher-forced: default first, and the policies that leave it are over tolerance where they leave', () => {
