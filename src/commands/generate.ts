@@ -116,7 +116,7 @@ export const generateCommand: Command = {
       const rebuilt = r.rebuiltAt === null ? '' : `, cache rebuilt with the long factors at step ${r.rebuiltAt}`;
       const sets = (l: boolean[]) => l.map((x) => (x ? 'long' : 'short')).join(', ');
       const chunks = prefillChunk === undefined ? '' : `, prefilled in ${r.prefillLong.length} call${r.prefillLong.length > 1 ? 's' : ''} of <= ${prefillChunk} tokens (${sets(r.prefillLong)})`;
-      const ctx = context === undefined ? '' : ` (context ${context}: the ${r.ropeLong[0] ? 'long' : 'short'} factors throughout)`;
+      const ctx = context === undefined ? '' : ` (context ${context}: ${config.rope.type !== 'longrope' ? 'no LongRoPE factor sets in this model' : `the ${r.ropeLong[0] ? 'long' : 'short'} factors throughout`})`;
       console.error(`${r.ids.length} tokens (stopped by ${r.stoppedBy}), prompt ${prompt.length} tokens, rope policy ${policy}${ctx}${noCache ? ' without cache' : ''}${chunks}${rebuilt}`);
       if (out) {
         writeGeneration(out, model, prompt, r, {
