@@ -369,7 +369,13 @@ function headView(name: string, shape: number[], ref: Entries): [number[], numbe
 export function compare(ref: Entries, cand: Entries, opts: CompareOptions = {}): CompareReport {
   const preset = opts.preset ?? 'fp32';
   const tol = opts.tolerance ?? PRESETS[preset];
-  checkInputs(ref, cand);
+  try {
+    checkInputs(ref, cand);
+  } catch (e) {
+    const m = opts.metadata;
+    if (!(e instanceof InputError) || !m?.reference.config_hash || !m.candidate.config_hash || m.reference.config_hash === m.candidate.config_hash) throw e;
+    throw new InputError(`different checkpoint/config: reference ${describeMeta(m.reference)}, candidate ${describeMeta(m.candidate)}; and ${e.message}`);
+  }
   const isTap = (n: string) => !INPUT_NAMES.includes(n);
   const refNames = [...ref.keys()].filter(isTap);
   const candNames = [...cand.keys()].filter(isTap);

@@ -14,7 +14,14 @@
 //   stale        never rebuild: old keys keep the short rotation, new ones get the long one.
 //   fixed-long   the long factors for every position from the start (forced, whatever the length).
 //   fixed-short  the short factors throughout.
+//   chunked      every forward call (each prefill chunk of `prefillChunk` tokens, then each step)
+//                chooses the set from its own last position, and cached keys keep theirs: a
+//                chunked prefill that crosses the boundary mixes the sets within the prompt.
+//   from-context the set chosen once from an allocated context of `context` positions (long when
+//                it is past the original), whatever the sequence: fixed-long or fixed-short.
 // noCache recomputes the whole sequence at every step (the definition the default must equal).
+// A prefillChunk with default or fixed-* is a correct chunked prefill: every chunk uses the set of
+// the whole prompt.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -28,7 +35,7 @@ import { InputError, type Phi3Model } from './model.js';
 import { type SamplingOptions, SplitMix64, checkSampling, chooseToken } from './sampling.js';
 import { VERSION } from './version.js';
 
-export const ROPE_POLICIES = ['default', 'stale', 'fixed-long', 'fixed-short'] as const;
+export const ROPE_POLICIES = ['default', 'stale', 'fixed-long', 'fixed-short', 'chunked', 'from-context'] as const;
 export type RopePolicy = (typeof ROPE_POLICIES)[number];
 
 export interface GenerateOptions {
@@ -37,6 +44,10 @@ export interface GenerateOptions {
   /** Seed of the SplitMix64 generator used when sampling (default 0). */
   seed?: number | bigint;
   ropePolicy?: RopePolicy;
+  /** Prefill the prompt this many tokens per forward call (default: all at once). Required by `chunked`. */
+  prefillChunk?: number;
+  /** The allocated context the `from-context` policy chooses its factor set from (required by it). */
+  context?: number;
   /** Recompute the whole sequence at every step instead of using the KV cache. */
   noCache?: boolean;
   /** Stop after emitting one of these (default: the config's eos_token_id). */
@@ -57,6 +68,8 @@ export interface GenerateResult {
   stepLogits: Float32Array[];
   /** Whether each step's new positions were rotated with the long factors. */
   ropeLong: boolean[];
+  /** The factor set of each prefill call (one entry unless prefillChunk split the prompt): true = long. */
+  prefillLong: boolean[];
   /** The step at which the default policy rebuilt the cache, if it did. */
   rebuiltAt: number | null;
   stoppedBy: 'eos' | 'length';
@@ -110,18 +123,37 @@ export function checkLength(config: Phi3Config, promptLength: number, maxNewToke
   }
 }
 
+/** Refuses option combinations that describe no policy (each message names the option). */
+export function checkPolicy(policy: RopePolicy, opts: { noCache?: boolean; prefillChunk?: number; context?: number }, runLength?: number): void {
+  if (!ROPE_POLICIES.includes(policy)) throw new InputError(`--rope-policy: "${policy}" is not one of ${ROPE_POLICIES.join(', ')}`);
+  if (opts.noCache && (policy === 'stale' || policy === 'chunked')) throw new InputError(`--rope-policy ${policy} describes cached keys; it cannot apply with --no-cache`);
+  const chunk = opts.prefillChunk;
+  if (chunk !== undefined) {
+    if (!(Number.isInteger(chunk) && chunk >= 1)) throw new InputError(`--prefill-chunk: must be a positive integer, got ${chunk}`);
+    if (opts.noCache) throw new InputError('--prefill-chunk: --no-cache recomputes the whole sequence at every step; there is no prefill to chunk');
+    if (policy === 'stale') throw new InputError('--prefill-chunk: with stale keys a chunked prefill chooses the factor set per chunk; that is --rope-policy chunked');
+  } else if (policy === 'chunked') throw new InputError('--rope-policy chunked needs --prefill-chunk N (the tokens per prefill call)');
+  const ctx = opts.context;
+  if (ctx !== undefined) {
+    if (policy !== 'from-context') throw new InputError('--context: the allocated context goes with --rope-policy from-context');
+    if (!(Number.isInteger(ctx) && ctx >= 1)) throw new InputError(`--context: must be a positive integer, got ${ctx}`);
+    if (runLength !== undefined && runLength > ctx) throw new InputError(`--context: ${ctx} positions cannot hold the prompt and the new tokens (${runLength})`);
+  } else if (policy === 'from-context') throw new InputError('--rope-policy from-context needs --context N (the allocated context the factor set is chosen from)');
+}
+
 /** Generates up to `maxNewTokens` tokens after `prompt` (one sequence). */
 export function generate(model: Phi3Model, prompt: ArrayLike<number>, opts: GenerateOptions): GenerateResult {
   const policy = opts.ropePolicy ?? 'default';
-  if (!ROPE_POLICIES.includes(policy)) throw new InputError(`--rope-policy: "${policy}" is not one of ${ROPE_POLICIES.join(', ')}`);
-  if (opts.noCache && policy === 'stale') throw new InputError('--rope-policy stale describes cached keys; it cannot apply with --no-cache');
+  checkPolicy(policy, opts, prompt.length + opts.maxNewTokens);
   const sampling = opts.sampling ?? {};
   checkSampling(sampling);
   if (opts.forced && opts.forced.length !== opts.maxNewTokens) throw new InputError(`forced: ${opts.forced.length} tokens for ${opts.maxNewTokens} steps`);
   checkLength(model.config, prompt.length, opts.maxNewTokens);
 
   const rope = model.config.rope;
-  const forceLong = policy === 'fixed-long' ? true : policy === 'fixed-short' ? false : undefined;
+  const forceLong = policy === 'fixed-long' ? true : policy === 'fixed-short' ? false
+    : policy === 'from-context' ? usesLongFactors(rope, opts.context! - 1) : undefined;
+  const chunk = opts.prefillChunk ?? Infinity;
   const eos = new Set(opts.eosIds ?? model.config.eosTokenIds);
   const rng = sampling.temperature ? new SplitMix64(opts.seed ?? 0) : null;
 
@@ -129,10 +161,43 @@ export function generate(model: Phi3Model, prompt: ArrayLike<number>, opts: Gene
   const ids: number[] = [];
   const stepLogits: Float32Array[] = [];
   const ropeLong: boolean[] = [];
+  let prefillLong: boolean[] = [];
   let rebuiltAt: number | null = null;
   let stoppedBy: GenerateResult['stoppedBy'] = 'length';
   let past: KvCache[] | null = null;
   let pastLong = false; // the factor set the cached keys were rotated with (default policy)
+
+  /** One forward call over `input` after `past`; the last row's logits. */
+  const call = (input: number[], before: KvCache[] | null, long: boolean | undefined) => {
+    const r = model.forward(
+      { inputIds: Int32Array.from(input), batch: 1, seq: input.length },
+      { past: before ?? undefined, ropeLong: long, tap: lastRowOnly },
+    );
+    const row = r.logits.dataSync() as Float32Array; // [1, 1, V]
+    r.logits.dispose();
+    disposeCache(before);
+    return { row, cache: r.cache, long: r.ropeLong };
+  };
+
+  /**
+   * The whole sequence from no past, `chunk` tokens per call. Every call uses the set of the whole
+   * sequence, except under `chunked`, where each chooses from its own last position.
+   */
+  const prefill = (all: number[]) => {
+    const long = forceLong ?? (policy === 'chunked' || chunk >= all.length ? undefined : usesLongFactors(rope, all.length - 1));
+    let r: ReturnType<typeof call> | null = null;
+    const sets: boolean[] = [];
+    try {
+      for (let s = 0; s < all.length; s += chunk) {
+        r = call(all.slice(s, s + chunk), r?.cache ?? null, long);
+        sets.push(r.long);
+      }
+    } catch (e) {
+      disposeCache(r?.cache ?? null);
+      throw e;
+    }
+    return { ...r!, sets };
+  };
 
   try {
     for (let step = 0; step < opts.maxNewTokens; step++) {
@@ -144,21 +209,24 @@ export function generate(model: Phi3Model, prompt: ArrayLike<number>, opts: Gene
         rebuiltAt = step;
       } else fresh = false;
 
-      const input = fresh ? seq : seq.slice(total - 1);
-      const r = model.forward(
-        { inputIds: Int32Array.from(input), batch: 1, seq: input.length },
-        { past: fresh ? undefined : past!, ropeLong: forceLong, tap: lastRowOnly },
-      );
-      const row = r.logits.dataSync() as Float32Array; // [1, 1, V]
-      r.logits.dispose();
-      disposeCache(past);
+      let r: ReturnType<typeof call>;
+      if (fresh) {
+        disposeCache(past);
+        past = null;
+        const p = prefill(seq);
+        if (step === 0) prefillLong = p.sets;
+        r = p;
+      } else {
+        r = call(seq.slice(total - 1), past, forceLong);
+      }
       past = opts.noCache ? (disposeCache(r.cache), null) : r.cache;
-      if (fresh) pastLong = r.ropeLong;
+      if (fresh) pastLong = r.long;
+      const row = r.row;
 
       const id = opts.forced ? opts.forced[step] : chooseToken(row, sampling, rng);
       ids.push(id);
       stepLogits.push(row);
-      ropeLong.push(r.ropeLong);
+      ropeLong.push(r.long);
       seq.push(id);
       opts.onToken?.(id, step);
       if (eos.has(id) && !opts.forced) {
@@ -169,7 +237,7 @@ export function generate(model: Phi3Model, prompt: ArrayLike<number>, opts: Gene
   } finally {
     disposeCache(past);
   }
-  return { ids: Int32Array.from(ids), stepLogits, ropeLong, rebuiltAt, stoppedBy };
+  return { ids: Int32Array.from(ids), stepLogits, ropeLong, prefillLong, rebuiltAt, stoppedBy };
 }
 
 /** Logits of a full forward pass over `ids`, last position only. */
@@ -202,6 +270,7 @@ export function writeGeneration(
     config_hash: configHash(model.config),
     stopped_by: r.stoppedBy,
     rope_long: JSON.stringify(r.ropeLong),
+    prefill_long: JSON.stringify(r.prefillLong),
     ...settings,
   });
 }

@@ -42,12 +42,17 @@ export {
   compare, compareFiles, fileEntries, formatReport, PRESETS,
   type CompareOptions, type CompareReport, type TapResult, type Entries, type Preset,
 } from './compare.js';
+export {
+  compareGenerations, addPolicyFit, formatGeneration, readGeneration, isGeneration,
+  type Generation, type GenerationReport, type GenerationStep,
+} from './compare-generation.js';
+export { fitPolicies, chunkCandidates, type PolicyFit, type PolicyMatch } from './diagnose/rope-policy.js';
 export { verify } from './verify.js';
 export { FORWARD_CASES, F32_TOLERANCE, type GoldenCase } from './golden.js';
 
 // Generation, sampling, tokenizer and chat template
 export {
-  generate, checkpointEosIds, checkLength, writeGeneration, lastLogits, ROPE_POLICIES,
+  generate, checkpointEosIds, checkLength, checkPolicy, writeGeneration, lastLogits, ROPE_POLICIES,
   type GenerateOptions, type GenerateResult, type RopePolicy,
 } from './generate.js';
 export { SplitMix64, argmax, chooseToken, type SamplingOptions } from './sampling.js';

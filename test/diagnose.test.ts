@@ -4,8 +4,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
+import * as tf from '@tensorflow/tfjs-core';
 import { cosSin, inverseFrequencies } from '../layers/rotary.js';
 import { loadConfig } from '../src/config.js';
+import { Phi3Model } from '../src/model.js';
+import { useBackend } from './helpers.js';
 import { SafetensorsFile, type TensorToWrite, writeSafetensors } from '../weights/index.js';
 import { ROOT, phi4, show } from './cli-helpers.js';
 
@@ -138,6 +141,102 @@ describe('LongRoPE fingerprint in compare', function () {
     expect(r.status, show(r)).to.equal(1);
     expect(r.stdout).to.include('first divergence at layers.1.attn_probs').and.include('heads 1, 4 of 6');
     expect(r.stdout).to.include('per-step blame: layers.1.attn_probs is the first step whose own error jumps').and.include('in heads 1, 4 of 6');
+  });
+
+  it('--blame: a GQA head-mapping bug on heads 1 and 4 that propagates (a whole forward pass with it): every later tap diverges, the blame stays on attn_probs heads 1 and 4', async () => {
+    // our model with a hook that makes query heads 1 and 4 of layer 1 read the wrong key head;
+    // the wrong probabilities flow on into attn_out, o_proj and every layer after
+    await useBackend('wasm');
+    const m = Phi3Model.load(MODEL);
+    const { numHeads: nh, numKvHeads: nkv, headDim: d } = m.config;
+    const wrong = (h: number) => 1 - Math.floor(h / (nh / nkv));
+    const T = 11;
+    let q: Float32Array | null = null;
+    let k: Float32Array | null = null;
+    const hooks = {
+      'layers.1.q_rot': (t: tf.Tensor) => void (q = t.dataSync() as Float32Array),
+      'layers.1.k_rot': (t: tf.Tensor) => void (k = t.dataSync() as Float32Array),
+      'layers.1.attn_probs': (t: tf.Tensor) => {
+        const out = (t.dataSync() as Float32Array).slice();
+        for (const h of [1, 4]) for (let i = 0; i < T; i++) {
+          const s = Array.from({ length: T }, (_, u) => {
+            if (u > i) return -Infinity;
+            let dot = 0;
+            for (let j = 0; j < d; j++) dot += q![(h * T + i) * d + j] * k![(wrong(h) * T + u) * d + j];
+            return dot / Math.sqrt(d);
+          });
+          const mx = Math.max(...s);
+          const e = s.map((x) => Math.exp(x - mx));
+          const z = e.reduce((a, b) => a + b, 0);
+          for (let u = 0; u < T; u++) out[(h * T + i) * T + u] = e[u] / z;
+        }
+        return tf.tensor(out, t.shape);
+      },
+    };
+    const ids = Int32Array.from([1, 5, 9, 300, 7, 42, 17, 99, 512, 3, 8]);
+    const { logits, taps } = m.runWithCache({ inputIds: ids, batch: 1, seq: T }, { hooks });
+    const cand = path.join(tmp, 'gqa-propagated.safetensors');
+    try {
+      writeSafetensors(cand, [
+        { name: 'input_ids', dtype: 'I32', shape: [1, T], data: ids },
+        ...[...taps].map(([name, t]): TensorToWrite => ({ name, dtype: 'F32', shape: t.shape, data: t.dataSync() as Float32Array })),
+      ]);
+    } finally {
+      tf.dispose([logits, ...taps.values()]);
+      m.dispose();
+    }
+    const r = phi4(['compare', ref, cand, '--blame', MODEL]);
+    expect(r.status, show(r)).to.equal(1);
+    expect(r.stdout).to.include('first divergence at layers.1.attn_probs').and.include('heads 1, 4 of 6');
+    expect(r.stdout).to.match(/layers\.1\.attn_out .* DIVERGES +heads 1, 4 of 6/); // probs x V carries it, in the same heads
+    expect(r.stdout).to.match(/layers\.3\.out .* DIVERGES/);
+    expect(r.stdout).to.include('per-step blame: layers.1.attn_probs is the first step whose own error jumps').and.include('in heads 1, 4 of 6');
+    const j = JSON.parse(phi4(['compare', ref, cand, '--blame', MODEL, '--json']).stdout);
+    const local = new Map(j.blame.taps.map((t: { name: string; local: number }) => [t.name, t.local]));
+    expect(j.blame.blamed).to.equal('layers.1.attn_probs');
+    expect(local.get('layers.1.attn_out')).to.be.below(1e-6); // probs x V is right on the candidate's probs
+    expect(local.get('layers.2.qkv')).to.be.below(1e-6); // and the later steps are right on their inputs
+  });
+
+  it('a rotary over all 16 dims instead of 12 (a whole run of it) is a report, not an abort: rope.cos named, partial_rotary_factor said, the rest compared', () => {
+    // the candidate: our model with partial_rotary_factor 1 (16 of 16 dims; the factor lists grown to 8)
+    const dir = path.join(tmp, 'rot16');
+    fs.mkdirSync(dir);
+    for (const f of fs.readdirSync(MODEL)) if (f !== 'config.json') fs.symlinkSync(path.join(MODEL, f), path.join(dir, f));
+    const cfg = JSON.parse(fs.readFileSync(path.join(MODEL, 'config.json'), 'utf8'));
+    const rs = cfg.rope_scaling;
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({
+      ...cfg, partial_rotary_factor: 1.0,
+      rope_scaling: { ...rs, short_factor: [...rs.short_factor, 1.8, 2.1], long_factor: [...rs.long_factor, 60, 80] },
+    }));
+    const raw = path.join(tmp, 'rot16.raw.safetensors');
+    const d = phi4(['dump', dir, '--ids', '1,5,9,300,7,42,17,99,512,3,8', '--out', raw]);
+    expect(d.status, show(d)).to.equal(0);
+    const cand = foreign(raw, path.join(tmp, 'rot16.safetensors'));
+    const r = phi4(['compare', ref, cand]);
+    expect(r.status, show(r)).to.equal(1); // a verdict, not exit 2
+    expect(r.stdout).to.match(/rope\.cos +1x11x12 +CANNOT COMPARE: shapes differ: reference \[1,11,12\], candidate \[1,11,16\].*rotates 16 dims where the reference rotates 12: check partial_rotary_factor/);
+    expect(r.stdout).to.match(/layers\.0\.qkv .* ok/); // before the rotation nothing differs
+    expect(r.stdout).to.match(/layers\.0\.q_rot .* DIVERGES/);
+    expect(r.stdout).to.match(/logits .* DIVERGES/);
+    expect(r.stdout).to.include('FAIL: first divergence at rope.cos (cannot compare: shapes differ');
+  });
+
+  it('a dump of another model is "different checkpoint/config" (not a shape error), on the same ids or on others', () => {
+    const ids = '1,5,9,300,7,42,17,99,3,8'; // within phi3-mini-tiny's 512 ids
+    const a = path.join(tmp, 'phi4.ids10.safetensors');
+    const b = path.join(tmp, 'phi3.ids10.safetensors');
+    const c = path.join(tmp, 'phi3.other.safetensors');
+    for (const [dir, out, i] of [[MODEL, a, ids], [path.join(ROOT, 'golden', 'models', 'phi3-mini-tiny'), b, ids], [path.join(ROOT, 'golden', 'models', 'phi3-mini-tiny'), c, '4,4,4']]) {
+      const d = phi4(['dump', dir, '--ids', i, '--out', out]);
+      expect(d.status, show(d)).to.equal(0);
+    }
+    const r = phi4(['compare', a, b]);
+    expect(r.status, show(r)).to.equal(1);
+    expect(r.stdout).to.match(/FAIL: different checkpoint\/config: reference \S*phi4-mini-tiny \(config [0-9a-f]+\), candidate \S*phi3-mini-tiny \(config [0-9a-f]+\)/);
+    const o = phi4(['compare', a, c]);
+    expect(o.status, show(o)).to.equal(2);
+    expect(o.stderr).to.include('different checkpoint/config').and.include('and input_ids: the two dumps were run on different inputs');
   });
 
   it('plain RoPE without the factors is named too', () => {

@@ -1,5 +1,5 @@
 import { UsageError, intFlag, parseArgs, str } from '../args.js';
-import { ROPE_POLICIES, type RopePolicy, checkLength, checkpointEosIds, generate, writeGeneration } from '../generate.js';
+import { ROPE_POLICIES, type RopePolicy, checkLength, checkPolicy, checkpointEosIds, generate, writeGeneration } from '../generate.js';
 import { resolveCheckpoint } from '../hub.js';
 import { parseIds } from '../inputs.js';
 import { InputError, Phi3Model } from '../model.js';
@@ -38,11 +38,14 @@ function readTools(path: string): string {
 export const generateCommand: Command = {
   usage: `phi4 generate <checkpoint-dir | repo-id> (--ids 5,17 | --prompt TEXT | --chat TEXT [--system TEXT] [--tools FILE.json]) --max-new-tokens N
         [--temperature T] [--top-k K] [--top-p P] [--seed S] [--rope-policy ${ROPE_POLICIES.join('|')}] [--no-cache]
+        [--prefill-chunk N] [--context N]
         [--json] [--out FILE.safetensors [--force]] [--backend NAME]
       generate tokens (greedy unless --temperature > 0), streamed; text when the checkpoint has a tokenizer;
-      --json prints one JSON object instead (ids, text, tool calls parsed from <|tool_call|>...<|/tool_call|>)`,
+      --json prints one JSON object instead (ids, text, tool calls parsed from <|tool_call|>...<|/tool_call|>);
+      --prefill-chunk N: the prompt N tokens per forward call (required by --rope-policy chunked: each call picks its own factor set);
+      --context N: the allocated context --rope-policy from-context picks the factor set from (docs/generation.md)`,
   async run(argv) {
-    const p = parseArgs(argv, ['ids', 'prompt', 'chat', 'system', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'rope-policy', 'out', 'backend', 'tools'], ['no-cache', 'json', 'force']);
+    const p = parseArgs(argv, ['ids', 'prompt', 'chat', 'system', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'rope-policy', 'out', 'backend', 'tools', 'prefill-chunk', 'context'], ['no-cache', 'json', 'force']);
     if (p.positional.length !== 1) throw new UsageError('generate needs one checkpoint directory or repo id');
     const inputs = (['ids', 'prompt', 'chat'] as const).filter((f) => str(p, f) !== undefined);
     if (inputs.length !== 1) throw new UsageError('generate needs exactly one of --ids, --prompt and --chat');
@@ -54,7 +57,13 @@ export const generateCommand: Command = {
     const policy = (str(p, 'rope-policy') ?? 'default') as RopePolicy;
     if (!ROPE_POLICIES.includes(policy)) throw new UsageError(`--rope-policy: "${policy}" is not one of ${ROPE_POLICIES.join(', ')}`);
     const noCache = p.flags.get('no-cache') === true;
-    if (noCache && policy === 'stale') throw new UsageError('--rope-policy stale describes cached keys; it cannot apply with --no-cache');
+    const prefillChunk = intFlag(p, 'prefill-chunk', 1);
+    const context = intFlag(p, 'context', 1);
+    try {
+      checkPolicy(policy, { noCache, prefillChunk, context });
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
     const sampling = {
       temperature: number(str(p, 'temperature'), 'temperature'),
       topK: intFlag(p, 'top-k', 0),
@@ -84,6 +93,7 @@ export const generateCommand: Command = {
 
     const config = precheckCheckpoint(dir); // config, shard headers and shapes: refusals come before the banner
     checkLength(config, prompt.length, maxNew);
+    checkPolicy(policy, { noCache, prefillChunk, context }, prompt.length + maxNew);
     precheckInputs(config, { inputIds: Int32Array.from(prompt), batch: 1, seq: prompt.length });
     const eosIds = checkpointEosIds(dir, config);
     const backend = await start(str(p, 'backend'));
@@ -91,7 +101,7 @@ export const generateCommand: Command = {
     try {
       const streamer = tokenizer && !json ? new TextStreamer(tokenizer, (s) => process.stdout.write(s), true) : null;
       const r = generate(model, prompt, {
-        maxNewTokens: maxNew, sampling, eosIds, seed: seedText === undefined ? 0 : BigInt(seedText), ropePolicy: policy, noCache,
+        maxNewTokens: maxNew, sampling, eosIds, seed: seedText === undefined ? 0 : BigInt(seedText), ropePolicy: policy, noCache, prefillChunk, context,
         onToken: json ? undefined : (id, step) => (streamer ? streamer.push(id) : process.stdout.write(`${step ? ' ' : ''}${id}`)),
       });
       streamer?.flush();
@@ -104,10 +114,15 @@ export const generateCommand: Command = {
         }) + '\n');
       } else process.stdout.write('\n');
       const rebuilt = r.rebuiltAt === null ? '' : `, cache rebuilt with the long factors at step ${r.rebuiltAt}`;
-      console.error(`${r.ids.length} tokens (stopped by ${r.stoppedBy}), prompt ${prompt.length} tokens, rope policy ${policy}${noCache ? ' without cache' : ''}${rebuilt}`);
+      const sets = (l: boolean[]) => l.map((x) => (x ? 'long' : 'short')).join(', ');
+      const chunks = prefillChunk === undefined ? '' : `, prefilled in ${r.prefillLong.length} call${r.prefillLong.length > 1 ? 's' : ''} of <= ${prefillChunk} tokens (${sets(r.prefillLong)})`;
+      const ctx = context === undefined ? '' : ` (context ${context}: ${config.rope.type !== 'longrope' ? 'no LongRoPE factor sets in this model' : `the ${r.ropeLong[0] ? 'long' : 'short'} factors throughout`})`;
+      console.error(`${r.ids.length} tokens (stopped by ${r.stoppedBy}), prompt ${prompt.length} tokens, rope policy ${policy}${ctx}${noCache ? ' without cache' : ''}${chunks}${rebuilt}`);
       if (out) {
         writeGeneration(out, model, prompt, r, {
           backend, rope_policy: policy, no_cache: String(noCache), seed: seedText ?? '0',
+          ...(prefillChunk === undefined ? {} : { prefill_chunk: String(prefillChunk) }),
+          ...(context === undefined ? {} : { context: String(context) }),
           temperature: String(sampling.temperature ?? 0), top_k: String(sampling.topK ?? 0), top_p: String(sampling.topP ?? 1),
         });
         console.error(`wrote ${out}: generated_ids [${r.ids.length}], step_logits [${r.ids.length}, ${model.config.vocabSize}]`);
