@@ -11,6 +11,17 @@
 // best guess without induction (uniform over the first copy's letters not yet repeated). With
 // layer 0's attention output zeroed 0.059, with layer 1's 0.038. The threshold allows 1 miss in
 // 50, far above either guess; the ablations must fall below the no-induction guess.
+
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { Phi3Model } from '../src/model.js';
+import { HELD_OUT_PER_LENGTH, accuracy, heldOutSet, modelLogits, setGuessAccuracy } from '../src/toy/evaluate.js';
+import { N_MAX, N_MIN, trainingSequences } from '../src/toy/task.js';
+import { DEFAULT_TRAIN, TOY_DIR } from '../src/toy/train.js';
+import { useBackend } from './helpers.js';
+
 const SOLVED = 0.98;
 
 describe('toy induction model (golden/models/phi4-toy-induction)', () => {
