@@ -331,6 +331,10 @@ async function main(argv: string[]): Promise<number> {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   main(process.argv.slice(2)).then((c) => process.exit(c), (e: Error) => {
+    if (e instanceof UsageError) {
+      console.error(`train-toy: ${e.message}`);
+      process.exit(2);
+    }
     console.error(e.stack ?? String(e));
     process.exit(1);
   });
