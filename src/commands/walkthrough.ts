@@ -48,7 +48,7 @@ export const walkthroughCommand: Command = {
         : { prompt: pageRun(model, Array.from(inputs.inputIds), tok) };
       const page = walkthroughPage(w, walkthroughFigures(), runs, { accuracy: trainingSummary(dir, (c) => `"${c}"`) ?? undefined });
       writePage(html, page);
-      console.error(`wrote ${html} (${page.length} bytes)`);
+      console.error(`wrote ${html} (${Buffer.byteLength(page)} bytes)`);
     } finally {
       model.dispose();
     }
