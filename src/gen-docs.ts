@@ -17,7 +17,10 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { inverseFrequencies } from '../layers/rotary.js';
 import { initBackend } from './backend.js';
-import { walkthroughFigures } from './figures/figures.js';
+import { TOY_PROMPTS, walkthroughFigures } from './figures/figures.js';
+import { headRoles, headRolesTable } from './toy/heads.js';
+import { trainingSummary } from './toy/report.js';
+import { TOY_DIR } from './toy/train.js';
 import type { Phi3Config } from './config.js';
 import { DEFAULT_MEMORY_SOURCE, formatBytes, formatMemoryReport, memoryReport, resolveMemorySource } from './memory.js';
 import { Phi3Model } from './model.js';
@@ -164,6 +167,14 @@ export function docValues(root = PROJECT_ROOT): Map<string, string> {
   v.set('cli', '```\n$ npx phi4 walkthrough --backend cpu\n' + formatWalkthrough(w, root) + '\n```');
   const mem = resolveMemorySource(DEFAULT_MEMORY_SOURCE);
   v.set('memory.default', '```\n$ npx phi4 memory\n' + formatMemoryReport(memoryReport(mem.config, { contexts: [4096, 32768, 131072], batch: 1, kvDtype: 'bf16' }, mem.source)) + '\n```');
+  const toy = walkthroughFigures();
+  const copyLength = (prompt: string) => (prompt.split(' ').length - 1) / 2;
+  v.set('toy.roles', headRolesTable([
+    { label: `${toy.runs.short.ids.length} tok`, roles: headRoles(toy.runs.short, copyLength(TOY_PROMPTS.short)) },
+    { label: `${toy.runs.long.ids.length} tok`, roles: headRoles(toy.runs.long, copyLength(TOY_PROMPTS.long)) },
+  ], toy.config.numHeads / toy.config.numKvHeads));
+  v.set('toy.training', trainingSummary(TOY_DIR) ?? 'no training.json');
+  for (const [k, x] of Object.entries(configFacts('toy', toy.config))) v.set(k, x);
   const shown: string[] = [];
   verify(FORWARD_CASES.filter((c) => c.name === 'phi4-mini-tiny.long'), (line) => shown.push(line));
   v.set('readme.verify', '```\n$ npx phi4 verify --case phi4-mini-tiny.long --backend cpu\n' + shown.join('\n').trim() + '\n```');

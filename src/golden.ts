@@ -42,6 +42,9 @@ export const FORWARD_CASES: GoldenCase[] = [
   { name: 'phi35-mini-tiny.long', model: 'phi35-mini-tiny' },
   { name: 'phi3-medium-tiny.short', model: 'phi3-medium-tiny' },
   { name: 'phi3-medium-tiny.long', model: 'phi3-medium-tiny' },
+  // the trained toy (npm run train-toy) on the walkthrough's prompts; made by golden/generator/gen_toy_golden.py
+  { name: 'phi4-toy-induction.short', model: 'phi4-toy-induction' },
+  { name: 'phi4-toy-induction.long', model: 'phi4-toy-induction' },
 ];
 
 export const modelDir = (model: string) => join(GOLDEN_DIR, 'models', model);

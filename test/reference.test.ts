@@ -55,8 +55,17 @@ describe('float64 reference', () => {
   // own float32 does. Measured: at most 0.55x transformers' float32 error (or of 1e-7 where that
   // is smaller), the worst at layers.0.input_norm, where both transformers runs share the
   // float32 norm; the limit is 0.75x.
+  // One exception, phi4-toy-induction.short (the trained toy): 0.975x at final_norm and logits
+  // (its long case: 0.544x). There transformers' float64 run is the odd one out, not the
+  // reference: at position 1, layer 1, head 0, the reference and transformers' float32 give the
+  // same attention probability within 3e-8 while transformers' float64 differs from both by
+  // 6.7e-7 (its eager attention takes the softmax in float32 even in a float64 run), and the
+  // final norm, which weighs every position alike, brings that position's error forward. For
+  // that case the check is only that the reference is no farther off than transformers' float32.
+  const MARGIN: Record<string, number> = { 'phi4-toy-induction.short': 1 };
   for (const c of FORWARD_CASES.filter((f) => existsSync(dumpPath(`${f.name}.f64`)))) {
-    it(`${c.name}: in float64, closer to transformers' float64 than transformers' float32 is, on every tap`, () => {
+    const margin = MARGIN[c.name] ?? 0.75;
+    it(`${c.name}: in float64, closer to transformers' float64 than transformers' float32 is (x${margin}), on every tap`, () => {
       const errs = againstDump(c.name, `${c.name}.f64`, 'none');
       const hf32 = SafetensorsFile.open(dumpPath(c.name));
       const hf64 = SafetensorsFile.open(dumpPath(`${c.name}.f64`));
@@ -64,7 +73,7 @@ describe('float64 reference', () => {
         const bad: string[] = [];
         for (const [tap, e] of errs) {
           const theirs = relL2(hf32.readFloat64(tap), hf64.readFloat64(tap));
-          const limit = 0.75 * Math.max(theirs, 1e-7);
+          const limit = margin * Math.max(theirs, 1e-7);
           if (!(e.rel <= limit)) bad.push(`${tap}: ${e.rel.toExponential(2)} > ${limit.toExponential(2)}`);
         }
         expect(bad).to.deep.equal([]);

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { Phi3Model } from '../src/model.js';
-import { EXTRA_CODE, GENERATED_DOCS, docValues, renderDoc, staleRegions } from '../src/gen-docs.js';
+import { EXTRA_CODE, GENERATED_DOCS, docValues, figureFiles, renderDoc, staleRegions } from '../src/gen-docs.js';
 import { type CodeRef, DEFAULT_WALKTHROUGH_CHECKPOINT, STEP_IDS, defaultIds, loadRealConfig, runWalkthrough, stepCode } from '../src/walkthrough.js';
 import { useBackend } from './helpers.js';
 import { ROOT, phi4 } from './cli-helpers.js';
@@ -35,6 +35,16 @@ describe('docs/walkthrough.md', function () {
       const stale = staleRegions(text, fresh);
       expect(stale, `${doc}: stale regions ${stale.join(', ')}; run npm run docs`).to.deep.equal([]);
       expect(fresh === text, `${doc} differs from a fresh run; run npm run docs`).to.equal(true);
+    }
+  });
+
+  it('docs/figures/*.svg equal a fresh run of the code, and docs/walkthrough.md shows every one of them', () => {
+    const files = figureFiles();
+    expect(files.size).to.equal(6);
+    for (const [rel, svg] of files) {
+      const file = path.join(ROOT, rel);
+      expect(fs.existsSync(file) && fs.readFileSync(file, 'utf8') === svg, `${rel} differs from a fresh run; run npm run docs`).to.equal(true);
+      expect(committed, `docs/walkthrough.md does not show ${rel}`).to.include(`](${path.relative('docs', rel)})`);
     }
   });
 

@@ -7,6 +7,7 @@ import { type PageRun, pageRun, walkthroughPage, writePage } from '../html/page.
 import { parseIds } from '../inputs.js';
 import { Phi3Model } from '../model.js';
 import { loadTokenizer } from '../tokenizer.js';
+import { trainingSummary } from '../toy/report.js';
 import { TOY_DIR } from '../toy/train.js';
 import { DEFAULT_WALKTHROUGH_CHECKPOINT, defaultIds, formatWalkthrough, loadRealConfig, promptToInputs, runWalkthrough } from '../walkthrough.js';
 import { precheckCheckpoint, precheckInputs } from '../safety/precheck.js';
@@ -45,9 +46,9 @@ export const walkthroughCommand: Command = {
       const runs: Record<string, PageRun> = dir === TOY_DIR && ids === undefined && str(p, 'prompt') === undefined
         ? { long: pageRun(model, tok!.encode(TOY_PROMPTS.long), tok), short: pageRun(model, tok!.encode(TOY_PROMPTS.short), tok) }
         : { prompt: pageRun(model, Array.from(inputs.inputIds), tok) };
-      const page = walkthroughPage(w, walkthroughFigures(), runs);
+      const page = walkthroughPage(w, walkthroughFigures(), runs, { accuracy: trainingSummary(dir, (c) => `"${c}"`) ?? undefined });
       writePage(html, page);
-      console.error(`wrote ${html} (${page.length} bytes)`);
+      console.error(`wrote ${html} (${Buffer.byteLength(page)} bytes)`);
     } finally {
       model.dispose();
     }

@@ -342,6 +342,8 @@ export const REAL_SOURCE = 'golden/configs/phi-4-mini-instruct.json';
 export interface FigureSet {
   svgs: Map<string, string>;
   runs: { short: AttentionRun; long: AttentionRun };
+  /** The toy model's config. */
+  config: Phi3Config;
 }
 
 /** Every figure of the walkthrough, from running the toy model (backend as set) and from the real config. */
@@ -365,7 +367,7 @@ export function walkthroughFigures(): FigureSet {
       ['gqa', gqaFigure([{ name: `Phi-4-mini (${REAL_SOURCE})`, cfg: real }, { name: `toy (${TOY_SOURCE})`, cfg: model.config }])],
     ]);
 
-    return { svgs, runs };
+    return { svgs, runs, config: model.config };
   } finally {
     model.dispose();
   }

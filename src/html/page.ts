@@ -15,7 +15,7 @@ const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 
 const CAPTIONS: Record<string, string> = {
   'attention-short': 'Before the LongRoPE switch: 25 tokens fit the original context (32), so the short factors are used.',
-  'attention-long': 'After the switch: 41 tokens pass 32, so every position uses the long factors. Layer 0 heads look one token back; layer 1 heads look at the token after the current token\'s earlier occurrence (the induction stripe).',
+  'attention-long': 'After the switch: 41 tokens pass 32, so every position uses the long factors. In layer 0, heads 2 and 3 look mostly one token back and heads 0 and 1 mostly at their own position; in the second copy, layer 1\'s heads 0, 1 and 3 look at the token after the current token\'s earlier occurrence, the token to predict (the induction stripe).',
   rope: 'Wavelength of each of the 48 rotary pairs of the real Phi-4-mini config, under the short and the long factors.',
   residual: 'How large the residual stream is after each sublayer, and how large each sublayer\'s addition is.',
   masks: 'The causal, sliding-window and padding masks as grids.',

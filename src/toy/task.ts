@@ -48,3 +48,15 @@ export function randomLength(rng: Rng): number {
 export function sequenceText(ids: number[]): string {
   return ids.map((id) => (id === BOS ? '<s>' : ALPHABET[id - 1])).join(' ');
 }
+
+/** A training batch: `size` sequences of one random length n, so that no padding is needed. */
+export function trainingBatch(rng: Rng, size: number): ToySequence[] {
+  const n = randomLength(rng);
+  return Array.from({ length: size }, () => makeSequence(rng, n));
+}
+
+/** The sequences a training run sees, in order: stream "train" of `seed`, `steps` batches of `batch`. */
+export function* trainingSequences(run: { seed: number; steps: number; batch: number }): Generator<ToySequence> {
+  const rng = new Rng(run.seed, 'train');
+  for (let s = 0; s < run.steps; s++) yield* trainingBatch(rng, run.batch);
+}

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Reference dumps of the trained toy model (golden/models/phi4-toy-induction, made by
+`npm run train-toy`) from Hugging Face transformers' Phi3ForCausalLM.
+
+Usage (torch + transformers installed; CPU is enough):
+    python3 gen_toy_golden.py CHECKPOINT_DIR OUT_DIR
+
+Loads the checkpoint as published (config.json + bf16 model.safetensors, tied head) with
+transformers' own from_pretrained, eager attention, and writes to OUT_DIR:
+    phi4-toy-induction.short.safetensors       every tap, float32, on the walkthrough's 25-token prompt
+    phi4-toy-induction.long.safetensors        the same on its 41-token prompt (past the original 32)
+    phi4-toy-induction.{short,long}.f64.safetensors   the same inputs in float64 from the same bf16 weights
+    phi4-toy-induction.manifest.json           the config as written and as transformers reads it, its
+                                               rotary inv_freq and attention scaling, the cases
+The tap names, dtypes and metadata ("case", "json") follow gen_hf_golden.py / gen_variants.py.
+"""
+import json
+import os
+import sys
+
+import torch
+import transformers
+import transformers.models.phi3.modeling_phi3 as M
+from safetensors.torch import load_file, save_file
+from transformers import Phi3ForCausalLM
+
+CKPT, OUT = sys.argv[1], sys.argv[2]
+NAME = "phi4-toy-induction"
+ALPHABET = "abcdefghijklmnopqrstuvwxyz"  # "<s>" is id 0, letter i is id i + 1 (tokenizer.json)
+# The walkthrough's two prompts (src/figures/figures.ts TOY_PROMPTS): n letters, then the same n again.
+PROMPTS = {"short": "quickbrownfx", "long": "quickbrownfxjmpsvlaz"}
+
+
+def prompt_ids(letters):
+    x = [ALPHABET.index(c) + 1 for c in letters]
+    return torch.tensor([[0] + x + x], dtype=torch.long)
+
+
+class Taps:
+    """Forward hooks recording every intermediate, named as this project's taps (src/taps.ts)."""
+
+    def __init__(self, model):
+        self.rec, self.handles, self.cur = {}, [], None
+        mm = model.model
+
+        def hook(key, use_input=False):
+            def h(mod, args, out):
+                t = args[0] if use_input else (out[0] if isinstance(out, (tuple, list)) else out)
+                self.rec[key] = t.detach()
+            return h
+        H = self.handles
+        H.append(mm.embed_tokens.register_forward_hook(hook("embed")))
+        H.append(mm.norm.register_forward_hook(hook("final_norm")))
+        H.append(model.lm_head.register_forward_hook(hook("logits")))
+        H.append(mm.rotary_emb.register_forward_hook(lambda m, a, o: self.rec.update({"rope.cos": o[0], "rope.sin": o[1]})))
+        for i, L in enumerate(mm.layers):
+            p = f"layers.{i}."
+            H.append(L.input_layernorm.register_forward_hook(hook(p + "input_norm")))
+            H.append(L.self_attn.qkv_proj.register_forward_hook(hook(p + "qkv")))
+            H.append(L.self_attn.o_proj.register_forward_hook(hook(p + "attn_out", True)))
+            H.append(L.self_attn.o_proj.register_forward_hook(hook(p + "o_proj")))
+            H.append(L.post_attention_layernorm.register_forward_hook(hook(p + "post_attn_residual", True)))
+            H.append(L.post_attention_layernorm.register_forward_hook(hook(p + "post_attn_norm")))
+            H.append(L.mlp.gate_up_proj.register_forward_hook(hook(p + "gate_up")))
+            H.append(L.mlp.down_proj.register_forward_hook(hook(p + "mlp_act", True)))
+            H.append(L.mlp.down_proj.register_forward_hook(hook(p + "mlp_out")))
+            H.append(L.register_forward_hook(hook(p + "out")))
+            H.append(L.self_attn.register_forward_pre_hook(lambda m, a, i=i: setattr(self, "cur", i)))
+        self.orig = M.apply_rotary_pos_emb
+
+        def patched(q, k, cos, sin, *a, **kw):
+            qo, ko = self.orig(q, k, cos, sin, *a, **kw)
+            self.rec[f"layers.{self.cur}.q_rot"], self.rec[f"layers.{self.cur}.k_rot"] = qo, ko
+            return qo, ko
+        M.apply_rotary_pos_emb = patched
+
+    def close(self):
+        for h in self.handles:
+            h.remove()
+        M.apply_rotary_pos_emb = self.orig
+
+
+def run(model, ids, out_dtype):
+    taps = Taps(model)
+    try:
+        with torch.no_grad():
+            out = model(input_ids=ids, output_attentions=True, use_cache=False)
+        rec = dict(taps.rec)
+        for i, a in enumerate(out.attentions):
+            rec[f"layers.{i}.attn_probs"] = a
+    finally:
+        taps.close()
+    res = {k: v.detach().to(out_dtype).contiguous() for k, v in rec.items()}
+    res["input_ids"] = ids.int()
+    return res
+
+
+def load(dtype):
+    return Phi3ForCausalLM.from_pretrained(CKPT, dtype=dtype, attn_implementation="eager").eval()
+
+
+def induction_hits(logits, ids, n):
+    """Arg-max predictions right on the second copy's x2 .. xn (positions n + 1 .. 2n - 1)."""
+    pred = logits[0].argmax(-1)
+    return int(sum(int(pred[q]) == int(ids[0, q + 1]) for q in range(n + 1, 2 * n)))
+
+
+def main():
+    print("transformers", transformers.__version__, "torch", torch.__version__, flush=True)
+    torch.set_num_threads(min(8, os.cpu_count() or 1))
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(CKPT, "config.json")) as f:
+        written = json.load(f)
+    om = written["original_max_position_embeddings"]
+
+    m32 = load(torch.float32)
+    # the loaded weights are the bf16 values of the file, and the head is tied to the embedding
+    sd = load_file(os.path.join(CKPT, "model.safetensors"))
+    msd = m32.state_dict()
+    for k, v in sd.items():
+        assert v.dtype == torch.bfloat16, k
+        assert torch.equal(msd[k], v.float()), k
+    assert "lm_head.weight" not in sd and torch.equal(msd["lm_head.weight"], msd["model.embed_tokens.weight"])
+    m64 = load(torch.float64)
+
+    re = m32.model.rotary_emb
+    manifest = {"generator": "golden/generator/gen_toy_golden.py: transformers Phi3ForCausalLM (eager attention)",
+                "versions": {"transformers": transformers.__version__, "torch": torch.__version__},
+                "models": {NAME: {"dir": f"models/{NAME}", "config_written": written,
+                                  "config_as_transformers_reads_it": json.loads(m32.config.to_json_string()),
+                                  "rotary": {"attention_scaling": float(getattr(re, "attention_scaling", 1.0)),
+                                             "inv_freq_default": [float(x) for x in re.inv_freq],
+                                             "rope_type": getattr(re, "rope_type", None)},
+                                  "params": sum(v.numel() for v in sd.values())}},
+                "cases": []}
+    for case, letters in PROMPTS.items():
+        ids = prompt_ids(letters)
+        n, T = len(letters), ids.shape[1]
+        rope = "longrope-" + ("long" if T > om else "short")
+        for suffix, model, dt in (("", m32, torch.float32), (".f64", m64, torch.float64)):
+            t = run(model, ids, dt)
+            hits = induction_hits(t["logits"], ids, n)
+            desc = (f"the walkthrough's prompt '<s> {letters} {letters}' (letters spaced), {T} tokens, every tap"
+                    + (" (past original_max_position_embeddings=%d)" % om if T > om else "")
+                    + (", float32" if not suffix else
+                       ", computed in float64 from the same bf16 weights (transformers keeps RMSNorm statistics and "
+                       "the rotary cos/sin tables in float32 even then): a near-exact answer to measure float32 error against"))
+            info = {"model": NAME, "kind": "forward", "rope": rope, "description": desc,
+                    "induction_argmax_correct": f"{hits} of {n - 1}",
+                    "transformers": transformers.__version__, "torch": torch.__version__}
+            name = f"{NAME}.{case}{suffix}"
+            save_file(t, os.path.join(OUT, f"{name}.safetensors"), metadata={"case": name, "json": json.dumps(info)})
+            entry = dict(info, file=f"dumps/{name}.safetensors",
+                         tensors={k: {"shape": list(v.shape), "dtype": str(v.dtype).replace("torch.", "")}
+                                  for k, v in sorted(t.items())})
+            manifest["cases"].append(entry)
+            print("saved", name, len(t), "tensors;", rope, "; induction arg-max right on", hits, "of", n - 1, flush=True)
+    with open(os.path.join(OUT, f"{NAME}.manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
+    print("done:", OUT, flush=True)
+
+
+if __name__ == "__main__":
+    main()
