@@ -116,6 +116,19 @@ function memoryNumber(k: Kernel, memory: WebAssembly.Memory): number {
   return id;
 }
 
+/**
+ * Rows [0, m) of a ([m, K] float32, row-major) widened into `dst` as the kernel's tiles read them:
+ * groups of 4 rows, and within a group, for each pair of k, the 4 rows' two values. Rows up to the
+ * next multiple of 4 and columns from K to Kp are zeros.
+ */
+function packRows(a: Float32Array, m: number, K: number, Kp: number, dst: Float64Array): void {
+  dst.fill(0);
+  for (let r = 0; r < m; r++) {
+    const group = (r >> 2) * 4 * Kp + (r & 3) * 2;
+    for (let k = 0; k < K; k++) dst[group + (k >> 1) * 8 + (k & 1)] = a[r * K + k]!;
+  }
+}
+
 /** Rows of b per panel, and the bytes of one thread's panel buffer, for rows of K values. */
 function panelShape(K: number): { rows: number; bytes: number } {
   const rows = Math.max(2, Math.floor(PANEL_BYTES / (K * 8) / 2) * 2);
@@ -200,9 +213,9 @@ function residentDots(a: Float32Array, M: number, K: number, w: { memory: WebAss
     const m = Math.min(rowsPerBlock, M - m0);
     const kind = m === 1 && w.bf16 ? Kind.RowBf16 : w.bf16 ? Kind.Bf16 : Kind.F32; // one row (decoding): no padding to 4
     const Mp = kind === Kind.RowBf16 ? 1 : up(m, 4);
-    const A = new Float64Array(w.memory.buffer, aAt, Mp * K); // [Mp, K], zero rows below m
-    for (let i = 0; i < m * K; i++) A[i] = a[m0 * K + i];
-    A.fill(0, m * K);
+    const A = new Float64Array(w.memory.buffer, aAt, Mp * K);
+    if (kind === Kind.RowBf16) for (let i = 0; i < K; i++) A[i] = a[m0 * K + i]!; // one row, as it is
+    else packRows(a.subarray(m0 * K, (m0 + m) * K), m, K, K, A); // [Mp, K] packed in groups of 4 rows
     const yAt = aAt + Mp * K * 8;
     const Nb = Math.max(2, Math.floor((WEIGHT_MEMORY_SCRATCH - yAt) / (Mp * 4) / 2) * 2); // output columns per call
     const Y = new Float32Array(w.memory.buffer, yAt, Mp * Nb);
@@ -233,9 +246,7 @@ function dotsBlock(a: Float32Array, M: number, K: number, w: { f32: Float32Array
   const k = kernel(panels + panelsBytes(kernel(0), Kp));
   const buf = k.memory.buffer;
 
-  const A = new Float64Array(buf, aAt, Mp * Kp);
-  A.fill(0);
-  for (let m = 0; m < M; m++) for (let i = 0; i < K; i++) A[m * Kp + i] = a[m * K + i];
+  packRows(a, M, K, Kp, new Float64Array(buf, aAt, Mp * Kp));
 
   const src = bf16 ? new Uint16Array(w.bf16.buffer, w.bf16.byteOffset, N * K) : w.f32;
   const B = bf16 ? new Uint16Array(buf, bAt, Nb * Kp) : new Float32Array(buf, bAt, Nb * Kp);

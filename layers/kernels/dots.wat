@@ -1,19 +1,21 @@
 ;; Exact dot products for layers/exact.ts: y[m, n] = alpha * sum_k a[m, k] b[n, k], every product
 ;; and sum in float64, rounded to float32 once.
 ;;
-;;   a  float64 [M, K]   the activations, widened to float64 by the caller (exact)
+;;   a  float64, packed by the caller in groups of 4 rows: for each group, for each pair of k, the
+;;       4 rows' two values (64 bytes), so one pointer walks a tile    (widened from float32: exact)
 ;;   b  float32 [N, K]   (dots)  or  bfloat16 [N, K] (dots_bf16): a weight matrix in the checkpoint's
-;;                        [out, in] layout
+;;                        [out, in] layout, as it lies
 ;;   y  float32 [M, N], rows ldy apart (a thread fills its own columns of a wider y)
 ;;
 ;; M a multiple of 4, N of 2, K of 4 (dots) or 8 (dots_bf16): the caller pads with zeros.
 ;;
 ;; The rows of b go a panel at a time (`rows` rows, even): the panel is first widened to float64
-;; (exact) into the thread's own buffer at `panel`, then every row of a passes over it. Widening
-;; once per panel, not once per 4 rows of a, leaves the inner loop nothing but loads, multiplies
-;; and adds; and each weight byte comes from main memory once.
-;; A tile of 4 rows of a by 2 rows of the panel keeps 8 float64x2 accumulators (lanes: even and
-;; odd k) in registers while k runs.
+;; (exact) into the thread's own buffer at `panel`, packed like a in pairs of rows, then every
+;; group of 4 rows of a passes over it. Widening once per panel, not once per 4 rows of a, leaves
+;; the inner loop nothing but loads, multiplies and adds; each weight byte comes from main memory
+;; once; and the packing keeps the loop to two pointers, so the 8 float64x2 accumulators of a
+;; tile of 4 rows of a by 2 rows of b (lanes: even and odd k) and its 6 loads fit the 16 vector
+;; registers without spilling.
 ;;
 ;; The memory is shared: threads run the same module over it, each on its own rows of b.
 ;; Assembled by `npm run kernels` (wabt) into dots-wasm.ts; test/exact.test.ts checks the two agree.
@@ -24,7 +26,7 @@
     (local $n0 i32) (local $r i32)
     (loop $panels
       (local.set $r (call $min (local.get $rows) (i32.sub (local.get $N) (local.get $n0))))
-      (call $widen_f32 (i32.add (local.get $b) (i32.shl (i32.mul (local.get $n0) (local.get $K)) (i32.const 2))) (local.get $panel) (i32.mul (local.get $r) (local.get $K)))
+      (call $widen_f32 (i32.add (local.get $b) (i32.shl (i32.mul (local.get $n0) (local.get $K)) (i32.const 2))) (local.get $panel) (local.get $r) (local.get $K))
       (call $tiles (local.get $a) (local.get $panel) (i32.add (local.get $y) (i32.shl (local.get $n0) (i32.const 2))) (local.get $M) (local.get $r) (local.get $K) (local.get $ldy) (local.get $alpha))
       (local.set $n0 (i32.add (local.get $n0) (local.get $rows)))
       (br_if $panels (i32.lt_u (local.get $n0) (local.get $N)))))
@@ -33,7 +35,7 @@
     (local $n0 i32) (local $r i32)
     (loop $panels
       (local.set $r (call $min (local.get $rows) (i32.sub (local.get $N) (local.get $n0))))
-      (call $widen_bf16 (i32.add (local.get $b) (i32.shl (i32.mul (local.get $n0) (local.get $K)) (i32.const 1))) (local.get $panel) (i32.mul (local.get $r) (local.get $K)))
+      (call $widen_bf16 (i32.add (local.get $b) (i32.shl (i32.mul (local.get $n0) (local.get $K)) (i32.const 1))) (local.get $panel) (local.get $r) (local.get $K))
       (call $tiles (local.get $a) (local.get $panel) (i32.add (local.get $y) (i32.shl (local.get $n0) (i32.const 2))) (local.get $M) (local.get $r) (local.get $K) (local.get $ldy) (local.get $alpha))
       (local.set $n0 (i32.add (local.get $n0) (local.get $rows)))
       (br_if $panels (i32.lt_u (local.get $n0) (local.get $N)))))
@@ -83,53 +85,70 @@
       (local.set $n (i32.add (local.get $n) (i32.const 2)))
       (br_if $cols (i32.lt_u (local.get $n) (local.get $N)))))
 
-  ;; p[i] = float64(b[i]) for n float32 values (n a multiple of 4)
-  (func $widen_f32 (param $b i32) (param $p i32) (param $n i32)
-    (local $end i32) (local $v v128)
-    (local.set $end (i32.add (local.get $b) (i32.shl (local.get $n) (i32.const 2))))
-    (loop $k
-      (local.set $v (v128.load (local.get $b)))
-      (v128.store offset=0 (local.get $p) (f64x2.promote_low_f32x4 (local.get $v)))
-      (v128.store offset=16 (local.get $p) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v))))
-      (local.set $b (i32.add (local.get $b) (i32.const 16)))
-      (local.set $p (i32.add (local.get $p) (i32.const 32)))
-      (br_if $k (i32.lt_u (local.get $b) (local.get $end)))))
+;; the panel from r rows of b (r even), K values each: rows 2j and 2j+1 packed by pairs of k
+  ;; (32 bytes: the two values of row 2j, then of row 2j+1), each value widened to float64 (exact)
+  (func $widen_f32 (param $b i32) (param $p i32) (param $r i32) (param $K i32)
+    (local $brow i32) (local $q i32) (local $end i32) (local $last i32) (local $v v128) (local $w v128)
+    (local.set $brow (i32.shl (local.get $K) (i32.const 2)))
+    (local.set $last (i32.add (local.get $b) (i32.mul (local.get $r) (local.get $brow))))
+    (loop $pairs
+      (local.set $q (local.get $b))
+      (local.set $end (i32.add (local.get $b) (local.get $brow)))
+      (loop $k ;; 4 values of k from each of the two rows
+        (local.set $v (v128.load (local.get $q)))
+        (local.set $w (v128.load (i32.add (local.get $q) (local.get $brow))))
+        (v128.store offset=0 (local.get $p) (f64x2.promote_low_f32x4 (local.get $v)))
+        (v128.store offset=16 (local.get $p) (f64x2.promote_low_f32x4 (local.get $w)))
+        (v128.store offset=32 (local.get $p) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v))))
+        (v128.store offset=48 (local.get $p) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $w) (local.get $w))))
+        (local.set $q (i32.add (local.get $q) (i32.const 16)))
+        (local.set $p (i32.add (local.get $p) (i32.const 64)))
+        (br_if $k (i32.lt_u (local.get $q) (local.get $end))))
+      (local.set $b (i32.add (local.get $b) (i32.shl (local.get $brow) (i32.const 1))))
+      (br_if $pairs (i32.lt_u (local.get $b) (local.get $last)))))
 
-  ;; p[i] = float64(b[i]) for n bfloat16 values (n a multiple of 8): a bf16 value is the top half of a float32
-  (func $widen_bf16 (param $b i32) (param $p i32) (param $n i32)
-    (local $end i32) (local $v v128) (local $x v128)
-    (local.set $end (i32.add (local.get $b) (i32.shl (local.get $n) (i32.const 1))))
-    (loop $k
-      (local.set $v (v128.load (local.get $b)))
-      (local.set $x (i32x4.shl (i32x4.extend_low_i16x8_u (local.get $v)) (i32.const 16)))
-      (v128.store offset=0 (local.get $p) (f64x2.promote_low_f32x4 (local.get $x)))
-      (v128.store offset=16 (local.get $p) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x) (local.get $x))))
-      (local.set $x (i32x4.shl (i32x4.extend_high_i16x8_u (local.get $v)) (i32.const 16)))
-      (v128.store offset=32 (local.get $p) (f64x2.promote_low_f32x4 (local.get $x)))
-      (v128.store offset=48 (local.get $p) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x) (local.get $x))))
-      (local.set $b (i32.add (local.get $b) (i32.const 16)))
-      (local.set $p (i32.add (local.get $p) (i32.const 64)))
-      (br_if $k (i32.lt_u (local.get $b) (local.get $end)))))
+  ;; the same from bfloat16 rows (K a multiple of 8): a bf16 value is the top half of a float32
+  (func $widen_bf16 (param $b i32) (param $p i32) (param $r i32) (param $K i32)
+    (local $brow i32) (local $q i32) (local $end i32) (local $last i32) (local $v v128) (local $w v128) (local $x v128) (local $z v128)
+    (local.set $brow (i32.shl (local.get $K) (i32.const 1)))
+    (local.set $last (i32.add (local.get $b) (i32.mul (local.get $r) (local.get $brow))))
+    (loop $pairs
+      (local.set $q (local.get $b))
+      (local.set $end (i32.add (local.get $b) (local.get $brow)))
+      (loop $k ;; 8 values of k from each of the two rows
+        (local.set $v (v128.load (local.get $q)))
+        (local.set $w (v128.load (i32.add (local.get $q) (local.get $brow))))
+        (local.set $x (i32x4.shl (i32x4.extend_low_i16x8_u (local.get $v)) (i32.const 16)))
+        (local.set $z (i32x4.shl (i32x4.extend_low_i16x8_u (local.get $w)) (i32.const 16)))
+        (v128.store offset=0 (local.get $p) (f64x2.promote_low_f32x4 (local.get $x)))
+        (v128.store offset=16 (local.get $p) (f64x2.promote_low_f32x4 (local.get $z)))
+        (v128.store offset=32 (local.get $p) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x) (local.get $x))))
+        (v128.store offset=48 (local.get $p) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $z) (local.get $z))))
+        (local.set $x (i32x4.shl (i32x4.extend_high_i16x8_u (local.get $v)) (i32.const 16)))
+        (local.set $z (i32x4.shl (i32x4.extend_high_i16x8_u (local.get $w)) (i32.const 16)))
+        (v128.store offset=64 (local.get $p) (f64x2.promote_low_f32x4 (local.get $x)))
+        (v128.store offset=80 (local.get $p) (f64x2.promote_low_f32x4 (local.get $z)))
+        (v128.store offset=96 (local.get $p) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x) (local.get $x))))
+        (v128.store offset=112 (local.get $p) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $z) (local.get $z))))
+        (local.set $q (i32.add (local.get $q) (i32.const 16)))
+        (local.set $p (i32.add (local.get $p) (i32.const 128)))
+        (br_if $k (i32.lt_u (local.get $q) (local.get $end))))
+      (local.set $b (i32.add (local.get $b) (i32.shl (local.get $brow) (i32.const 1))))
+      (br_if $pairs (i32.lt_u (local.get $b) (local.get $last)))))
 
-  ;; y[m, n] = float32(alpha * sum_k a[m, k] p[n, k]) for m < M, n < N; a and p float64 [., K]
+;; y[m, n] = float32(alpha * sum_k a[m, k] p[n, k]) for m < M, n < N: a and p packed float64
   (func $tiles (param $a i32) (param $p i32) (param $y i32) (param $M i32) (param $N i32) (param $K i32) (param $ldy i32) (param $alpha f64)
-    (local $m i32) (local $n i32) (local $row i32) (local $qend i32)
-    (local $p0 i32) (local $p1 i32) (local $p2 i32) (local $p3 i32) (local $q0 i32) (local $q1 i32) (local $yp i32)
+    (local $m i32) (local $n i32) (local $pa i32) (local $pb i32) (local $pend i32) (local $yp i32)
     (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128) (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
     (local $b0 v128) (local $b1 v128) (local $x v128)
-    (local.set $row (i32.shl (local.get $K) (i32.const 3)))           ;; bytes per float64 row
     (local.set $m (i32.const 0))
     (loop $rows
       (local.set $n (i32.const 0))
       (loop $cols
-        ;; p_r: row m + r of a;  q_c: row n + c of the panel
-        (local.set $p0 (i32.add (local.get $a) (i32.mul (local.get $m) (local.get $row))))
-        (local.set $p1 (i32.add (local.get $p0) (local.get $row)))
-        (local.set $p2 (i32.add (local.get $p1) (local.get $row)))
-        (local.set $p3 (i32.add (local.get $p2) (local.get $row)))
-        (local.set $q0 (i32.add (local.get $p) (i32.mul (local.get $n) (local.get $row))))
-        (local.set $q1 (i32.add (local.get $q0) (local.get $row)))
-        (local.set $qend (i32.add (local.get $q0) (local.get $row)))
+        ;; pa: the group of rows m..m+3 of a (K * 32 bytes); pb: the pair of rows n, n+1 of the panel (K * 16 bytes)
+        (local.set $pa (i32.add (local.get $a) (i32.mul (local.get $m) (i32.shl (local.get $K) (i32.const 3)))))
+        (local.set $pb (i32.add (local.get $p) (i32.mul (local.get $n) (i32.shl (local.get $K) (i32.const 3)))))
+        (local.set $pend (i32.add (local.get $pb) (i32.shl (local.get $K) (i32.const 4))))
         (local.set $c00 (v128.const i64x2 0 0))
         (local.set $c01 (v128.const i64x2 0 0))
         (local.set $c10 (v128.const i64x2 0 0))
@@ -138,42 +157,24 @@
         (local.set $c21 (v128.const i64x2 0 0))
         (local.set $c30 (v128.const i64x2 0 0))
         (local.set $c31 (v128.const i64x2 0 0))
-        (loop $k ;; 4 values of k per step, two per lane pair
-          (local.set $b0 (v128.load offset=0 (local.get $q0)))
-          (local.set $b1 (v128.load offset=0 (local.get $q1)))
-          (local.set $x (v128.load offset=0 (local.get $p0)))
+        (loop $k ;; one pair of k: two rows of b, four rows of a
+          (local.set $b0 (v128.load offset=0 (local.get $pb)))
+          (local.set $b1 (v128.load offset=16 (local.get $pb)))
+          (local.set $x (v128.load offset=0 (local.get $pa)))
           (local.set $c00 (f64x2.add (local.get $c00) (f64x2.mul (local.get $x) (local.get $b0))))
           (local.set $c01 (f64x2.add (local.get $c01) (f64x2.mul (local.get $x) (local.get $b1))))
-          (local.set $x (v128.load offset=0 (local.get $p1)))
+          (local.set $x (v128.load offset=16 (local.get $pa)))
           (local.set $c10 (f64x2.add (local.get $c10) (f64x2.mul (local.get $x) (local.get $b0))))
           (local.set $c11 (f64x2.add (local.get $c11) (f64x2.mul (local.get $x) (local.get $b1))))
-          (local.set $x (v128.load offset=0 (local.get $p2)))
+          (local.set $x (v128.load offset=32 (local.get $pa)))
           (local.set $c20 (f64x2.add (local.get $c20) (f64x2.mul (local.get $x) (local.get $b0))))
           (local.set $c21 (f64x2.add (local.get $c21) (f64x2.mul (local.get $x) (local.get $b1))))
-          (local.set $x (v128.load offset=0 (local.get $p3)))
+          (local.set $x (v128.load offset=48 (local.get $pa)))
           (local.set $c30 (f64x2.add (local.get $c30) (f64x2.mul (local.get $x) (local.get $b0))))
           (local.set $c31 (f64x2.add (local.get $c31) (f64x2.mul (local.get $x) (local.get $b1))))
-          (local.set $b0 (v128.load offset=16 (local.get $q0)))
-          (local.set $b1 (v128.load offset=16 (local.get $q1)))
-          (local.set $x (v128.load offset=16 (local.get $p0)))
-          (local.set $c00 (f64x2.add (local.get $c00) (f64x2.mul (local.get $x) (local.get $b0))))
-          (local.set $c01 (f64x2.add (local.get $c01) (f64x2.mul (local.get $x) (local.get $b1))))
-          (local.set $x (v128.load offset=16 (local.get $p1)))
-          (local.set $c10 (f64x2.add (local.get $c10) (f64x2.mul (local.get $x) (local.get $b0))))
-          (local.set $c11 (f64x2.add (local.get $c11) (f64x2.mul (local.get $x) (local.get $b1))))
-          (local.set $x (v128.load offset=16 (local.get $p2)))
-          (local.set $c20 (f64x2.add (local.get $c20) (f64x2.mul (local.get $x) (local.get $b0))))
-          (local.set $c21 (f64x2.add (local.get $c21) (f64x2.mul (local.get $x) (local.get $b1))))
-          (local.set $x (v128.load offset=16 (local.get $p3)))
-          (local.set $c30 (f64x2.add (local.get $c30) (f64x2.mul (local.get $x) (local.get $b0))))
-          (local.set $c31 (f64x2.add (local.get $c31) (f64x2.mul (local.get $x) (local.get $b1))))
-          (local.set $p0 (i32.add (local.get $p0) (i32.const 32)))
-          (local.set $p1 (i32.add (local.get $p1) (i32.const 32)))
-          (local.set $p2 (i32.add (local.get $p2) (i32.const 32)))
-          (local.set $p3 (i32.add (local.get $p3) (i32.const 32)))
-          (local.set $q0 (i32.add (local.get $q0) (i32.const 32)))
-          (local.set $q1 (i32.add (local.get $q1) (i32.const 32)))
-          (br_if $k (i32.lt_u (local.get $q0) (local.get $qend))))
+          (local.set $pa (i32.add (local.get $pa) (i32.const 64)))
+          (local.set $pb (i32.add (local.get $pb) (i32.const 32)))
+          (br_if $k (i32.lt_u (local.get $pb) (local.get $pend))))
         ;; y[m + r, n + c] = float32(alpha * (lane 0 + lane 1))
         (local.set $yp (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $m) (local.get $ldy)) (local.get $n)) (i32.const 2))))
         (f32.store offset=0 (local.get $yp) (call $total (local.get $c00) (local.get $alpha)))
