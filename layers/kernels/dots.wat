@@ -40,12 +40,12 @@
       (local.set $n0 (i32.add (local.get $n0) (local.get $rows)))
       (br_if $panels (i32.lt_u (local.get $n0) (local.get $N)))))
 
-;; One row of a (decoding one token): y[n] = float32(alpha * sum_k a[k] b[n, k]) for bf16 rows of
+  ;; One row of a (decoding one token): y[n] = float32(alpha * sum_k a[k] b[n, k]) for bf16 rows of
   ;; b, two at a time, widened as they are read (each is used once, so there is no panel to share).
   ;; Same signature as dots_bf16; M, ldy, panel and rows are not used. N a multiple of 2, K of 8.
   (func (export "dots_row_bf16") (param $a i32) (param $b i32) (param $y i32) (param $M i32) (param $N i32) (param $K i32) (param $ldy i32) (param $alpha f64) (param $panel i32) (param $rows i32)
     (local $n i32) (local $brow i32) (local $p i32) (local $q0 i32) (local $q1 i32) (local $qend i32)
-    (local $c0 v128) (local $d0 v128) (local $c1 v128) (local $d1 v128)
+    (local $c0 v128) (local $c1 v128)
     (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $v v128) (local $x v128)
     (local.set $brow (i32.shl (local.get $K) (i32.const 1)))
     (loop $cols
@@ -54,9 +54,7 @@
       (local.set $q1 (i32.add (local.get $q0) (local.get $brow)))
       (local.set $qend (i32.add (local.get $q0) (local.get $brow)))
       (local.set $c0 (v128.const i64x2 0 0))
-      (local.set $d0 (v128.const i64x2 0 0))
       (local.set $c1 (v128.const i64x2 0 0))
-      (local.set $d1 (v128.const i64x2 0 0))
       (loop $k ;; 8 values of k: a[k..k+8] in four float64x2, against each row's 8 bf16 values
         (local.set $a0 (v128.load offset=0 (local.get $p)))
         (local.set $a1 (v128.load offset=16 (local.get $p)))
@@ -65,27 +63,27 @@
         (local.set $v (v128.load (local.get $q0)))
         (local.set $x (i32x4.shl (i32x4.extend_low_i16x8_u (local.get $v)) (i32.const 16)))
         (local.set $c0 (f64x2.add (local.get $c0) (f64x2.mul (local.get $a0) (f64x2.promote_low_f32x4 (local.get $x)))))
-        (local.set $d0 (f64x2.add (local.get $d0) (f64x2.mul (local.get $a1) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x) (local.get $x))))))
+        (local.set $c0 (f64x2.add (local.get $c0) (f64x2.mul (local.get $a1) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x) (local.get $x))))))
         (local.set $x (i32x4.shl (i32x4.extend_high_i16x8_u (local.get $v)) (i32.const 16)))
         (local.set $c0 (f64x2.add (local.get $c0) (f64x2.mul (local.get $a2) (f64x2.promote_low_f32x4 (local.get $x)))))
-        (local.set $d0 (f64x2.add (local.get $d0) (f64x2.mul (local.get $a3) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x) (local.get $x))))))
+        (local.set $c0 (f64x2.add (local.get $c0) (f64x2.mul (local.get $a3) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x) (local.get $x))))))
         (local.set $v (v128.load (local.get $q1)))
         (local.set $x (i32x4.shl (i32x4.extend_low_i16x8_u (local.get $v)) (i32.const 16)))
         (local.set $c1 (f64x2.add (local.get $c1) (f64x2.mul (local.get $a0) (f64x2.promote_low_f32x4 (local.get $x)))))
-        (local.set $d1 (f64x2.add (local.get $d1) (f64x2.mul (local.get $a1) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x) (local.get $x))))))
+        (local.set $c1 (f64x2.add (local.get $c1) (f64x2.mul (local.get $a1) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x) (local.get $x))))))
         (local.set $x (i32x4.shl (i32x4.extend_high_i16x8_u (local.get $v)) (i32.const 16)))
         (local.set $c1 (f64x2.add (local.get $c1) (f64x2.mul (local.get $a2) (f64x2.promote_low_f32x4 (local.get $x)))))
-        (local.set $d1 (f64x2.add (local.get $d1) (f64x2.mul (local.get $a3) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x) (local.get $x))))))
+        (local.set $c1 (f64x2.add (local.get $c1) (f64x2.mul (local.get $a3) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x) (local.get $x))))))
         (local.set $p (i32.add (local.get $p) (i32.const 64)))
         (local.set $q0 (i32.add (local.get $q0) (i32.const 16)))
         (local.set $q1 (i32.add (local.get $q1) (i32.const 16)))
         (br_if $k (i32.lt_u (local.get $q0) (local.get $qend))))
-      (f32.store offset=0 (i32.add (local.get $y) (i32.shl (local.get $n) (i32.const 2))) (call $total (f64x2.add (local.get $c0) (local.get $d0)) (local.get $alpha)))
-      (f32.store offset=4 (i32.add (local.get $y) (i32.shl (local.get $n) (i32.const 2))) (call $total (f64x2.add (local.get $c1) (local.get $d1)) (local.get $alpha)))
+      (f32.store offset=0 (i32.add (local.get $y) (i32.shl (local.get $n) (i32.const 2))) (call $total (local.get $c0) (local.get $alpha)))
+      (f32.store offset=4 (i32.add (local.get $y) (i32.shl (local.get $n) (i32.const 2))) (call $total (local.get $c1) (local.get $alpha)))
       (local.set $n (i32.add (local.get $n) (i32.const 2)))
       (br_if $cols (i32.lt_u (local.get $n) (local.get $N)))))
 
-;; the panel from r rows of b (r even), K values each: rows 2j and 2j+1 packed by pairs of k
+  ;; the panel from r rows of b (r even), K values each: rows 2j and 2j+1 packed by pairs of k
   ;; (32 bytes: the two values of row 2j, then of row 2j+1), each value widened to float64 (exact)
   (func $widen_f32 (param $b i32) (param $p i32) (param $r i32) (param $K i32)
     (local $brow i32) (local $q i32) (local $end i32) (local $last i32) (local $v v128) (local $w v128)
@@ -136,7 +134,7 @@
       (local.set $b (i32.add (local.get $b) (i32.shl (local.get $brow) (i32.const 1))))
       (br_if $pairs (i32.lt_u (local.get $b) (local.get $last)))))
 
-;; y[m, n] = float32(alpha * sum_k a[m, k] p[n, k]) for m < M, n < N: a and p packed float64
+  ;; y[m, n] = float32(alpha * sum_k a[m, k] p[n, k]) for m < M, n < N: a and p packed float64
   (func $tiles (param $a i32) (param $p i32) (param $y i32) (param $M i32) (param $N i32) (param $K i32) (param $ldy i32) (param $alpha f64)
     (local $m i32) (local $n i32) (local $pa i32) (local $pb i32) (local $pend i32) (local $yp i32)
     (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128) (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
