@@ -17,7 +17,7 @@ import { type DotsWeights, exactDots } from './kernels/dots.js';
 
 export type { DotsWeights };
 /** For weight holders (src/weights.ts): memories the kernel reads weights from in place. */
-export { WEIGHT_MEMORY_SCRATCH, weightMemory } from './kernels/dots.js';
+export { WEIGHT_MEMORY_SCRATCH, releaseWeightMemory, weightMemory } from './kernels/dots.js';
 
 let exact = true;
 

@@ -13,7 +13,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import type { DecoderWeights } from '../layers/decoder.js';
-import { type DotsWeights, WEIGHT_MEMORY_SCRATCH, usesKernel, weightMemory } from '../layers/exact.js';
+import { type DotsWeights, WEIGHT_MEMORY_SCRATCH, releaseWeightMemory, usesKernel, weightMemory } from '../layers/exact.js';
 import { type HostMatrix, linear } from '../layers/linear.js';
 import { Checkpoint, type DType, HOST_LITTLE_ENDIAN, WeightsError, dtypeSize, numElements } from '../weights/index.js';
 import { GgufCheckpoint, isGgufPath } from './gguf/checkpoint.js';
@@ -487,6 +487,7 @@ export class HostWeights implements ModelWeights {
     tf.dispose([this.norm, ...this.layerNorms.flat()]);
     for (const fd of this.fds.values()) closeSync(fd);
     this.fds.clear();
+    for (const bank of new Set([...this.placed.values()].map((p) => p.bank))) releaseWeightMemory(bank.memory);
     this.placed.clear();
     this.scratch = new Uint8Array(0);
   }

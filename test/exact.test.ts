@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { rowDots, softmax } from '../layers/exact.js';
 import { rmsNorm } from '../layers/rmsnorm.js';
-import { WEIGHT_MEMORY_SCRATCH, exactDots, weightMemory } from '../layers/kernels/dots.js';
+import { WEIGHT_MEMORY_SCRATCH, exactDots, releaseWeightMemory, weightMemory } from '../layers/kernels/dots.js';
 import { DOTS_WASM } from '../layers/kernels/dots-wasm.js';
 import { KERNEL_DIR, assemble, moduleSource } from '../tools/assemble-kernels.js';
 import { float32ToBf16Bits, bf16BitsToFloat32 } from '../weights/index.js';
@@ -76,6 +76,21 @@ describe('exact sums', () => {
       expect(offByMoreThanUlp(dotsF32, expected(a, b, M, N, K))).to.equal(0);
     });
   }
+
+  it('a product that fails on the threads throws, and the kernel goes on working; a released memory is registered afresh when used again', () => {
+    const [M, N, K] = [4, 64, 1024];
+    const memory = weightMemory(WEIGHT_MEMORY_SCRATCH + 16 * K * 2); // room for 16 rows, not 64
+    const a = rand(M * K, 5);
+    const past = { resident: { memory, at: WEIGHT_MEMORY_SCRATCH, bf16: true } };
+    expect(() => exactDots(a, M, K, past, N)).to.throw(); // every thread reads past the memory's end
+    const b = rand(N * K, 6);
+    expect(offByMoreThanUlp(exactDots(a, M, K, { f32: b }, N), expected(a, b, M, N, K))).to.equal(0);
+    const fits = { resident: { memory, at: WEIGHT_MEMORY_SCRATCH, bf16: true } };
+    expect(exactDots(a, M, K, fits, 16)).to.have.length(M * 16);
+    releaseWeightMemory(memory);
+    expect(exactDots(a, M, K, fits, 16)).to.have.length(M * 16); // registered again, as a new memory
+    expect(exactDots(a, 0, K, fits, 16)).to.have.length(0);
+  });
 
   it('sums exactly where float32 accumulation would not', () => {
     // 2^24, then ones, then -2^24: a float32 accumulator loses every one (2^24 + 1 rounds back to 2^24).

@@ -55,11 +55,12 @@ const up = (n: number, m: number) => Math.ceil(n / m) * m;
 /**
  * The control block at the start of the kernel's own memory: one 16-word slot per worker thread,
  *   [state, kind, a, b, y, M, N, K, ldy, memory, alpha as float64 at word 10, panel, rows]
- * state: 0 idle, 1 a job is posted, 2 done. `memory` numbers the memory the job's addresses are
+ * state: 0 idle, 1 a job is posted, 2 done, 3 failed (the worker caught an error). `memory` numbers the memory the job's addresses are
  * in: 0 the kernel's own, then each weight memory in the order first used (sent to the workers
  * over their ports before the first job that names it).
  */
 export const SLOT_WORDS = 16;
+export const FAILED = 3;
 const MAX_WORKERS = 7;
 const DATA_AT = SLOT_WORDS * 4 * MAX_WORKERS;
 
@@ -67,7 +68,9 @@ interface Kernel {
   memory: WebAssembly.Memory;
   module: WebAssembly.Module;
   /** This thread's instance over each memory, by number. */
-  fns: DotsExports[];
+  fns: Map<number, DotsExports>;
+  /** The number the next weight memory gets (numbers are not reused). */
+  next: number;
   numbers: WeakMap<WebAssembly.Memory, number>;
   ports: MessagePort[];
   ctl: Int32Array;
@@ -97,7 +100,7 @@ function kernel(bytes: number): Kernel {
       port1.unref();
       ports.push(port1);
     }
-    kernelState = { memory, module, fns: [fns], numbers: new WeakMap([[memory, 0]]), ports, ctl: new Int32Array(memory.buffer, 0, DATA_AT / 4), workers };
+    kernelState = { memory, module, fns: new Map([[0, fns]]), next: 1, numbers: new WeakMap([[memory, 0]]), ports, ctl: new Int32Array(memory.buffer, 0, DATA_AT / 4), workers };
   }
   const have = kernelState.memory.buffer.byteLength;
   if (bytes > have) kernelState.memory.grow(Math.ceil((bytes - have) / PAGE));
@@ -108,8 +111,8 @@ function kernel(bytes: number): Kernel {
 function memoryNumber(k: Kernel, memory: WebAssembly.Memory): number {
   let id = k.numbers.get(memory);
   if (id === undefined) {
-    id = k.fns.length;
-    k.fns.push(new WebAssembly.Instance(k.module, { env: { memory } }).exports as unknown as DotsExports);
+    id = k.next++;
+    k.fns.set(id, new WebAssembly.Instance(k.module, { env: { memory } }).exports as unknown as DotsExports);
     for (const port of k.ports) port.postMessage({ id, memory });
     k.numbers.set(memory, id);
   }
@@ -141,6 +144,19 @@ function panelsBytes(k: Kernel, K: number): number {
 }
 
 /**
+ * Forgets a weight memory (its holder is disposing of it): this thread's instance over it, and
+ * the workers' at their next job, so that nothing keeps its gigabytes alive.
+ */
+export function releaseWeightMemory(memory: WebAssembly.Memory): void {
+  const k = kernelState;
+  const id = k?.numbers.get(memory);
+  if (k === undefined || id === undefined) return;
+  k.numbers.delete(memory);
+  k.fns.delete(id);
+  for (const port of k.ports) port.postMessage({ id, release: true });
+}
+
+/**
  * Runs one block in memory `mem`: rows [0, N) of b split between this thread and the workers,
  * each widening its panels into its own buffer from `panels` on.
  */
@@ -161,12 +177,19 @@ function runBlock(k: Kernel, mem: number, kind: Kind, a: number, b: number, y: n
     Atomics.notify(k.ctl, s);
     posted.push(s);
   }
-  const fns = k.fns[mem]!;
-  kernelFn(fns, kind)(a, b, y, M, Math.min(share, N), K, N, alpha, panels, panel.rows);
-  for (const s of posted) {
-    while (Atomics.load(k.ctl, s) === 1) Atomics.wait(k.ctl, s, 1);
-    Atomics.store(k.ctl, s, 0);
+  const fns = k.fns.get(mem);
+  if (fns === undefined) throw new Error(`exact kernel: memory ${mem} was released`);
+  let failed = false;
+  try {
+    kernelFn(fns, kind)(a, b, y, M, Math.min(share, N), K, N, alpha, panels, panel.rows);
+  } finally { // the workers finish (or fail) their shares before anything else is posted to them
+    for (const s of posted) {
+      while (Atomics.load(k.ctl, s) === 1) Atomics.wait(k.ctl, s, 1);
+      failed ||= Atomics.load(k.ctl, s) === FAILED;
+      Atomics.store(k.ctl, s, 0);
+    }
   }
+  if (failed) throw new Error('exact kernel: a worker thread failed its share of a product (its error is on stderr)');
 }
 
 /**
@@ -174,6 +197,7 @@ function runBlock(k: Kernel, mem: number, kind: Kind, a: number, b: number, y: n
  * once. `a` is float32, row-major. Rows of `a` go through the kernel a bounded block at a time.
  */
 export function exactDots(a: Float32Array, M: number, K: number, w: DotsWeights, N: number, alpha = 1): Float32Array {
+  if (M === 0 || N === 0) return new Float32Array(M * N);
   if ('resident' in w) return residentDots(a, M, K, w.resident, N, alpha);
   const rowsPerBlock = Math.max(4, Math.floor(BLOCK_BYTES / (up(K, 8) * 8) / 4) * 4);
   if (M <= rowsPerBlock) return dotsBlock(a, M, K, w, N, alpha);
