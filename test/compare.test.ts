@@ -16,8 +16,8 @@ import { Phi3Model } from '../src/model.js';
 import { tapNames } from '../src/taps.js';
 import { tfjsVersion } from '../src/backend.js';
 import { compareCommand } from '../src/commands/compare.js';
-import { SafetensorsFile, type TensorToWrite, writeSafetensors } from '../weights/index.js';
-import { useBackend } from './helpers.js';
+import { SafetensorsFile, writeSafetensors } from '../weights/index.js';
+import { rewriteDump, useBackend } from './helpers.js';
 import { ROOT, type Run, expectBadInput, phi4, show } from './cli-helpers.js';
 
 const SHORT = dumpPath('phi4-mini-tiny.short');
@@ -28,23 +28,6 @@ function expectBadInputAlone(r: Run, names: string[]): void {
   expectBadInput(r, names);
   expect(r.stderr.split('\n').filter((l) => l.trim() !== ''), r.stderr).to.have.length(1); // not even a banner
   expect(r.stdout).to.equal('');
-}
-
-/** Copies a safetensors file with some tensors changed (data as float32 or int32 arrays). */
-function rewrite(src: string, dst: string, change: (name: string, data: Float32Array | Int32Array, shape: number[]) => { data: Float32Array | Int32Array; shape: number[] } | null): void {
-  const f = SafetensorsFile.open(src);
-  const tensors: TensorToWrite[] = [];
-  try {
-    for (const t of f.tensors()) {
-      const int = t.dtype.startsWith('I');
-      const data = int ? f.readInt32(t.name) : f.readFloat32(t.name);
-      const r = change(t.name, data, t.shape);
-      if (r) tensors.push({ name: t.name, dtype: int ? 'I32' : 'F32', shape: r.shape, data: r.data });
-    }
-  } finally {
-    f.close();
-  }
-  writeSafetensors(dst, tensors);
 }
 
 const scaled = (a: Float32Array, s: number) => a.map((x) => x * s);
@@ -319,7 +302,7 @@ describe('phi4 compare: files and the command line', function () {
 
   it('cli: one tap perturbed (x 1.0001) exits 1 and names exactly that tap first', () => {
     const one = path.join(tmp, 'one.safetensors');
-    rewrite(SHORT, one, (n, d, s) => ({ data: n === 'layers.2.qkv' ? scaled(d as Float32Array, 1.0001) : d, shape: s }));
+    rewriteDump(SHORT, one, (n, d, s) => ({ data: n === 'layers.2.qkv' ? scaled(d as Float32Array, 1.0001) : d, shape: s }));
     const r = phi4(['compare', SHORT, one]);
     expect(r.status, show(r)).to.equal(1);
     expect(r.stdout).to.match(/^FAIL: first divergence at layers\.2\.qkv \(rel L2 1\.0e-4 > 1\.0e-5.*the tap before it, layers\.2\.input_norm, agrees \(0\)/m);
@@ -328,13 +311,13 @@ describe('phi4 compare: files and the command line', function () {
     expect(compareFiles(SHORT, one, { tolerance: 2e-4 }).report.ok).to.equal(true);
     // with a later tap perturbed too (attn_out sorts before qkv by name), the forward-order first is named
     const two = path.join(tmp, 'two.safetensors');
-    rewrite(SHORT, two, (n, d, s) => ({ data: n === 'layers.2.qkv' || n === 'layers.2.attn_out' ? scaled(d as Float32Array, 1.001) : d, shape: s }));
+    rewriteDump(SHORT, two, (n, d, s) => ({ data: n === 'layers.2.qkv' || n === 'layers.2.attn_out' ? scaled(d as Float32Array, 1.001) : d, shape: s }));
     expect(compareFiles(SHORT, two).report.firstDivergent).to.equal('layers.2.qkv');
   });
 
   it('lists taps present on one side only', () => {
     const fewer = path.join(tmp, 'fewer.safetensors');
-    rewrite(SHORT, fewer, (n, d, s) => (n.startsWith('layers.1.') ? null : { data: d, shape: s }));
+    rewriteDump(SHORT, fewer, (n, d, s) => (n.startsWith('layers.1.') ? null : { data: d, shape: s }));
     const { report } = compareFiles(SHORT, fewer);
     expect(report.ok).to.equal(true);
     expect(report.onlyReference).to.deep.equal(tapNames(4).filter((n) => n.startsWith('layers.1.')));
@@ -345,7 +328,7 @@ describe('phi4 compare: files and the command line', function () {
   it('cli --map: another runtime\'s [B,T,nh,d] queries under its own names line up after rename + transpose', () => {
     // the "other runtime" stores q_rot as [B, T, nh, d] under its own name
     const theirs = path.join(tmp, 'theirs.safetensors');
-    rewrite(SHORT, theirs, (n, d, s) => {
+    rewriteDump(SHORT, theirs, (n, d, s) => {
       if (!n.endsWith('.q_rot')) return n === 'input_ids' ? { data: d, shape: s } : null;
       return { data: permute(d, s, [0, 2, 1, 3]).data as Float32Array, shape: [s[0], s[2], s[1], s[3]] };
     });
@@ -402,7 +385,7 @@ describe('phi4 compare: files and the command line', function () {
 
   it('cli: different shapes are a finding (exit 1, named); a missing file or a file that is not safetensors: exit 2, one line', () => {
     const other = path.join(tmp, 'other-shape.safetensors');
-    rewrite(SHORT, other, (n, d, s) => (n === 'layers.1.attn_probs' ? { data: d, shape: [s[0], s[2], s[1], s[3]] } : { data: d, shape: s }));
+    rewriteDump(SHORT, other, (n, d, s) => (n === 'layers.1.attn_probs' ? { data: d, shape: [s[0], s[2], s[1], s[3]] } : { data: d, shape: s }));
     const r = phi4(['compare', SHORT, other]);
     expect(r.status, show(r)).to.equal(1);
     expect(r.stdout).to.include('layers.1.attn_probs').and.include('CANNOT COMPARE: shapes differ: reference [1,6,11,11], candidate [1,11,6,11]');
@@ -437,7 +420,7 @@ describe('phi4 compare: files and the command line', function () {
       await rejects([SHORT, SHORT, '--map', badMap], /--map .*bad-map\.json: tensors\[0\]: "permute"/);
       await rejects([SHORT, SHORT, '--map', path.join(tmp, 'nope.json')], /--map .*nope\.json: cannot read/);
       const otherInputs = path.join(tmp, 'other-inputs.safetensors');
-      rewrite(SHORT, otherInputs, (n, d, s) => ({ data: n === 'input_ids' ? d.map((x, i) => (i === 3 ? x + 1 : x)) : d, shape: s }));
+      rewriteDump(SHORT, otherInputs, (n, d, s) => ({ data: n === 'input_ids' ? d.map((x, i) => (i === 3 ? x + 1 : x)) : d, shape: s }));
       await rejects([SHORT, otherInputs], /input_ids: the two dumps were run on different inputs \(element 3/);
     })();
   });

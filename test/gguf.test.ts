@@ -6,9 +6,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
-import { GgufFile, SafetensorsFile, type TensorToWrite, WeightsError, writeSafetensors } from '../weights/index.js';
+import { GgufFile, SafetensorsFile, WeightsError } from '../weights/index.js';
 import { configHash, loadConfig } from '../src/config.js';
 import { ROOT, phi4, show } from './cli-helpers.js';
+import { rewriteDump } from './helpers.js';
 
 const FIX = path.join(ROOT, 'golden', 'gguf', 'quants.gguf');
 const EXPECTED = path.join(ROOT, 'golden', 'gguf', 'quants.expected.safetensors');
@@ -144,7 +145,7 @@ describe('GGUF checkpoints: phi4 dump model.gguf, and quantization told apart fr
     expect(plain.stdout).to.include('FAIL: first divergence at embed');
     // a candidate on the Q4_0 weights with its own float noise (x (1 + 1e-4) everywhere)
     const noisy = path.join(tmp, 'noisy.safetensors');
-    rewrite(dumps.q4_0, noisy, (_n, d) => (d instanceof Float32Array ? d.map((x, i) => x * (1 + 1e-4 * ((i % 3) - 1))) : d));
+    rewriteDump(dumps.q4_0, noisy, (_n, d, shape) => ({ data: d instanceof Float32Array ? d.map((x, i) => x * (1 + 1e-4 * ((i % 3) - 1))) : d, shape }), true);
     const r = phi4(['compare', dumps.st, noisy, '--preset', 'bf16', '--weights-reference', dumps.q4_0]);
     expect(r.status, show(r)).to.equal(0);
     expect(r.stdout).to.match(/\n  logits\s+\S+\s+\S+\s+\S+\s+weight quantization/);
@@ -154,7 +155,7 @@ describe('GGUF checkpoints: phi4 dump model.gguf, and quantization told apart fr
   it('a kernel bug under quantization noise (head 3 of layer 2 scaled 1.5x) is caught and not blamed on quantization', () => {
     const buggy = path.join(tmp, 'buggy.safetensors');
     // attn_out [1, 11, 6 * 16]: head 3 is columns 48..63
-    rewrite(dumps.q4_0, buggy, (n, d) => (n === 'layers.2.attn_out' ? (d as Float32Array).map((x, i) => (Math.floor((i % 96) / 16) === 3 ? x * 1.5 : x)) : d));
+    rewriteDump(dumps.q4_0, buggy, (n, d, shape) => ({ data: n === 'layers.2.attn_out' ? (d as Float32Array).map((x, i) => (Math.floor((i % 96) / 16) === 3 ? x * 1.5 : x)) : d, shape }), true);
     const r = phi4(['compare', dumps.st, buggy, '--preset', 'bf16', '--weights-reference', dumps.q4_0]);
     expect(r.status, show(r)).to.equal(1);
     expect(r.stdout).to.match(/layers\.2\.attn_out\s+\S+\s+\S+\s+\S+\s+the candidate/);
@@ -168,19 +169,3 @@ describe('GGUF checkpoints: phi4 dump model.gguf, and quantization told apart fr
     expect(fs.existsSync(path.join(tmp, 'x.safetensors'))).to.equal(false);
   });
 });
-
-/** Copies a safetensors file with some tensors' data changed (floats as float32, ints as int32). */
-function rewrite(src: string, dst: string, change: (name: string, data: Float32Array | Int32Array) => Float32Array | Int32Array): void {
-  const f = SafetensorsFile.open(src);
-  const tensors: TensorToWrite[] = [];
-  try {
-    for (const t of f.tensors()) {
-      const int = t.dtype.startsWith('I');
-      const data = int ? f.readInt32(t.name) : f.readFloat32(t.name);
-      tensors.push({ name: t.name, dtype: int ? 'I32' : 'F32', shape: t.shape, data: change(t.name, data) });
-    }
-  } finally {
-    f.close();
-  }
-  writeSafetensors(dst, tensors, f.metadata);
-}

@@ -2,6 +2,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend.js';
+import { SafetensorsFile, type TensorToWrite, writeSafetensors } from '../weights/index.js';
 
 /** The kernel sets every golden test runs on. */
 export const TEST_BACKENDS = ['wasm', 'cpu'] as const;
@@ -27,4 +28,28 @@ export function rand(n: number, seed: number): Float32Array {
     out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
   }
   return out;
+}
+
+/**
+ * Copies a safetensors dump with some tensors changed: `change` gets each tensor's data (floats as
+ * float32, ints as int32) and shape, and returns what to write, or null to drop the tensor. The
+ * metadata goes along only with `keepMetadata`.
+ */
+export function rewriteDump(
+  src: string, dst: string,
+  change: (name: string, data: Float32Array | Int32Array, shape: number[]) => { data: Float32Array | Int32Array; shape: number[] } | null,
+  keepMetadata = false,
+): void {
+  const f = SafetensorsFile.open(src);
+  const tensors: TensorToWrite[] = [];
+  try {
+    for (const t of f.tensors()) {
+      const int = t.dtype.startsWith('I');
+      const r = change(t.name, int ? f.readInt32(t.name) : f.readFloat32(t.name), t.shape);
+      if (r) tensors.push({ name: t.name, dtype: int ? 'I32' : 'F32', shape: r.shape, data: r.data });
+    }
+  } finally {
+    f.close();
+  }
+  writeSafetensors(dst, tensors, keepMetadata ? f.metadata : undefined);
 }
