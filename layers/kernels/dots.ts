@@ -55,9 +55,9 @@ const up = (n: number, m: number) => Math.ceil(n / m) * m;
 /**
  * The control block at the start of the kernel's own memory: one 16-word slot per worker thread,
  *   [state, kind, a, b, y, M, N, K, ldy, memory, alpha as float64 at word 10, panel, rows]
- * state: 0 idle, 1 a job is posted, 2 done, 3 failed (the worker caught an error). `memory` numbers the memory the job's addresses are
- * in: 0 the kernel's own, then each weight memory in the order first used (sent to the workers
- * over their ports before the first job that names it).
+ * state: 0 idle, 1 a job is posted, 2 done, 3 failed (the worker caught an error). `memory`
+ * numbers the memory the job's addresses are in: 0 the kernel's own, then each weight memory in
+ * the order first used (sent to the workers over their ports before the first job that names it).
  */
 export const SLOT_WORDS = 16;
 export const FAILED = 3;
@@ -217,28 +217,26 @@ export function exactDots(a: Float32Array, M: number, K: number, w: DotsWeights,
 function residentDots(a: Float32Array, M: number, K: number, w: { memory: WebAssembly.Memory; at: number; bf16: boolean }, N: number, alpha: number): Float32Array {
   const esize = w.bf16 ? 2 : 4;
   if (w.at % esize !== 0 || w.at < WEIGHT_MEMORY_SCRATCH) throw new Error(`exactDots: weights at byte ${w.at} of their memory: not aligned to ${esize} or inside the kernel's scratch`);
-  const rowsView = (n0: number, n1: number) => new Uint8Array(w.memory.buffer, w.at + n0 * K * esize, (n1 - n0) * K * esize);
-  if (K % (w.bf16 ? 8 : 4) !== 0) { // the kernel's step does not divide the rows: copy them, padded
-    const bytes = rowsView(0, N);
-    return exactDots(a, M, K, w.bf16 ? { bf16: bytes } : { f32: new Float32Array(bytes.buffer, bytes.byteOffset, N * K) }, N, alpha);
-  }
+  /** Rows [n0, n1) as the copying path takes them (a view, copied into the kernel's memory there). */
+  const copied = (n0: number, n1: number): DotsWeights => {
+    const bytes = new Uint8Array(w.memory.buffer, w.at + n0 * K * esize, (n1 - n0) * K * esize);
+    return w.bf16 ? { bf16: bytes } : { f32: new Float32Array(bytes.buffer, bytes.byteOffset, (n1 - n0) * K) };
+  };
   const k = kernel(0);
+  // the scratch: the threads' panels, then a block of rows of a (float64), then outputs
+  const aAt = panelsBytes(k, K);
+  // the kernel's step does not divide the rows, or they are too long for the scratch: copy them, padded
+  if (K % (w.bf16 ? 8 : 4) !== 0 || aAt + 4 * (K * 8 + 2 * 4) > WEIGHT_MEMORY_SCRATCH) return exactDots(a, M, K, copied(0, N), N, alpha);
   const mem = memoryNumber(k, w.memory);
   const Ne = N - (N % 2);
   const y = new Float32Array(M * N);
-  // the scratch: the threads' panels, then a block of rows of a (float64), then outputs
-  const aAt = panelsBytes(k, K);
-  if (aAt + 4 * (K * 8 + 2 * 4) > WEIGHT_MEMORY_SCRATCH) { // rows too long for the scratch: copy them
-    const bytes = rowsView(0, N);
-    return exactDots(a, M, K, w.bf16 ? { bf16: bytes } : { f32: new Float32Array(bytes.buffer, bytes.byteOffset, N * K) }, N, alpha);
-  }
   const rowsPerBlock = Math.max(4, Math.floor((WEIGHT_MEMORY_SCRATCH - aAt) / 2 / (K * 8) / 4) * 4);
   for (let m0 = 0; m0 < M; m0 += rowsPerBlock) {
     const m = Math.min(rowsPerBlock, M - m0);
     const kind = m === 1 && w.bf16 ? Kind.RowBf16 : w.bf16 ? Kind.Bf16 : Kind.F32; // one row (decoding): no padding to 4
     const Mp = kind === Kind.RowBf16 ? 1 : up(m, 4);
     const A = new Float64Array(w.memory.buffer, aAt, Mp * K);
-    if (kind === Kind.RowBf16) for (let i = 0; i < K; i++) A[i] = a[m0 * K + i]!; // one row, as it is
+    if (kind === Kind.RowBf16) A.set(a.subarray(m0 * K, m0 * K + K)); // one row, as it is
     else packRows(a.subarray(m0 * K, (m0 + m) * K), m, K, K, A); // [Mp, K] packed in groups of 4 rows
     const yAt = aAt + Mp * K * 8;
     const Nb = Math.max(2, Math.floor((WEIGHT_MEMORY_SCRATCH - yAt) / (Mp * 4) / 2) * 2); // output columns per call
@@ -250,8 +248,7 @@ function residentDots(a: Float32Array, M: number, K: number, w: { memory: WebAss
     }
   }
   if (Ne < N) { // the odd last row
-    const last = rowsView(N - 1, N);
-    const col = exactDots(a, M, K, w.bf16 ? { bf16: last } : { f32: new Float32Array(last.buffer, last.byteOffset, K) }, 1, alpha);
+    const col = exactDots(a, M, K, copied(N - 1, N), 1, alpha);
     for (let r = 0; r < M; r++) y[r * N + N - 1] = col[r]!;
   }
   return y;
