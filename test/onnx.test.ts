@@ -10,7 +10,7 @@ import { compareFiles } from '../src/compare.js';
 import { writeDump } from '../src/dump.js';
 import { GOLDEN_DIR, dumpPath, modelDir } from '../src/golden.js';
 import { readInputs } from '../src/inputs.js';
-import { maxAbs } from '../src/metrics.js';
+import { relL2 } from '../src/metrics.js';
 import { Phi3Model } from '../src/model.js';
 import { tfjsVersion } from '../src/backend.js';
 import { SafetensorsFile } from '../weights/index.js';
@@ -18,6 +18,8 @@ import { useBackend } from './helpers.js';
 import { runOnnx, writeOnnxDump } from './onnx-runtime.js';
 
 const ONNX = path.join(GOLDEN_DIR, 'onnx');
+/** Relative L2 between two ONNX Runtime runs of one export on different CPUs (measured, see below). */
+const ORT_ACROSS_CPUS = 1e-6;
 const OUTPUTS = ['embed', 'layers.0.out', 'layers.1.out', 'layers.2.out', 'final_norm', 'logits'];
 
 describe('ONNX Runtime against the reference (phi4-mini-tiny)', function () {
@@ -47,10 +49,15 @@ describe('ONNX Runtime against the reference (phi4-mini-tiny)', function () {
       const onnx = path.join(ONNX, `phi4-mini-tiny.${c}-rope.onnx`);
       const outs = await runOnnx(onnx, inputs);
       expect([...outs.keys()].sort()).to.deep.equal([...OUTPUTS].sort());
-      // onnxruntime-node reproduces the Python onnxruntime run shipped with the exports
+      // onnxruntime-node reproduces the Python onnxruntime run shipped with the exports, up to the
+      // order of float32 sums: ORT picks its GEMM kernels by instruction set, so the bytes match only
+      // on a CPU like the one that made the file. Measured: bit-equal on the exporting machine and on
+      // the short input everywhere; on an AVX-512 EPYC the long input's outputs differ by relative L2
+      // 1.1e-7 (layers.0.out) to 3.8e-7 (logits). The bound is float32 reordering noise, 1e-6, and
+      // sits far below the 1e-3 of the real rope bug the last case catches.
       const shipped = SafetensorsFile.open(path.join(ONNX, `phi4-mini-tiny.${c}.onnxruntime.safetensors`));
       try {
-        for (const [name, t] of outs) expect(maxAbs(t.data, shipped.readFloat32(name)), name).to.equal(0);
+        for (const [name, t] of outs) expect(relL2(t.data, shipped.readFloat32(name)), name).to.be.at.most(ORT_ACROSS_CPUS);
       } finally {
         shipped.close();
       }
