@@ -17,17 +17,17 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KvCache } from '../layers/attention.js';
 import { Worker } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
-import { UsageError, intFlag, parseArgs, str } from '../src/args.js';
-import { loadConfig } from '../src/config.js';
-import { checkLength } from '../src/generate.js';
-import { resolveCheckpoint } from '../src/hub.js';
+import { UsageError, intFlag, parseArgs, str } from '../src/cli/args.js';
+import { loadConfig } from '../src/model/config.js';
+import { checkLength } from '../src/generate/generate.js';
+import { resolveCheckpoint } from '../src/checkpoint/hub.js';
 import { initBackend } from '../src/backend.js';
-import { GOLDEN_DIR, modelDir } from '../src/golden.js';
-import { Phi3Model } from '../src/model.js';
+import { GOLDEN_DIR, modelDir } from '../src/oracle/golden.js';
+import { Phi3Model } from '../src/model/model.js';
 import { ProgressBar } from '../src/progress.js';
-import { Rng } from '../src/synth.js';
-import { floatTensor } from '../src/widen.js';
-import { type WeightMode, weightMode } from '../src/weights.js';
+import { Rng } from '../src/checkpoint/synth.js';
+import { floatTensor } from '../src/model/widen.js';
+import { type WeightMode, weightMode } from '../src/model/weights.js';
 import { Checkpoint } from '../weights/index.js';
 
 const now = () => performance.now() / 1000;
@@ -131,7 +131,7 @@ function matmulPeak(n = 2048): number {
   return (2 * n ** 3) / best;
 }
 
-/** Bytes of bf16 per second widened into float32 tensors (src/widen.ts), best of 3. */
+/** Bytes of bf16 per second widened into float32 tensors (src/model/widen.ts), best of 3. */
 function widenRate(elements = 32 * 2 ** 20): number {
   const src = new Uint8Array(2 * elements).fill(0x3f);
   let best = Infinity;

@@ -1,6 +1,6 @@
 // npm run fidelity -- <checkpoint> [--tokens 32] [--seed 1] [--backend wasm,cpu] [--emulate bf16,f16] [--emulate-only] [--json]
 //
-// How exact each forward pass is, tap by tap, against the float64 reference (src/reference/) on
+// How exact each forward pass is, tap by tap, against the float64 reference (src/oracle/reference/) on
 // the same bf16 weights and random ids: the ideal float32 (the reference with float32 storage
 // between operations: exact sums, one rounding per stored value), the tfjs model on each backend
 // named (`--backend none` for the reference alone), with its ratio to the ideal float32, and the
@@ -9,15 +9,15 @@
 // float64 run's taps as float32 (half the memory: enough against bf16 / f16 errors) for long inputs.
 // docs/fidelity.md holds the full-size table.
 
-import { UsageError, intFlag, parseArgs, str } from '../src/args.js';
+import { UsageError, intFlag, parseArgs, str } from '../src/cli/args.js';
 import { initBackend } from '../src/backend.js';
-import { loadConfig } from '../src/config.js';
-import { resolveCheckpoint } from '../src/hub.js';
-import { Phi3Model } from '../src/model.js';
-import { modelErrors, referenceErrors, referenceTaps } from '../src/reference/fidelity.js';
-import { ROUNDINGS, type Rounding } from '../src/reference/rounding.js';
-import { Rng } from '../src/synth.js';
-import { tapNames } from '../src/taps.js';
+import { loadConfig } from '../src/model/config.js';
+import { resolveCheckpoint } from '../src/checkpoint/hub.js';
+import { Phi3Model } from '../src/model/model.js';
+import { modelErrors, referenceErrors, referenceTaps } from '../src/oracle/reference/fidelity.js';
+import { ROUNDINGS, type Rounding } from '../src/oracle/reference/rounding.js';
+import { Rng } from '../src/checkpoint/synth.js';
+import { tapNames } from '../layers/taps.js';
 
 const now = () => performance.now() / 1000;
 

@@ -1,3 +1,3 @@
 #!/usr/bin/env node
 // The phi4 command: the compiled CLI (npm ci builds dist/ through the prepare script).
-import "../dist/src/cli.js";
+import "../dist/src/cli/cli.js";

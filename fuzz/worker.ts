@@ -3,12 +3,12 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { compareFiles } from '../src/compare.js';
-import { CONFIG_LIMITS, loadConfig } from '../src/config.js';
-import { readInputs } from '../src/inputs.js';
-import { checkInputs } from '../src/model.js';
+import { compareFiles } from '../src/compare/compare.js';
+import { CONFIG_LIMITS, loadConfig } from '../src/model/config.js';
+import { readInputs } from '../src/checkpoint/inputs.js';
+import { checkInputs } from '../src/model/model.js';
 import { checkDumpMemory } from '../src/safety/precheck.js';
-import { expectedTensors } from '../src/weights.js';
+import { expectedTensors } from '../src/model/weights.js';
 import { SafetensorsFile, type TensorToWrite, writeSafetensors } from '../weights/index.js';
 import { type Case, type CompareCase, type InputsCase, type Kind, ROOT, makeCase } from './cases.js';
 import { judge } from './validator.js';

@@ -2,7 +2,7 @@
 """Write a phi4-ts dump from Hugging Face transformers' Phi3ForCausalLM.
 
 One forward pass of any Phi3ForCausalLM checkpoint directory (the real Phi-4-mini included) with
-every tap of phi4-ts (src/taps.ts) captured by forward hooks, written as a safetensors file in
+every tap of phi4-ts (layers/taps.ts) captured by forward hooks, written as a safetensors file in
 phi4-ts's dump format (docs/dump-format.md): float32 taps under the same names and layouts,
 int32 inputs, and __metadata__ saying what made it. `npx phi4 compare` reads it like any dump.
 
@@ -27,7 +27,7 @@ import json
 import os
 import sys
 
-# The tap table of src/taps.ts: names in forward order and layouts (test/generate-py.test.ts
+# The tap table of layers/taps.ts: names in forward order and layouts (test/generate-py.test.ts
 # checks that the two agree).
 MODEL_TAPS = {"embed": "B,T,H", "rope.cos": "B,T,r", "rope.sin": "B,T,r"}
 LAYER_TAPS = {
@@ -87,7 +87,7 @@ def project_version():
 
 
 def metadata(checkpoint, config_bytes, backend, versions, inputs, layouts):
-    """__metadata__ of a dump (all values strings), as src/dump.ts writes it plus what made it."""
+    """__metadata__ of a dump (all values strings), as src/oracle/dump.ts writes it plus what made it."""
     return {
         "format": "phi4-ts.dump",
         "project_version": project_version(),

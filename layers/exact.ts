@@ -16,13 +16,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type DotsWeights, exactDots } from './kernels/dots.js';
 
 export type { DotsWeights };
-/** For weight holders (src/weights.ts): memories the kernel reads weights from in place. */
+/** For weight holders (src/model/weights.ts): memories the kernel reads weights from in place. */
 export { WEIGHT_MEMORY_SCRATCH, releaseWeightMemory, weightMemory } from './kernels/dots.js';
 
 let exact = true;
 
 /**
- * Training (src/toy/train.ts) needs gradients, which host sums cannot give: with `false` the
+ * Training (src/teach/toy/train.ts) needs gradients, which host sums cannot give: with `false` the
  * products, the softmax and RMSNorm are plain (differentiable) tfjs ops, float32 sums and all.
  * The default, and everything but training, is exact.
  */

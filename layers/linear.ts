@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type DotsWeights, hostDots, rowDots, usesKernel } from './exact.js';
 
 /**
- * A weight kept outside the tensor heap (bf16 bytes on the host, src/weights.ts): handed to the
+ * A weight kept outside the tensor heap (bf16 bytes on the host, src/model/weights.ts): handed to the
  * exact kernel as it lies, or widened to a tensor for the one product that needs it.
  */
 export interface HostMatrix {

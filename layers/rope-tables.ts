@@ -1,9 +1,9 @@
 // Rotary tables on the host, with no tensor library: the frequencies and the cos/sin tables of
 // Phi-3 (Lo)RoPE, rounded to float32 at the steps where transformers rounds (layers/rotary.ts
 // explains why). Used by the tfjs forward pass (layers/rotary.ts) and by the float64 reference
-// (src/reference/), which must build the very same tables.
+// (src/oracle/reference/), which must build the very same tables.
 
-/** The rotary part of the model config (src/config.ts builds it from config.json). */
+/** The rotary part of the model config (src/model/config.ts builds it from config.json). */
 export interface RopeConfig {
   /** "default": plain RoPE; "longrope": Phi-3 LongRoPE with short and long factor sets. */
   type: 'default' | 'longrope';

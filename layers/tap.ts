@@ -1,5 +1,5 @@
 // A tap is a named point in the forward pass. Every block hands each intermediate to `tap`
-// under its documented name (see src/taps.ts) and carries on with what `tap` returns: the same
+// under its documented name (see layers/taps.ts) and carries on with what `tap` returns: the same
 // tensor to observe, another one to replace it (activation patching).
 
 import type * as tf from '@tensorflow/tfjs-core';

@@ -9,8 +9,8 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { existsSync } from 'node:fs';
-import { InputError } from './model.js';
-import { GOLDEN_DIR, modelDir } from './golden.js';
+import { InputError } from './model/model.js';
+import { GOLDEN_DIR, modelDir } from './oracle/golden.js';
 import { initBackend } from './backend.js';
 
 export { tf };
@@ -19,53 +19,53 @@ export { tf };
 export {
   Phi3Model, InputError, SCORE_BUDGET_BYTES,
   type ForwardInputs, type ForwardOptions, type ForwardResult, type RunWithCacheOptions,
-} from './model.js';
-export { HookError, checkTapNames, type Hook, type Hooks } from './hooks.js';
-export { tapNames, tapInfo, MODEL_TAPS, LAYER_TAPS, HEAD_TAPS, type TapInfo } from './taps.js';
+} from './model/model.js';
+export { HookError, checkTapNames, type Hook, type Hooks } from './model/hooks.js';
+export { tapNames, tapInfo, MODEL_TAPS, LAYER_TAPS, HEAD_TAPS, type TapInfo } from '../layers/taps.js';
 export type { KvCache } from '../layers/attention.js';
 
 // Configuration and weights
-export { parseConfig, loadConfig, configHash, ConfigError, type Phi3Config, type RopeConfig } from './config.js';
-export { loadWeights, weightMode, WEIGHT_MODES, type WeightMode, type ModelWeights, type LoadWeightsOptions } from './weights.js';
+export { parseConfig, loadConfig, configHash, ConfigError, type Phi3Config, type RopeConfig } from './model/config.js';
+export { loadWeights, weightMode, WEIGHT_MODES, type WeightMode, type ModelWeights, type LoadWeightsOptions } from './model/weights.js';
 export { Checkpoint, SafetensorsFile, WeightsError, writeSafetensors, type TensorInfo, type DType } from '../weights/index.js';
-export { resolveCheckpoint, hubCacheDir } from './hub.js';
-export { parseIds, readInputs } from './inputs.js';
+export { resolveCheckpoint, hubCacheDir } from './checkpoint/hub.js';
+export { parseIds, readInputs } from './checkpoint/inputs.js';
 
 // The float64 reference and fidelity against it (docs/fidelity.md)
-export { referenceForward, referenceBytes, ReferenceInputError, type ReferenceOptions, type ReferenceTap } from './reference/forward.js';
-export { ROUNDINGS, roundInPlace, type Rounding } from './reference/rounding.js';
-export { referenceTaps, referenceErrors, modelErrors, type TapValues } from './reference/fidelity.js';
+export { referenceForward, referenceBytes, ReferenceInputError, type ReferenceOptions, type ReferenceTap } from './oracle/reference/forward.js';
+export { ROUNDINGS, roundInPlace, type Rounding } from './oracle/reference/rounding.js';
+export { referenceTaps, referenceErrors, modelErrors, type TapValues } from './oracle/reference/fidelity.js';
 
 // Dump, compare, verify
-export { writeDump, writeReferenceDump, type DumpInfo } from './dump.js';
+export { writeDump, writeReferenceDump, type DumpInfo } from './oracle/dump.js';
 export {
   compare, compareFiles, fileEntries, formatReport, PRESETS,
   type CompareOptions, type CompareReport, type TapResult, type Entries, type Preset,
-} from './compare.js';
+} from './compare/compare.js';
 export {
   compareGenerations, addPolicyFit, formatGeneration, readGeneration, isGeneration,
   type Generation, type GenerationReport, type GenerationStep,
-} from './compare-generation.js';
-export { fitPolicies, chunkCandidates, type PolicyFit, type PolicyMatch } from './diagnose/rope-policy.js';
-export { verify } from './verify.js';
-export { FORWARD_CASES, F32_TOLERANCE, type GoldenCase } from './golden.js';
+} from './compare/generation.js';
+export { fitPolicies, chunkCandidates, type PolicyFit, type PolicyMatch } from './generate/rope-policy.js';
+export { verify } from './oracle/verify.js';
+export { FORWARD_CASES, F32_TOLERANCE, type GoldenCase } from './oracle/golden.js';
 
 // Generation, sampling, tokenizer and chat template
 export {
   generate, checkpointEosIds, checkLength, checkPolicy, writeGeneration, lastLogits, ROPE_POLICIES,
   type GenerateOptions, type GenerateResult, type RopePolicy,
-} from './generate.js';
-export { SplitMix64, argmax, chooseToken, type SamplingOptions } from './sampling.js';
+} from './generate/generate.js';
+export { SplitMix64, argmax, chooseToken, type SamplingOptions } from './generate/sampling.js';
 export {
   Phi4Tokenizer, loadTokenizer, TextStreamer,
   type ChatMessage, type ChatOptions, type ToolCall,
-} from './tokenizer.js';
+} from './text/tokenizer.js';
 
 // Memory calculator (docs/memory.md)
 export {
   memoryReport, formatMemoryReport, memoryJson, resolveMemorySource, modelTensors, weightBytes, kvCacheBytes,
   SCHEMES, type MemoryReport, type MemoryOptions, type SchemeId, type KvDtype,
-} from './memory.js';
+} from './model/memory.js';
 
 // Backend selection
 export { initBackend, tfjsVersion, BACKENDS, BackendError, type BackendName } from './backend.js';

@@ -4,10 +4,10 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import type { KvCache } from '../layers/attention.js';
-import { F32_TOLERANCE, dumpPath, modelDir } from '../src/golden.js';
-import { readInputs } from '../src/inputs.js';
-import { relL2 } from '../src/metrics.js';
-import { Phi3Model } from '../src/model.js';
+import { F32_TOLERANCE, dumpPath, modelDir } from '../src/oracle/golden.js';
+import { readInputs } from '../src/checkpoint/inputs.js';
+import { relL2 } from '../src/oracle/metrics.js';
+import { Phi3Model } from '../src/model/model.js';
 import { useBackend } from './helpers.js';
 
 /** Logits [T, V] of a full pass and of a prefill of `prefill` tokens then single-token steps. */

@@ -5,10 +5,10 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { attentionBias } from '../layers/mask.js';
-import { F32_TOLERANCE, dumpPath, modelDir } from '../src/golden.js';
-import { readInputs } from '../src/inputs.js';
-import { relL2 } from '../src/metrics.js';
-import { type ForwardInputs, type ForwardOptions, Phi3Model, SCORE_BUDGET_BYTES } from '../src/model.js';
+import { F32_TOLERANCE, dumpPath, modelDir } from '../src/oracle/golden.js';
+import { readInputs } from '../src/checkpoint/inputs.js';
+import { relL2 } from '../src/oracle/metrics.js';
+import { type ForwardInputs, type ForwardOptions, Phi3Model, SCORE_BUDGET_BYTES } from '../src/model/model.js';
 import { arr, useBackend } from './helpers.js';
 
 function logits(m: Phi3Model, inp: ForwardInputs, opts: ForwardOptions): Float32Array {

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url)); // dist/test
 export const ROOT = path.resolve(HERE, '..', '..');
-export const CLI = path.resolve(HERE, '..', 'src', 'cli.js');
+export const CLI = path.resolve(HERE, '..', 'src', 'cli', 'cli.js');
 
 export interface Run {
   status: number | null;
@@ -15,7 +15,7 @@ export interface Run {
   stderr: string;
 }
 
-/** Runs `node dist/src/cli.js ...args` from the project root, PHI4_BACKEND and PHI4_DEBUG unset unless given. */
+/** Runs `node dist/src/cli/cli.js ...args` from the project root, PHI4_BACKEND and PHI4_DEBUG unset unless given. */
 export function phi4(args: string[], env: Record<string, string> = {}): Run {
   const childEnv: NodeJS.ProcessEnv = { ...process.env };
   delete childEnv.PHI4_BACKEND;

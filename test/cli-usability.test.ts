@@ -4,9 +4,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { didYouMean, editDistance } from '../src/args.js';
-import { defaultContexts } from '../src/commands/memory.js';
-import { COMMANDS } from '../src/commands/index.js';
+import { didYouMean, editDistance } from '../src/cli/args.js';
+import { defaultContexts } from '../src/cli/commands/memory.js';
+import { COMMANDS } from '../src/cli/commands/index.js';
 import { ROOT, expectBadInput, phi4 } from './cli-helpers.js';
 
 describe('command line usability', () => {

@@ -9,9 +9,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../weights/index.js';
-import { relL2, selectPositions } from '../src/metrics.js';
+import { relL2, selectPositions } from '../src/oracle/metrics.js';
 import { BANNER, ROOT, expectBadInput, lines, phi4, show } from './cli-helpers.js';
-import { seqAxis, tapInfo, tapNames } from '../src/taps.js';
+import { seqAxis, tapInfo, tapNames } from '../layers/taps.js';
 
 const PHI4_TINY = path.join(ROOT, 'golden', 'models', 'phi4-mini-tiny');
 const PHI3_TINY = path.join(ROOT, 'golden', 'models', 'phi3-mini-tiny');

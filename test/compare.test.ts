@@ -1,4 +1,4 @@
-// `phi4 compare`: the pure comparison (src/compare.ts, src/compare-map.ts) and the command line,
+// `phi4 compare`: the pure comparison (src/compare/compare.ts, src/compare/map.ts) and the command line,
 // run as a child process as a user runs it. Expected values are computed by hand here, never by
 // the code under test.
 
@@ -6,16 +6,16 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
-import { type Entries, type Entry, PRESETS, compare, compareFiles, formatReport, forwardOrder, logitStats } from '../src/compare.js';
-import { plotSvg } from '../src/plot.js';
-import { applyMap, parseMapSpec, permute } from '../src/compare-map.js';
-import { writeDump } from '../src/dump.js';
-import { dumpPath, modelDir } from '../src/golden.js';
-import { readInputs } from '../src/inputs.js';
-import { Phi3Model } from '../src/model.js';
-import { tapNames } from '../src/taps.js';
+import { type Entries, type Entry, PRESETS, compare, compareFiles, formatReport, forwardOrder, logitStats } from '../src/compare/compare.js';
+import { plotSvg } from '../src/compare/plot.js';
+import { applyMap, parseMapSpec, permute } from '../src/compare/map.js';
+import { writeDump } from '../src/oracle/dump.js';
+import { dumpPath, modelDir } from '../src/oracle/golden.js';
+import { readInputs } from '../src/checkpoint/inputs.js';
+import { Phi3Model } from '../src/model/model.js';
+import { tapNames } from '../layers/taps.js';
 import { tfjsVersion } from '../src/backend.js';
-import { compareCommand } from '../src/commands/compare.js';
+import { compareCommand } from '../src/cli/commands/compare.js';
 import { SafetensorsFile, writeSafetensors } from '../weights/index.js';
 import { rewriteDump, useBackend } from './helpers.js';
 import { ROOT, type Run, expectBadInput, phi4, show } from './cli-helpers.js';
@@ -428,7 +428,7 @@ describe('phi4 compare: files and the command line', function () {
 
 describe('metrics', () => {
   it('a NaN anywhere, even before larger values, makes rel L2 and max|d| NaN (found by npm run fuzz -- --kinds compare)', async () => {
-    const { relL2, maxAbs } = await import('../src/metrics.js');
+    const { relL2, maxAbs } = await import('../src/oracle/metrics.js');
     const ref = Float32Array.of(1, 2, 3, 4);
     for (const at of [0, 1, 3]) {
       const c = Float32Array.of(1, 2, 3, 4);

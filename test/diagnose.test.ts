@@ -1,4 +1,4 @@
-// compare's diagnoses beyond the numbers: the LongRoPE fingerprint (src/diagnose/).
+// compare's diagnoses beyond the numbers: the LongRoPE fingerprint (src/compare/diagnose/).
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -6,8 +6,8 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { cosSin, inverseFrequencies } from '../layers/rotary.js';
-import { loadConfig } from '../src/config.js';
-import { Phi3Model } from '../src/model.js';
+import { loadConfig } from '../src/model/config.js';
+import { Phi3Model } from '../src/model/model.js';
 import { useBackend } from './helpers.js';
 import { SafetensorsFile, type TensorToWrite, writeSafetensors } from '../weights/index.js';
 import { ROOT, phi4, show } from './cli-helpers.js';

@@ -82,7 +82,7 @@ describe('the packed package and the docs examples', function () {
   });
 
   it('holds the entry point with declarations, the sources the errors name, checkpoints and docs, and no tests', () => {
-    for (const f of ['package.json', 'README.md', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli.js', 'bin/phi4.js', 'src/taps.ts',
+    for (const f of ['package.json', 'README.md', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/cli.js', 'bin/phi4.js', 'layers/taps.ts',
       'docs/hooks.md', 'golden/models/phi4-mini-tiny/config.json', 'golden/models/phi4-mini-tiny/model.safetensors.index.json']) {
       expect(packed, f).to.include(f);
     }

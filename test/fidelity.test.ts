@@ -10,11 +10,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { GOLDEN_DIR } from '../src/golden.js';
-import { loadConfig } from '../src/config.js';
-import { Phi3Model } from '../src/model.js';
-import { modelErrors, referenceErrors, referenceTaps } from '../src/reference/fidelity.js';
-import { Rng, synthesize } from '../src/synth.js';
+import { GOLDEN_DIR } from '../src/oracle/golden.js';
+import { loadConfig } from '../src/model/config.js';
+import { Phi3Model } from '../src/model/model.js';
+import { modelErrors, referenceErrors, referenceTaps } from '../src/oracle/reference/fidelity.js';
+import { Rng, synthesize } from '../src/checkpoint/synth.js';
 import { TEST_BACKENDS, useBackend } from './helpers.js';
 
 describe('fidelity at the real width (2 layers of Phi-4-mini, hidden 3072, intermediate 8192)', function () {

@@ -1,11 +1,11 @@
 // golden/generate.py (torch + transformers; not runnable in this project's CI) writes dumps in
-// the same format: its tap table must be src/taps.ts's, name for name, layout for layout.
+// the same format: its tap table must be layers/taps.ts's, name for name, layout for layout.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'chai';
-import { GOLDEN_DIR } from '../src/golden.js';
-import { HEAD_TAPS, LAYER_TAPS, MODEL_TAPS } from '../src/taps.js';
+import { GOLDEN_DIR } from '../src/oracle/golden.js';
+import { HEAD_TAPS, LAYER_TAPS, MODEL_TAPS } from '../layers/taps.js';
 
 const SOURCE = fs.readFileSync(path.join(GOLDEN_DIR, 'generate.py'), 'utf8');
 
@@ -19,7 +19,7 @@ function pyDict(name: string): [string, string][] {
 const layouts = (t: Record<string, { layout: string }>) => Object.entries(t).map(([k, v]) => [k, v.layout]);
 
 describe('golden/generate.py', () => {
-  it('has the tap table of src/taps.ts, in forward order', () => {
+  it('has the tap table of layers/taps.ts, in forward order', () => {
     expect(pyDict('MODEL_TAPS')).to.deep.equal(layouts(MODEL_TAPS));
     expect(pyDict('LAYER_TAPS')).to.deep.equal(layouts(LAYER_TAPS));
     expect(pyDict('HEAD_TAPS')).to.deep.equal(layouts(HEAD_TAPS));

@@ -8,10 +8,10 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { SafetensorsFile } from '../weights/index.js';
-import { F32_TOLERANCE, dumpPath, modelDir } from '../src/golden.js';
-import { type RopePolicy, checkpointEosIds, generate, lastLogits } from '../src/generate.js';
-import { relL2 } from '../src/metrics.js';
-import { Phi3Model } from '../src/model.js';
+import { F32_TOLERANCE, dumpPath, modelDir } from '../src/oracle/golden.js';
+import { type RopePolicy, checkpointEosIds, generate, lastLogits } from '../src/generate/generate.js';
+import { relL2 } from '../src/oracle/metrics.js';
+import { Phi3Model } from '../src/model/model.js';
 import { TEST_BACKENDS, useBackend } from './helpers.js';
 
 interface Golden {

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import { GgufFile, SafetensorsFile, WeightsError } from '../weights/index.js';
-import { configHash, loadConfig } from '../src/config.js';
+import { configHash, loadConfig } from '../src/model/config.js';
 import { ROOT, phi4, show } from './cli-helpers.js';
 import { rewriteDump } from './helpers.js';
 

@@ -2,10 +2,10 @@
 
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
-import { FORWARD_CASES, F32_TOLERANCE, type TapCheck, checkCase, computeTaps, dumpPath, modelDir } from '../src/golden.js';
-import { readInputs } from '../src/inputs.js';
-import { relL2 } from '../src/metrics.js';
-import { Phi3Model } from '../src/model.js';
+import { FORWARD_CASES, F32_TOLERANCE, type TapCheck, checkCase, computeTaps, dumpPath, modelDir } from '../src/oracle/golden.js';
+import { readInputs } from '../src/checkpoint/inputs.js';
+import { relL2 } from '../src/oracle/metrics.js';
+import { Phi3Model } from '../src/model/model.js';
 import { TEST_BACKENDS, useBackend } from './helpers.js';
 
 function failures(checks: TapCheck[]): string[] {

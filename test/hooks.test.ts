@@ -4,10 +4,10 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { Checkpoint } from '../weights/index.js';
-import { dumpPath, modelDir } from '../src/golden.js';
-import { readInputs } from '../src/inputs.js';
-import { relL2 } from '../src/metrics.js';
-import { Phi3Model } from '../src/model.js';
+import { dumpPath, modelDir } from '../src/oracle/golden.js';
+import { readInputs } from '../src/checkpoint/inputs.js';
+import { relL2 } from '../src/oracle/metrics.js';
+import { Phi3Model } from '../src/model/model.js';
 import { useBackend } from './helpers.js';
 
 const MODEL = modelDir('phi4-mini-tiny');
@@ -105,7 +105,7 @@ describe('hooks and runWithCache', () => {
     expect(() => m.runWithCache(inputs, { hooks: { 'layers.0.attn': () => {} } })).to.throw(/"layers\.0\.attn" is not a tap/);
     expect(() => m.runWithCache(inputs, { names: ['logit'] })).to.throw(/names: "logit" is not a tap of this \d+-layer model \(did you mean logits\?\)$/);
     expect(() => m.runWithCache(inputs, { names: ['layers.1.atn_out'] })).to.throw(/\(did you mean layers\.1\.attn_out\?\)$/);
-    expect(() => m.runWithCache(inputs, { names: ['nonsense'] })).to.throw(/not a tap of this \d+-layer model \(names: embed, .*see src\/taps\.ts\)$/);
+    expect(() => m.runWithCache(inputs, { names: ['nonsense'] })).to.throw(/not a tap of this \d+-layer model \(names: embed, .*see layers\/taps\.ts\)$/);
     expect(tf.memory().numTensors).to.equal(before);
   });
 

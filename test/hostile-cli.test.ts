@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
-import { parseConfig } from '../src/config.js';
+import { parseConfig } from '../src/model/config.js';
 import { MAX_ERROR_CHARS, errorLine } from '../src/safety/error-text.js';
 import { SYNTH_MARKER, removeStaleTemps } from '../src/safety/outputs.js';
 import { dumpBytes } from '../src/safety/precheck.js';

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { expect } from 'chai';
-import { CONFIG_LIMITS, ConfigError, loadConfig, parseConfig } from '../src/config.js';
+import { CONFIG_LIMITS, ConfigError, loadConfig, parseConfig } from '../src/model/config.js';
 import { Checkpoint, MAX_DEPTH, MAX_KEY_CHARS, SafetensorsFile, WeightsError } from '../weights/index.js';
 import { ROOT } from './cli-helpers.js';
 

@@ -8,8 +8,8 @@ import { MASKED, attentionBias } from '../layers/mask.js';
 import { mlp } from '../layers/mlp.js';
 import { rmsNorm } from '../layers/rmsnorm.js';
 import { type RopeConfig, applyRotary, inverseFrequencies, rotaryTables, usesLongFactors } from '../layers/rotary.js';
-import { loadConfig } from '../src/config.js';
-import { GOLDEN_DIR, modelDir } from '../src/golden.js';
+import { loadConfig } from '../src/model/config.js';
+import { GOLDEN_DIR, modelDir } from '../src/oracle/golden.js';
 import { TEST_BACKENDS, arr, rand, useBackend } from './helpers.js';
 
 const manifest = JSON.parse(readFileSync(`${GOLDEN_DIR}/manifest.json`, 'utf8'));

@@ -1,20 +1,20 @@
 // llama.cpp as a compare target: dumps made once by tools/llamacpp/phi4-tapdump.cpp (llama.cpp's
 // eval callback, every graph node under its ggml name) and committed in golden/llamacpp/
 // (README.md there; remade by golden/llamacpp/make.sh). Each is lined up with the taps by the
-// built-in map (src/maps/llamacpp.ts), detected from the names, and judged against transformers'
+// built-in map (src/compare/maps/llamacpp.ts), detected from the names, and judged against transformers'
 // golden dumps or our own reference.
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
-import { type Entries, compareFiles, fileEntries } from '../src/compare.js';
-import { applyMap } from '../src/compare-map.js';
-import { configHash, loadConfig } from '../src/config.js';
-import { BUILTIN_MAPS, detectMap, resolveMap } from '../src/maps/index.js';
-import { looksLikeLlamaCpp } from '../src/maps/llamacpp.js';
-import { windowFromPositions } from '../src/diagnose/sliding-window.js';
-import { synthesize } from '../src/synth.js';
+import { type Entries, compareFiles, fileEntries } from '../src/compare/compare.js';
+import { applyMap } from '../src/compare/map.js';
+import { configHash, loadConfig } from '../src/model/config.js';
+import { BUILTIN_MAPS, detectMap, resolveMap } from '../src/compare/maps/index.js';
+import { looksLikeLlamaCpp } from '../src/compare/maps/llamacpp.js';
+import { windowFromPositions } from '../src/compare/diagnose/sliding-window.js';
+import { synthesize } from '../src/checkpoint/synth.js';
 import { SafetensorsFile, type TensorToWrite, writeSafetensors } from '../weights/index.js';
 import { ROOT, phi4, show } from './cli-helpers.js';
 
@@ -35,7 +35,7 @@ function entriesOf(file: string): Entries {
   return out;
 }
 
-describe('llama.cpp: the built-in map (src/maps/llamacpp.ts)', () => {
+describe('llama.cpp: the built-in map (src/compare/maps/llamacpp.ts)', () => {
   it('is detected from ggml node names, and not from our own taps', () => {
     expect(looksLikeLlamaCpp(entriesOf(LLAMA('phi4-mini-tiny.long.f32.safetensors')).keys())).to.equal(true);
     expect(looksLikeLlamaCpp(entriesOf(GOLDEN('phi4-mini-tiny.long')).keys())).to.equal(false);

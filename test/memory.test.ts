@@ -1,4 +1,4 @@
-// The memory calculator (src/memory.ts, `phi4 memory`) against counts made here, independently,
+// The memory calculator (src/model/memory.ts, `phi4 memory`) against counts made here, independently,
 // from the safetensors headers themselves (parsed with fs in this file, not through weights/):
 // the bundled tiny checkpoints, and a synthetic checkpoint of Phi-4-mini's full widths (hidden
 // 3072, intermediate 8192, vocab 200064, 24/8 heads of 128) with 2 layers, written as a header
@@ -8,8 +8,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
-import { loadConfig } from '../src/config.js';
-import { type MemoryReport, type SchemeId, kvCacheBytes, memoryReport, resolveMemorySource, useMoreBits } from '../src/memory.js';
+import { loadConfig } from '../src/model/config.js';
+import { type MemoryReport, type SchemeId, kvCacheBytes, memoryReport, resolveMemorySource, useMoreBits } from '../src/model/memory.js';
 import { ROOT, phi4 } from './cli-helpers.js';
 
 /** llama.cpp's use_more_bits(i, n), written out: i < n/8, i >= 7n/8, or (i - n/8) % 3 == 2 (integer division). */

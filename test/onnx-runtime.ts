@@ -3,7 +3,7 @@
 
 import * as ort from 'onnxruntime-node';
 import { writeSafetensors, type TensorToWrite } from '../weights/index.js';
-import type { ForwardInputs } from '../src/model.js';
+import type { ForwardInputs } from '../src/model/model.js';
 
 /** Runs `model` on one row of ids (attention_mask all ones); returns its outputs by name. */
 export async function runOnnx(model: string, inputs: ForwardInputs): Promise<Map<string, { data: Float32Array; shape: number[] }>> {

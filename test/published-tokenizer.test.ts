@@ -8,14 +8,14 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { Tiktoken } from 'js-tiktoken/lite';
 import o200k from 'js-tiktoken/ranks/o200k_base';
-import { modelDir } from '../src/golden.js';
-import { type ChatMessage, Phi4Tokenizer, loadTokenizer, parseToolCalls } from '../src/tokenizer.js';
+import { modelDir } from '../src/oracle/golden.js';
+import { type ChatMessage, Phi4Tokenizer, loadTokenizer, parseToolCalls } from '../src/text/tokenizer.js';
 import { ROOT, expectBadInput, phi4 } from './cli-helpers.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { PHI4_SPECIAL_TOKENS, phi4StyleTokenizer } from './o200k.js';
 import { CORPUS } from './tokenizer.test.js';
-import { O200K_PATTERN, fullTokenizer, smallTokenizer } from '../src/tokenizer-build.js';
+import { O200K_PATTERN, fullTokenizer, smallTokenizer } from '../src/text/tokenizer-build.js';
 
 type Json = Record<string, unknown>;
 const PUB = path.join(ROOT, 'golden', 'phi-4-mini-instruct');

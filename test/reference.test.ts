@@ -1,17 +1,17 @@
-// The float64 reference (src/reference/): against transformers' float64 and float32 dumps on every
+// The float64 reference (src/oracle/reference/): against transformers' float64 and float32 dumps on every
 // golden case, its rounding emulation, its memory refusal and its command line.
 
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { loadConfig } from '../src/config.js';
-import { FORWARD_CASES, F32_TOLERANCE, dumpPath, modelDir } from '../src/golden.js';
-import { readInputs } from '../src/inputs.js';
-import { relL2, selectPositions } from '../src/metrics.js';
-import { referenceForward } from '../src/reference/forward.js';
-import { type Rounding, roundInPlace } from '../src/reference/rounding.js';
-import { seqAxis, tapNames } from '../src/taps.js';
+import { loadConfig } from '../src/model/config.js';
+import { FORWARD_CASES, F32_TOLERANCE, dumpPath, modelDir } from '../src/oracle/golden.js';
+import { readInputs } from '../src/checkpoint/inputs.js';
+import { relL2, selectPositions } from '../src/oracle/metrics.js';
+import { referenceForward } from '../src/oracle/reference/forward.js';
+import { type Rounding, roundInPlace } from '../src/oracle/reference/rounding.js';
+import { seqAxis, tapNames } from '../layers/taps.js';
 import { Checkpoint, SafetensorsFile, bf16BitsToFloat32, f16BitsToFloat32, float32ToBf16Bits, float32ToF16Bits } from '../weights/index.js';
 import { expectBadInput, phi4, show } from './cli-helpers.js';
 import { rand } from './helpers.js';

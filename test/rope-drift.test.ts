@@ -7,10 +7,10 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { SafetensorsFile } from '../weights/index.js';
-import { dumpPath, modelDir } from '../src/golden.js';
-import { type RopePolicy, generate } from '../src/generate.js';
-import { relL2 } from '../src/metrics.js';
-import { Phi3Model } from '../src/model.js';
+import { dumpPath, modelDir } from '../src/oracle/golden.js';
+import { type RopePolicy, generate } from '../src/generate/generate.js';
+import { relL2 } from '../src/oracle/metrics.js';
+import { Phi3Model } from '../src/model/model.js';
 import { useBackend } from './helpers.js';
 
 const STEPS = 40;

@@ -5,8 +5,8 @@
 import { expect } from 'chai';
 import { join } from 'node:path';
 import { cosSin, inverseFrequencies, rotaryTableData } from '../layers/rotary.js';
-import { loadConfig } from '../src/config.js';
-import { GOLDEN_DIR, modelDir } from '../src/golden.js';
+import { loadConfig } from '../src/model/config.js';
+import { GOLDEN_DIR, modelDir } from '../src/oracle/golden.js';
 import { SafetensorsFile } from '../weights/index.js';
 
 const CASES = [

@@ -1,10 +1,10 @@
 // The seeded generator against its published reference outputs, and the sampling rules.
 
 import { expect } from 'chai';
-import { modelDir } from '../src/golden.js';
-import { generate } from '../src/generate.js';
-import { Phi3Model } from '../src/model.js';
-import { SplitMix64, argmax, checkSampling, chooseToken, filteredLogits } from '../src/sampling.js';
+import { modelDir } from '../src/oracle/golden.js';
+import { generate } from '../src/generate/generate.js';
+import { Phi3Model } from '../src/model/model.js';
+import { SplitMix64, argmax, checkSampling, chooseToken, filteredLogits } from '../src/generate/sampling.js';
 import { useBackend } from './helpers.js';
 
 describe('sampling', () => {

@@ -7,19 +7,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
-import { loadConfig } from '../src/config.js';
-import { F32_TOLERANCE, modelDir } from '../src/golden.js';
-import { relL2 } from '../src/metrics.js';
-import { Phi3Model } from '../src/model.js';
+import { loadConfig } from '../src/model/config.js';
+import { F32_TOLERANCE, modelDir } from '../src/oracle/golden.js';
+import { relL2 } from '../src/oracle/metrics.js';
+import { Phi3Model } from '../src/model/model.js';
 import { ProgressBar } from '../src/progress.js';
-import { splitShards, stateDictOrder, synthesize } from '../src/synth.js';
-import { HostWeights, expectedTensors } from '../src/weights.js';
-import { floatTensor } from '../src/widen.js';
+import { splitShards, stateDictOrder, synthesize } from '../src/checkpoint/synth.js';
+import { HostWeights, expectedTensors } from '../src/model/weights.js';
+import { floatTensor } from '../src/model/widen.js';
 import { Checkpoint } from '../weights/index.js';
 import { TEST_BACKENDS, useBackend } from './helpers.js';
 import { phi4 } from './cli-helpers.js';
-import { loadTokenizer } from '../src/tokenizer.js';
-import { checkpointEosIds } from '../src/generate.js';
+import { loadTokenizer } from '../src/text/tokenizer.js';
+import { checkpointEosIds } from '../src/generate/generate.js';
 
 const CONFIG = join(modelDir('phi4-mini-tiny'), 'config.json'); // Phi-4-mini's layout, hidden 96, vocab 1024
 

@@ -9,9 +9,9 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { Tiktoken } from 'js-tiktoken/lite';
 import o200k from 'js-tiktoken/ranks/o200k_base';
-import { modelDir } from '../src/golden.js';
-import { hubCacheDir, resolveCheckpoint } from '../src/hub.js';
-import { type ChatMessage, Phi4Tokenizer, TextStreamer, loadTokenizer } from '../src/tokenizer.js';
+import { modelDir } from '../src/oracle/golden.js';
+import { hubCacheDir, resolveCheckpoint } from '../src/checkpoint/hub.js';
+import { type ChatMessage, Phi4Tokenizer, TextStreamer, loadTokenizer } from '../src/text/tokenizer.js';
 import { PHI4_SPECIAL_TOKENS, phi4StyleTokenizer } from './o200k.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -2,7 +2,7 @@
 // on sequences it never saw, through the normal forward pass, before and after the LongRoPE switch.
 //
 // Held-out sequences: the random stream "held-out" of the training seed (training draws from
-// "train"), and any sequence that the training run also drew is dropped (src/toy/evaluate.ts);
+// "train"), and any sequence that the training run also drew is dropped (src/teach/toy/evaluate.ts);
 // the test checks both again here.
 //
 // Measured on the committed checkpoint (wasm and cpu alike, exact sums): 300 held-out sequences,
@@ -16,10 +16,10 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { Phi3Model } from '../src/model.js';
-import { HELD_OUT_PER_LENGTH, accuracy, heldOutSet, modelLogits, setGuessAccuracy } from '../src/toy/evaluate.js';
-import { N_MAX, N_MIN, trainingSequences } from '../src/toy/task.js';
-import { DEFAULT_TRAIN, TOY_DIR } from '../src/toy/train.js';
+import { Phi3Model } from '../src/model/model.js';
+import { HELD_OUT_PER_LENGTH, accuracy, heldOutSet, modelLogits, setGuessAccuracy } from '../src/teach/toy/evaluate.js';
+import { N_MAX, N_MIN, trainingSequences } from '../src/teach/toy/task.js';
+import { DEFAULT_TRAIN, TOY_DIR } from '../src/teach/toy/train.js';
 import { useBackend } from './helpers.js';
 
 const SOLVED = 0.98;

@@ -10,10 +10,10 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { expect } from 'chai';
 import { type Browser, chromium } from 'playwright-core';
-import { parseConfig } from '../src/config.js';
-import { expectedCounts } from '../src/figures/figures.js';
-import { TOY_CONFIG } from '../src/toy/train.js';
-import { loadRealConfig } from '../src/walkthrough.js';
+import { parseConfig } from '../src/model/config.js';
+import { expectedCounts } from '../src/teach/figures/figures.js';
+import { TOY_CONFIG } from '../src/teach/toy/train.js';
+import { loadRealConfig } from '../src/teach/walkthrough.js';
 import { phi4, show } from './cli-helpers.js';
 
 const CHROMIUM = process.env.PHI4_CHROMIUM ?? '/usr/bin/chromium';

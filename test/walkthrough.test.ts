@@ -7,9 +7,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
-import { Phi3Model } from '../src/model.js';
-import { EXTRA_CODE, GENERATED_DOCS, docValues, figureFiles, renderDoc, staleRegions } from '../src/gen-docs.js';
-import { type CodeRef, DEFAULT_WALKTHROUGH_CHECKPOINT, STEP_IDS, defaultIds, loadRealConfig, runWalkthrough, stepCode } from '../src/walkthrough.js';
+import { Phi3Model } from '../src/model/model.js';
+import { EXTRA_CODE, GENERATED_DOCS, docValues, figureFiles, renderDoc, staleRegions } from '../tools/gen-docs.js';
+import { type CodeRef, DEFAULT_WALKTHROUGH_CHECKPOINT, STEP_IDS, defaultIds, loadRealConfig, runWalkthrough, stepCode } from '../src/teach/walkthrough.js';
 import { useBackend } from './helpers.js';
 import { ROOT, phi4 } from './cli-helpers.js';
 

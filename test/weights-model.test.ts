@@ -4,9 +4,9 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { parseConfig, loadConfig } from '../src/config.js';
-import { GOLDEN_DIR, modelDir } from '../src/golden.js';
-import { expectedTensors, float32Bytes, loadWeights } from '../src/weights.js';
+import { parseConfig, loadConfig } from '../src/model/config.js';
+import { GOLDEN_DIR, modelDir } from '../src/oracle/golden.js';
+import { expectedTensors, float32Bytes, loadWeights } from '../src/model/weights.js';
 import { Checkpoint } from '../weights/index.js';
 import { useBackend } from './helpers.js';
 

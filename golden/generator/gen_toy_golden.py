@@ -28,7 +28,7 @@ from tap_hooks import Taps  # this folder: the hooks that name every tap
 CKPT, OUT = sys.argv[1], sys.argv[2]
 NAME = "phi4-toy-induction"
 ALPHABET = "abcdefghijklmnopqrstuvwxyz"  # "<s>" is id 0, letter i is id i + 1 (tokenizer.json)
-# The walkthrough's two prompts (src/figures/figures.ts TOY_PROMPTS): n letters, then the same n again.
+# The walkthrough's two prompts (src/teach/figures/figures.ts TOY_PROMPTS): n letters, then the same n again.
 PROMPTS = {"short": "quickbrownfx", "long": "quickbrownfxjmpsvlaz"}
 
 

@@ -1,5 +1,5 @@
 """Forward hooks that record every intermediate of transformers' Phi3ForCausalLM under this
-project's tap names (src/taps.ts), shared by the golden generators of this folder."""
+project's tap names (layers/taps.ts), shared by the golden generators of this folder."""
 
 import transformers.models.phi3.modeling_phi3 as M
 

@@ -1,12 +1,12 @@
 // Writes the small tokenizer of every bundled checkpoint (golden/models/*/tokenizer.json,
 // tokenizer_config.json, generation_config.json) from Phi-4-mini's published files, as
-// src/tokenizer-build.ts describes. Run after a build:  npx tsc && node golden/tokenizer/build.mjs
+// src/text/tokenizer-build.ts describes. Run after a build:  npx tsc && node golden/tokenizer/build.mjs
 // (test/published-tokenizer.test.ts fails when the committed files differ from what this makes).
 
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { smallTokenizer } from '../../dist/src/tokenizer-build.js';
+import { smallTokenizer } from '../../dist/src/text/tokenizer-build.js';
 
 const MODELS = join(dirname(fileURLToPath(import.meta.url)), '..', 'models');
 for (const name of readdirSync(MODELS)) {

@@ -1,5 +1,5 @@
 // The exact dot-product kernel (dots.wat) over shared WebAssembly memories. Weights that already
-// lie in such a memory (a `weightMemory`, where src/weights.ts keeps the bf16 checkpoint) are read
+// lie in such a memory (a `weightMemory`, where src/model/weights.ts keeps the bf16 checkpoint) are read
 // in place: only the activations (widened to float64) and the outputs pass through the scratch
 // room at the memory's front. Other weights are copied into the kernel's own memory a block of
 // rows at a time and padded with zeros to the kernel's tile. Either way the rows are split between

@@ -11,7 +11,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { UsageError } from '../args.js';
+import { UsageError } from '../cli/args.js';
 
 /**
  * A temporary file of this project's writers: `<name>.safetensors.tmp-<pid>-<12 hex>`

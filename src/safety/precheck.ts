@@ -4,11 +4,11 @@
 
 import { totalmem } from 'node:os';
 import { Checkpoint } from '../../weights/index.js';
-import { type Phi3Config, loadConfig } from '../config.js';
-import { formatBytes } from '../memory.js';
-import { type ForwardInputs, InputError, checkInputs } from '../model.js';
-import { checkTensors } from '../weights.js';
-import { GgufCheckpoint, isGgufPath } from '../gguf/checkpoint.js';
+import { type Phi3Config, loadConfig } from '../model/config.js';
+import { formatBytes } from '../model/memory.js';
+import { type ForwardInputs, InputError, checkInputs } from '../model/model.js';
+import { checkTensors } from '../model/weights.js';
+import { GgufCheckpoint, isGgufPath } from '../checkpoint/gguf/checkpoint.js';
 
 /** Reads the config and validates every shard header (or the GGUF file) and tensor shape against it; reads no weights. */
 export function precheckCheckpoint(dir: string): Phi3Config {

@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+// The `phi4` command line: looks the subcommand up in src/cli/commands/ and runs it. Errors are one
+// line on stderr and a non-zero exit: 2 for bad input, 1 for a failed check.
+
+import { UsageError, didYouMean } from './args.js';
+import { COMMANDS } from './commands/index.js';
+import { VERSION } from '../version.js';
+import { errorLine } from '../safety/error-text.js';
+
+const USAGE = `phi4-ts ${VERSION}: a reference implementation of Phi-4-mini (Phi3ForCausalLM) in TypeScript
+
+usage:
+${Object.values(COMMANDS).map((c) => '  ' + c.usage).join('\n')}
+  phi4 <command> --help     one command's usage
+  phi4 --version            the version
+
+backends: tensorflow (when @tensorflow/tfjs-node loads), wasm (default), cpu; or set PHI4_BACKEND`;
+
+/** Errors that describe bad input: one line, exit 2. Anything else is a bug: exit 1. */
+const KNOWN_ERRORS = ['UsageError', 'ConfigError', 'WeightsError', 'InputError', 'BackendError', 'ReferenceInputError'];
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    console.log(USAGE);
+    return cmd === undefined ? 2 : 0;
+  }
+  if (cmd === '--version' || cmd === '-v' || cmd === 'version') {
+    console.log(VERSION);
+    return 0;
+  }
+  const command = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
+  if (!command) throw new UsageError(`unknown command "${cmd}"${didYouMean(cmd, Object.keys(COMMANDS)) || ' (try phi4 --help)'}`);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(`usage:\n  ${command.usage}`);
+    return 0;
+  }
+  return command.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    const known = KNOWN_ERRORS.includes(err.name);
+    const text = known ? err.message : String(err?.stack ?? err).split('\n')[0]!;
+    console.error(`phi4: ${errorLine(text)}`);
+    if (!known && process.env.PHI4_DEBUG) console.error(err.stack);
+    process.exit(known ? 2 : 1);
+  },
+);

@@ -1,0 +1,58 @@
+import { UsageError, intFlag, parseArgs, str } from '../args.js';
+import { tfjsVersion } from '../../backend.js';
+import { writeDump, writeReferenceDump } from '../../oracle/dump.js';
+import { resolveCheckpoint } from '../../checkpoint/hub.js';
+import { parseIds, readInputs } from '../../checkpoint/inputs.js';
+import { Phi3Model } from '../../model/model.js';
+import { ROUNDINGS, type Rounding } from '../../oracle/reference/rounding.js';
+import { checkOutput } from '../../safety/outputs.js';
+import { checkDumpMemory, defaultMaxMemoryGiB, precheckCheckpoint, precheckInputs } from '../../safety/precheck.js';
+import { type Command, start } from './common.js';
+
+const PRECISIONS = ['float32', 'float64'];
+
+export const dumpCommand: Command = {
+  usage: `phi4 dump <checkpoint-dir | repo-id> (--ids 5,17,42 | --inputs FILE.safetensors) --out FILE.safetensors
+      [--force] [--max-memory GIB] [--backend NAME] [--precision float32|float64] [--rounding none|f32|bf16|f16]
+      one forward pass; write every tap and the inputs (an existing --out only with --force). float32
+      (default): the tfjs model on the backend; float64: the float64 reference (F64 taps, exact sums),
+      its activations rounded to --rounding after every tap (f32 = an ideal float32 runtime)`,
+  async run(argv) {
+    const p = parseArgs(argv, ['ids', 'inputs', 'out', 'backend', 'max-memory', 'precision', 'rounding'], ['force']);
+    if (p.positional.length !== 1) throw new UsageError('dump needs one checkpoint directory');
+    const out = str(p, 'out');
+    if (!out) throw new UsageError('dump needs --out FILE.safetensors');
+    const ids = str(p, 'ids');
+    const file = str(p, 'inputs');
+    if ((ids === undefined) === (file === undefined)) throw new UsageError('dump needs exactly one of --ids and --inputs');
+    const precision = str(p, 'precision') ?? 'float32';
+    if (!PRECISIONS.includes(precision)) throw new UsageError(`--precision: expected one of ${PRECISIONS.join(', ')}, got "${precision}"`);
+    const rounding = str(p, 'rounding');
+    if (rounding !== undefined && !(ROUNDINGS as readonly string[]).includes(rounding)) {
+      throw new UsageError(`--rounding: expected one of ${ROUNDINGS.join(', ')}, got "${rounding}"`);
+    }
+    if (rounding !== undefined && precision !== 'float64') throw new UsageError('--rounding goes with --precision float64');
+    const maxGiB = intFlag(p, 'max-memory', 1) ?? defaultMaxMemoryGiB();
+    const dir = resolveCheckpoint(p.positional[0]);
+    // Everything that can be refused is refused before the backend starts (and prints its banner).
+    const config = precheckCheckpoint(dir);
+    const inputs = ids !== undefined ? parseIds(ids) : readInputs(file!, (b, t) => checkDumpMemory(config, b, t, maxGiB, `${file}: input_ids`));
+    if (ids !== undefined) checkDumpMemory(config, inputs.batch, inputs.seq, maxGiB, '--ids');
+    precheckInputs(config, inputs);
+    checkOutput(out, { inputs: file ? [file] : [], protectedDirs: [dir], force: p.flags.has('force') });
+    if (precision === 'float64') {
+      const n = writeReferenceDump(dir, config, inputs, out, (rounding ?? 'none') as Rounding, tfjsVersion());
+      console.error(`wrote ${out}: ${n} tensors (${inputs.batch} x ${inputs.seq} tokens, float64 reference, rounding ${rounding ?? 'none'})`);
+      return 0;
+    }
+    const backend = await start(str(p, 'backend'));
+    const model = Phi3Model.load(dir);
+    try {
+      const n = writeDump(model, inputs, out, { backend, tfjs: tfjsVersion() });
+      console.error(`wrote ${out}: ${n} tensors (${inputs.batch} x ${inputs.seq} tokens)`);
+    } finally {
+      model.dispose();
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,57 @@
+import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { UsageError, parseArgs, str } from '../args.js';
+import { TOY_PROMPTS, walkthroughFigures } from '../../teach/figures/figures.js';
+import { resolveCheckpoint } from '../../checkpoint/hub.js';
+import { type PageRun, pageRun, walkthroughPage, writePage } from '../../teach/html/page.js';
+import { parseIds } from '../../checkpoint/inputs.js';
+import { Phi3Model } from '../../model/model.js';
+import { loadTokenizer } from '../../text/tokenizer.js';
+import { trainingSummary } from '../../teach/toy/report.js';
+import { TOY_DIR } from '../../teach/toy/train.js';
+import { DEFAULT_WALKTHROUGH_CHECKPOINT, defaultIds, formatWalkthrough, loadRealConfig, promptToInputs, runWalkthrough } from '../../teach/walkthrough.js';
+import { precheckCheckpoint, precheckInputs } from '../../safety/precheck.js';
+import { type Command, start } from './common.js';
+
+export const walkthroughCommand: Command = {
+  usage: `phi4 walkthrough [<checkpoint>] [--ids 5,17,42 | --prompt TEXT] [--layer N] [--backend NAME] [--html FILE]
+      follow one prompt through one decoder layer: every step's shape, statistics and source lines (docs/walkthrough.md);
+      --html FILE writes it as one offline page with the figures and an attention view (default checkpoint: the trained
+      toy model golden/models/phi4-toy-induction, its 41-token prompt and its last layer)`,
+  async run(argv) {
+    const p = parseArgs(argv, ['ids', 'prompt', 'layer', 'backend', 'html']);
+    if (p.positional.length > 1) throw new UsageError('walkthrough takes at most one checkpoint directory');
+    const html = str(p, 'html');
+    if (html !== undefined && (html === '' || !existsSync(dirname(html) || '.'))) throw new UsageError(`--html: the folder of "${html}" does not exist`);
+    const dir = p.positional[0] !== undefined ? resolveCheckpoint(p.positional[0]) : html !== undefined ? TOY_DIR : DEFAULT_WALKTHROUGH_CHECKPOINT;
+    const ids = str(p, 'ids');
+    const prompt = str(p, 'prompt') ?? (html !== undefined && dir === TOY_DIR && ids === undefined ? TOY_PROMPTS.long : undefined);
+    if (ids !== undefined && prompt !== undefined) throw new UsageError('walkthrough takes --ids or --prompt, not both');
+    const layerText = str(p, 'layer');
+    if (layerText !== undefined && !/^\d+$/.test(layerText)) throw new UsageError(`--layer: "${layerText}" is not a layer number`);
+    const given = ids !== undefined ? parseIds(ids) : prompt !== undefined ? promptToInputs(dir, prompt) : undefined;
+    const config = precheckCheckpoint(dir); // refusals come before the banner
+    if (given) precheckInputs(config, given);
+    await start(str(p, 'backend'));
+    const model = Phi3Model.load(dir);
+    try {
+      const inputs = given ?? defaultIds(model.config.vocabSize);
+      const layer = layerText !== undefined ? Number(layerText) : html !== undefined ? model.config.numLayers - 1 : 0;
+      const w = runWalkthrough(model, inputs, layer, loadRealConfig());
+      if (html === undefined) {
+        console.log(formatWalkthrough(w));
+        return 0;
+      }
+      const tok = loadTokenizer(dir);
+      const runs: Record<string, PageRun> = dir === TOY_DIR && ids === undefined && str(p, 'prompt') === undefined
+        ? { long: pageRun(model, tok!.encode(TOY_PROMPTS.long), tok), short: pageRun(model, tok!.encode(TOY_PROMPTS.short), tok) }
+        : { prompt: pageRun(model, Array.from(inputs.inputIds), tok) };
+      const page = walkthroughPage(w, walkthroughFigures(), runs, { accuracy: trainingSummary(dir, (c) => `"${c}"`) ?? undefined });
+      writePage(html, page);
+      console.error(`wrote ${html} (${Buffer.byteLength(page)} bytes)`);
+    } finally {
+      model.dispose();
+    }
+    return 0;
+  },
+};
