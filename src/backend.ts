@@ -7,13 +7,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
+import { BackendError } from './errors.js';
 
 export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
-
-export class BackendError extends Error {
-  override name = 'BackendError';
-}
 
 // tfjs prints a banner recommending tfjs-node on the first cpu op in Node; PROD silences it.
 tf.env().set('PROD', true);

@@ -9,7 +9,8 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { existsSync } from 'node:fs';
-import { InputError } from './model/model.js';
+export { Refusal, ConfigError, InputError, BackendError, HookError, ReferenceInputError, WeightsError, exitCodeOf } from './errors.js';
+import { InputError } from './errors.js';
 import { GOLDEN_DIR, modelDir } from './oracle/golden.js';
 import { initBackend } from './backend.js';
 
@@ -17,22 +18,22 @@ export { tf };
 
 // The model, its inputs and its hooks (docs/hooks.md)
 export {
-  Phi3Model, InputError, SCORE_BUDGET_BYTES,
+  Phi3Model, SCORE_BUDGET_BYTES,
   type ForwardInputs, type ForwardOptions, type ForwardResult, type RunWithCacheOptions,
 } from './model/model.js';
-export { HookError, checkTapNames, type Hook, type Hooks } from './model/hooks.js';
+export { checkTapNames, type Hook, type Hooks } from './model/hooks.js';
 export { tapNames, tapInfo, MODEL_TAPS, LAYER_TAPS, HEAD_TAPS, type TapInfo } from '../layers/taps.js';
 export type { KvCache } from '../layers/attention.js';
 
 // Configuration and weights
-export { parseConfig, loadConfig, configHash, ConfigError, type Phi3Config, type RopeConfig } from './model/config.js';
+export { parseConfig, loadConfig, configHash, type Phi3Config, type RopeConfig } from './model/config.js';
 export { loadWeights, weightMode, WEIGHT_MODES, type WeightMode, type ModelWeights, type LoadWeightsOptions } from './model/weights.js';
-export { Checkpoint, SafetensorsFile, WeightsError, writeSafetensors, type TensorInfo, type DType } from '../weights/index.js';
+export { Checkpoint, SafetensorsFile, writeSafetensors, type TensorInfo, type DType } from '../weights/index.js';
 export { resolveCheckpoint, hubCacheDir } from './checkpoint/hub.js';
 export { parseIds, readInputs } from './checkpoint/inputs.js';
 
 // The float64 reference and fidelity against it (docs/fidelity.md)
-export { referenceForward, referenceBytes, ReferenceInputError, type ReferenceOptions, type ReferenceTap } from './oracle/reference/forward.js';
+export { referenceForward, referenceBytes, type ReferenceOptions, type ReferenceTap } from './oracle/reference/forward.js';
 export { ROUNDINGS, roundInPlace, type Rounding } from './oracle/reference/rounding.js';
 export { referenceTaps, referenceErrors, modelErrors, type TapValues } from './oracle/reference/fidelity.js';
 
@@ -68,7 +69,7 @@ export {
 } from './model/memory.js';
 
 // Backend selection
-export { initBackend, tfjsVersion, BACKENDS, BackendError, type BackendName } from './backend.js';
+export { initBackend, tfjsVersion, BACKENDS, type BackendName } from './backend.js';
 export { VERSION } from './version.js';
 
 /**

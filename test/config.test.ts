@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
-import { ConfigError, loadConfig, parseConfig } from '../src/model/config.js';
+import { loadConfig, parseConfig } from '../src/model/config.js';
 import { GOLDEN_DIR, modelDir } from '../src/oracle/golden.js';
+import { ConfigError } from '../src/errors.js';
 
 const manifest = JSON.parse(readFileSync(`${GOLDEN_DIR}/manifest.json`, 'utf8'));
 const real = JSON.parse(readFileSync(`${GOLDEN_DIR}/configs/phi-4-mini-instruct.json`, 'utf8'));

@@ -7,9 +7,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { expect } from 'chai';
-import { CONFIG_LIMITS, ConfigError, loadConfig, parseConfig } from '../src/model/config.js';
+import { CONFIG_LIMITS, loadConfig, parseConfig } from '../src/model/config.js';
 import { Checkpoint, MAX_DEPTH, MAX_KEY_CHARS, SafetensorsFile, WeightsError } from '../weights/index.js';
 import { ROOT } from './cli-helpers.js';
+import { ConfigError } from '../src/errors.js';
 
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'phi4-hostile-'));
 const PHI4_CONFIG = JSON.parse(fs.readFileSync(path.join(ROOT, 'golden', 'models', 'phi4-mini-tiny', 'config.json'), 'utf8'));

@@ -1,7 +1,8 @@
 // Model inputs from the command line or from a safetensors file (a golden dump serves as one).
 
 import { SafetensorsFile } from '../../weights/index.js';
-import { InputError, type ForwardInputs } from '../model/model.js';
+import { type ForwardInputs } from '../model/model.js';
+import { InputError } from '../errors.js';
 
 /** "5,17,42" -> one row of ids. */
 export function parseIds(text: string): ForwardInputs {

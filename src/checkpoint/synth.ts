@@ -18,12 +18,13 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { INDEX_FILE_NAME, SafetensorsWriter, SmallFileError, type TensorSpec, readSmallFile } from '../../weights/index.js';
-import { UsageError } from '../cli/args.js';
-import { ConfigError, MAX_CONFIG_BYTES, parseConfig } from '../model/config.js';
+import { MAX_CONFIG_BYTES, parseConfig } from '../model/config.js';
 import { type ProgressSink, noProgress } from '../progress.js';
 import { PUBLISHED_DIR, fullTokenizer, haveVocabFiles } from '../text/tokenizer-build.js';
 import { markSynthDone, markSynthStarted, reclaimKilledSynth, startReaper } from '../safety/outputs.js';
 import { expectedTensors } from '../model/weights.js';
+import { ConfigError } from '../errors.js';
+import { InputError } from '../errors.js';
 
 /** Phi-4-mini's vocabulary size: a synthetic checkpoint with it gets the published tokenizer. */
 const PHI4_VOCAB = 200064;
@@ -172,9 +173,9 @@ export function synthesize(configPath: string, outDir: string, opts: SynthOption
   const seed = opts.seed ?? 0;
 
   if (existsSync(outDir)) {
-    if (!statSync(outDir).isDirectory()) throw new UsageError(`--out: ${outDir} exists and is not a directory`);
+    if (!statSync(outDir).isDirectory()) throw new InputError(`--out: ${outDir} exists and is not a directory`);
     reclaimKilledSynth(outDir); // a directory a killed synth left is taken over (src/safety/outputs.ts)
-    if (readdirSync(outDir).length > 0) throw new UsageError(`--out: ${outDir} is not empty; give a new or empty directory`);
+    if (readdirSync(outDir).length > 0) throw new InputError(`--out: ${outDir} is not empty; give a new or empty directory`);
   }
   const created = !existsSync(outDir);
   mkdirSync(outDir, { recursive: true });

@@ -1,6 +1,11 @@
 // A small command-line parser: positionals, `--flag value`, `--flag=value`, boolean `--flag`.
 
-export class UsageError extends Error {
+import { Refusal, didYouMean, editDistance } from '../errors.js';
+
+export { didYouMean, editDistance };
+
+/** A command line this parser refuses (exit 2); library code throws the classes of src/errors.ts. */
+export class UsageError extends Refusal {
   override name = 'UsageError';
 }
 
@@ -50,32 +55,4 @@ export function toInt(text: string, flag: string, min: number): number {
 export function intFlag(p: Parsed, name: string, min: number): number | undefined {
   const v = str(p, name);
   return v === undefined ? undefined : toInt(v, `--${name}`, min);
-}
-
-/** Edit distance (insertions, deletions, substitutions, adjacent swaps) between two short strings. */
-export function editDistance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  }
-  return d[a.length][b.length];
-}
-
-/**
- * ` (did you mean --X?)` for the closest of `known` to `given`: within a third of its length in
- * edits (at least 1, at most 3), or one that starts with it; '' when none is close.
- */
-export function didYouMean(given: string, known: Iterable<string>, prefix = ''): string {
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const k of known) {
-    const dist = k.startsWith(given) && given.length >= 2 ? 0.5 : editDistance(given, k);
-    if (dist < bestD) [best, bestD] = [k, dist];
-  }
-  const limit = Math.min(3, Math.max(1, Math.floor(given.length / 3)));
-  return best !== undefined && bestD <= limit ? ` (did you mean ${prefix}${best}?)` : '';
 }

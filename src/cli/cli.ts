@@ -6,6 +6,7 @@ import { UsageError, didYouMean } from './args.js';
 import { COMMANDS } from './commands/index.js';
 import { VERSION } from '../version.js';
 import { errorLine } from '../safety/error-text.js';
+import { exitCodeOf } from '../errors.js';
 
 const USAGE = `phi4-ts ${VERSION}: a reference implementation of Phi-4-mini (Phi3ForCausalLM) in TypeScript
 
@@ -16,8 +17,6 @@ ${Object.values(COMMANDS).map((c) => '  ' + c.usage).join('\n')}
 
 backends: tensorflow (when @tensorflow/tfjs-node loads), wasm (default), cpu; or set PHI4_BACKEND`;
 
-/** Errors that describe bad input: one line, exit 2. Anything else is a bug: exit 1. */
-const KNOWN_ERRORS = ['UsageError', 'ConfigError', 'WeightsError', 'InputError', 'BackendError', 'ReferenceInputError'];
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -41,10 +40,12 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: Error) => {
-    const known = KNOWN_ERRORS.includes(err.name);
+    // a refusal (src/errors.ts) is one line and its exit code (2); anything else is a bug: exit 1
+    const code = exitCodeOf(err);
+    const known = code !== 1;
     const text = known ? err.message : String(err?.stack ?? err).split('\n')[0]!;
     console.error(`phi4: ${errorLine(text)}`);
     if (!known && process.env.PHI4_DEBUG) console.error(err.stack);
-    process.exit(known ? 2 : 1);
+    process.exit(code);
   },
 );

@@ -6,7 +6,7 @@ import { isAbsolute } from 'node:path';
 import { SafetensorsFile, isFloatDType } from '../../weights/index.js';
 import { type MapSpec, applyMap } from './map.js';
 import { F32_TOLERANCE } from '../oracle/golden.js';
-import { InputError } from '../model/model.js';
+import { InputError } from '../errors.js';
 import { loadConfig } from '../model/config.js';
 import { type RopeConfig } from '../../layers/rotary.js';
 import { type RopeFingerprint, ropeFingerprint } from './diagnose/rope-fingerprint.js';

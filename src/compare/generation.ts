@@ -7,7 +7,8 @@ import { type Preset, PRESETS, logitStats } from './compare.js';
 import { configHash } from '../model/config.js';
 import { type PolicyMatch, fitPolicies } from '../generate/rope-policy.js';
 import { relL2 } from '../oracle/metrics.js';
-import { InputError, type Phi3Model } from '../model/model.js';
+import { type Phi3Model } from '../model/model.js';
+import { InputError } from '../errors.js';
 
 /** What a generate file holds (src/generate/generate.ts writeGeneration; golden/dumps/*.generate* share it). */
 export interface Generation {

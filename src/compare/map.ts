@@ -16,9 +16,9 @@
 // `"drop": true` removes the tensors a rule matches (no tap, not listed as unmatched).
 
 import { readFileSync } from 'node:fs';
-import { UsageError } from '../cli/args.js';
 import type { Entries, Entry } from './compare.js';
 import type { Numeric } from '../oracle/metrics.js';
+import { InputError } from '../errors.js';
 
 export interface MapRule {
   from: string;
@@ -42,7 +42,7 @@ const isIntArray = (v: unknown): v is number[] => Array.isArray(v) && v.every((x
 
 /** Parses and checks a map spec; every problem names the file and the rule. */
 export function parseMapSpec(json: unknown, file: string): MapSpec {
-  const bad = (msg: string) => new UsageError(`--map ${file}: ${msg}`);
+  const bad = (msg: string) => new InputError(`--map ${file}: ${msg}`);
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw bad('must be a JSON object with "tensors"');
   const o = json as Record<string, unknown>;
   for (const k of Object.keys(o)) if (k !== 'apply_to' && k !== 'tensors') throw bad(`unknown key "${k}" (apply_to, tensors)`);
@@ -91,13 +91,13 @@ export function readMapSpec(file: string): MapSpec {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new UsageError(`--map ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? err})`);
+    throw new InputError(`--map ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? err})`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new UsageError(`--map ${file}: not valid JSON (${(err as Error).message.split('\n')[0]})`);
+    throw new InputError(`--map ${file}: not valid JSON (${(err as Error).message.split('\n')[0]})`);
   }
   return parseMapSpec(json, file);
 }
@@ -131,11 +131,11 @@ export function permute(data: Numeric, shape: number[], perm: number[]): { data:
 function reshaped(shape: number[], spec: number[], name: string): number[] {
   const total = shape.reduce((a, b) => a * b, 1);
   const s = spec.map((x, i) => (x === 0 ? shape[i] : x));
-  if (s.some((x) => x === undefined)) throw new UsageError(`--map: "${name}": reshape ${JSON.stringify(spec)} keeps an axis that [${shape}] does not have`);
+  if (s.some((x) => x === undefined)) throw new InputError(`--map: "${name}": reshape ${JSON.stringify(spec)} keeps an axis that [${shape}] does not have`);
   const known = s.filter((x) => x !== -1).reduce((a, b) => a * b, 1);
   const out = s.map((x) => (x === -1 ? total / known : x));
   if (out.reduce((a, b) => a * b, 1) !== total || out.some((x) => !Number.isInteger(x))) {
-    throw new UsageError(`--map: "${name}": cannot reshape [${shape}] to ${JSON.stringify(spec)}`);
+    throw new InputError(`--map: "${name}": cannot reshape [${shape}] to ${JSON.stringify(spec)}`);
   }
   return out;
 }
@@ -184,7 +184,7 @@ export function applyMap(entries: Entries, spec: MapSpec, side: string): Entries
   const origin = new Map<string, string>();
   const positions = () => {
     const ids = entries.get('input_ids');
-    if (!ids) throw new UsageError(`--map: a slice to "T" needs the ${side}'s input_ids, which it does not have`);
+    if (!ids) throw new InputError(`--map: a slice to "T" needs the ${side}'s input_ids, which it does not have`);
     return ids.shape[ids.shape.length - 1];
   };
   for (const [name, e] of entries) {
@@ -201,7 +201,7 @@ export function applyMap(entries: Entries, spec: MapSpec, side: string): Entries
       target = holes.reduce((s, h, i) => s.split(`{${h}}`).join(m[i + 1]), r.to);
       let shape = e.shape;
       if (r.permute) {
-        if (r.permute.length !== shape.length) throw new UsageError(`--map: "${name}" has ${shape.length} axes [${shape}], its permute has ${r.permute.length}`);
+        if (r.permute.length !== shape.length) throw new InputError(`--map: "${name}" has ${shape.length} axes [${shape}], its permute has ${r.permute.length}`);
         shape = r.permute.map((p) => e.shape[p]);
       }
       const mid = r.reshape ? reshaped(shape, r.reshape, name) : shape;
@@ -210,11 +210,11 @@ export function applyMap(entries: Entries, spec: MapSpec, side: string): Entries
       if (!r.slice) {
         entry = { shape: mid, int: e.int, read };
       } else {
-        if (r.slice.length !== mid.length) throw new UsageError(`--map: "${name}" has ${mid.length} axes [${mid}] after permute/reshape, its slice has ${r.slice.length}`);
+        if (r.slice.length !== mid.length) throw new InputError(`--map: "${name}" has ${mid.length} axes [${mid}] after permute/reshape, its slice has ${r.slice.length}`);
         const ranges = r.slice.map((s, ax): [number, number] => {
           if (s === null) return [0, mid[ax]];
           const stop = s[1] === 'T' ? positions() : s[1];
-          if (stop > mid[ax] || s[0] >= stop) throw new UsageError(`--map: "${name}": slice [${s[0]}, ${stop}) does not fit axis ${ax} of [${mid}]`);
+          if (stop > mid[ax] || s[0] >= stop) throw new InputError(`--map: "${name}": slice [${s[0]}, ${stop}) does not fit axis ${ax} of [${mid}]`);
           return [s[0], stop];
         });
         entry = { shape: ranges.map(([a, b]) => b - a), int: e.int, read: () => sliceAxes(read(), mid, ranges) };
@@ -222,7 +222,7 @@ export function applyMap(entries: Entries, spec: MapSpec, side: string): Entries
       break;
     }
     if (dropped) continue;
-    if (origin.has(target)) throw new UsageError(`--map: ${side} tensors "${origin.get(target)}" and "${name}" both map to "${target}"`);
+    if (origin.has(target)) throw new InputError(`--map: ${side} tensors "${origin.get(target)}" and "${name}" both map to "${target}"`);
     origin.set(target, name);
     out.set(target, entry);
   }

@@ -31,9 +31,10 @@ import type { KvCache } from '../../layers/attention.js';
 import { usesLongFactors } from '../../layers/rotary.js';
 import { type Tap } from '../../layers/tap.js';
 import { type Phi3Config, configHash } from '../model/config.js';
-import { InputError, type Phi3Model } from '../model/model.js';
+import { type Phi3Model } from '../model/model.js';
 import { type SamplingOptions, SplitMix64, checkSampling, chooseToken } from './sampling.js';
 import { VERSION } from '../version.js';
+import { InputError } from '../errors.js';
 
 export const ROPE_POLICIES = ['default', 'stale', 'fixed-long', 'fixed-short', 'chunked', 'from-context'] as const;
 export type RopePolicy = (typeof ROPE_POLICIES)[number];

@@ -11,7 +11,7 @@
 // order). u comes from SplitMix64, a small published generator that gives the same stream on every
 // machine, so a seeded run repeats exactly.
 
-import { InputError } from '../model/model.js';
+import { InputError } from '../errors.js';
 
 /**
  * SplitMix64 (Steele, Lea and Flood 2014; Vigna's splitmix64.c): 64-bit state advanced by the

@@ -13,12 +13,9 @@ import type { RopeConfig } from '../../layers/rotary.js';
 import { isGgufPath } from '../checkpoint/gguf/checkpoint.js';
 import { ggufConfig } from '../checkpoint/gguf/config.js';
 import { describeJson, readSmallFile } from '../../weights/index.js';
+import { ConfigError } from '../errors.js';
 
 export type { RopeConfig };
-
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
 
 export interface Phi3Config {
   vocabSize: number;

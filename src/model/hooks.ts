@@ -2,18 +2,15 @@
 // forward pass with the tensor at that tap. Returning nothing observes; returning a tensor of the
 // same shape replaces the tap downstream (activation patching). Tap names: layers/taps.ts.
 
-import { didYouMean } from '../cli/args.js';
+import { didYouMean } from '../errors.js';
 import type * as tf from '@tensorflow/tfjs-core';
 import { type Tap, noTap } from '../../layers/tap.js';
 import { tapNames } from '../../layers/taps.js';
+import { HookError } from '../errors.js';
 
 /** Called with the tensor at one tap (owned by the forward pass: read it, do not dispose it). */
 export type Hook = (t: tf.Tensor) => tf.Tensor | void;
 export type Hooks = Readonly<Record<string, Hook>>;
-
-export class HookError extends Error {
-  override name = 'HookError';
-}
 
 /** Throws a HookError naming the first of `names` that is not a tap of a `numLayers`-layer model. */
 export function checkTapNames(names: Iterable<string>, numLayers: number, what: string): void {

@@ -11,11 +11,11 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Checkpoint, numElements } from '../../weights/index.js';
-import { UsageError } from '../cli/args.js';
 import { type Phi3Config, loadConfig } from './config.js';
 import { GOLDEN_DIR } from '../oracle/golden.js';
 import { resolveCheckpoint } from '../checkpoint/hub.js';
 import { checkTensors, expectedTensors } from './weights.js';
+import { InputError } from '../errors.js';
 
 /** One weight tensor under its checkpoint name; `shape` is [out, in] for matrices. */
 export interface WeightTensor {
@@ -184,7 +184,7 @@ export interface MemoryOptions {
 
 export function memoryReport(cfg: Phi3Config, opts: MemoryOptions, source: string, checkpoint?: CheckpointFigures): MemoryReport {
   for (const c of opts.contexts) {
-    if (c > cfg.maxPositions) throw new UsageError(`--context: ${c} is more than ${source}'s max_position_embeddings (${cfg.maxPositions})`);
+    if (c > cfg.maxPositions) throw new InputError(`--context: ${c} is more than ${source}'s max_position_embeddings (${cfg.maxPositions})`);
   }
   const tensors = modelTensors(cfg);
   const kvCache = opts.contexts.map((c) => kvCacheBytes(cfg, c, opts.batch, opts.kvDtype));
@@ -244,7 +244,7 @@ export function resolveMemorySource(arg: string): { config: Phi3Config; source: 
   } catch (err) {
     const bundled = bundledConfigFor(arg);
     if (bundled) return { config: loadConfig(bundled), source: `${arg} (bundled config.json)` };
-    throw new UsageError(`memory: "${arg}" is not a checkpoint directory, a config.json or a known repo id (${Object.keys(BUNDLED_CONFIGS).join(', ')}); ${(err as Error).message}`);
+    throw new InputError(`memory: "${arg}" is not a checkpoint directory, a config.json or a known repo id (${Object.keys(BUNDLED_CONFIGS).join(', ')}); ${(err as Error).message}`);
   }
   const config = loadConfig(dir);
   const hasWeights = existsSync(join(dir, 'model.safetensors')) || existsSync(join(dir, 'model.safetensors.index.json'));

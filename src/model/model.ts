@@ -16,12 +16,9 @@ import { type Phi3Config, loadConfig } from './config.js';
 import { type Hooks, checkTapNames, hookTap } from './hooks.js';
 import type { ProgressSink } from '../progress.js';
 import { type ModelWeights, type WeightMode, loadWeights } from './weights.js';
+import { InputError } from '../errors.js';
 
 export type { Hook, Hooks } from './hooks.js';
-
-export class InputError extends Error {
-  override name = 'InputError';
-}
 
 export interface ForwardInputs {
   /** [batch * seq] token ids, row-major. */

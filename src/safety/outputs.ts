@@ -11,7 +11,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { UsageError } from '../cli/args.js';
+import { InputError } from '../errors.js';
 
 /**
  * A temporary file of this project's writers: `<name>.safetensors.tmp-<pid>-<12 hex>`
@@ -123,20 +123,20 @@ export interface OutputCheck {
 export function checkOutput(out: string, opts: OutputCheck = {}): void {
   const flag = opts.flag ?? '--out';
   const dir = dirname(resolve(out));
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${flag}: cannot write ${out}: directory ${dir} does not exist`);
-  if (existsSync(out) && statSync(out).isDirectory()) throw new UsageError(`${flag}: ${out} is a directory`);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new InputError(`${flag}: cannot write ${out}: directory ${dir} does not exist`);
+  if (existsSync(out) && statSync(out).isDirectory()) throw new InputError(`${flag}: ${out} is a directory`);
   for (const input of opts.inputs ?? []) {
-    if (sameFile(out, input)) throw new UsageError(`${flag}: ${out} is also an input (${input}); give a new file`);
+    if (sameFile(out, input)) throw new InputError(`${flag}: ${out} is also an input (${input}); give a new file`);
   }
   for (const d of opts.protectedDirs ?? []) {
     if (!existsSync(d)) continue;
     const file = statSync(d).isFile(); // a checkpoint given as one .safetensors or index file
-    if (file && sameFile(out, d)) throw new UsageError(`${flag}: ${out} is the checkpoint being read; give a new file`);
+    if (file && sameFile(out, d)) throw new InputError(`${flag}: ${out} is the checkpoint being read; give a new file`);
     if (sameFile(dir, file ? dirname(d) : d) && existsSync(out)) {
-      throw new UsageError(`${flag}: ${out} would replace a file of the checkpoint ${d} (even with --force); write outside the checkpoint directory`);
+      throw new InputError(`${flag}: ${out} would replace a file of the checkpoint ${d} (even with --force); write outside the checkpoint directory`);
     }
   }
-  if (existsSync(out) && !opts.force) throw new UsageError(`${flag}: ${out} exists; give --force to replace it`);
+  if (existsSync(out) && !opts.force) throw new InputError(`${flag}: ${out} exists; give --force to replace it`);
   cleanStaleTemps(dir);
   startReaper([dir]);
 }

@@ -6,9 +6,10 @@ import { totalmem } from 'node:os';
 import { Checkpoint } from '../../weights/index.js';
 import { type Phi3Config, loadConfig } from '../model/config.js';
 import { formatBytes } from '../model/memory.js';
-import { type ForwardInputs, InputError, checkInputs } from '../model/model.js';
+import { type ForwardInputs, checkInputs } from '../model/model.js';
 import { checkTensors } from '../model/weights.js';
 import { GgufCheckpoint, isGgufPath } from '../checkpoint/gguf/checkpoint.js';
+import { InputError } from '../errors.js';
 
 /** Reads the config and validates every shard header (or the GGUF file) and tensor shape against it; reads no weights. */
 export function precheckCheckpoint(dir: string): Phi3Config {

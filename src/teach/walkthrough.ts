@@ -9,13 +9,13 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { attentionBias } from '../../layers/mask.js';
 import { usesLongFactors } from '../../layers/rotary.js';
-import { UsageError } from '../cli/args.js';
 import { type Phi3Config, loadConfig } from '../model/config.js';
 import { GOLDEN_DIR, dumpPath, modelDir } from '../oracle/golden.js';
 import { readInputs } from '../checkpoint/inputs.js';
-import { type ForwardInputs, InputError, type Phi3Model } from '../model/model.js';
+import { type ForwardInputs, type Phi3Model } from '../model/model.js';
 import { tapInfo } from '../../layers/taps.js';
 import { loadTokenizer } from '../text/tokenizer.js';
+import { InputError } from '../errors.js';
 
 /** The repository root (this file runs from dist/src). */
 export const PROJECT_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -210,7 +210,7 @@ const fullTap = (tap: string, layer: number) => (tap.startsWith('@') ? `layers.$
 export function runWalkthrough(model: Phi3Model, inputs: ForwardInputs, layer: number, real: Phi3Config): Walkthrough {
   const cfg = model.config;
   if (!(Number.isInteger(layer) && layer >= 0 && layer < cfg.numLayers)) {
-    throw new UsageError(`--layer: ${layer} is not a layer of ${model.source} (0 .. ${cfg.numLayers - 1})`);
+    throw new InputError(`--layer: ${layer} is not a layer of ${model.source} (0 .. ${cfg.numLayers - 1})`);
   }
   if (inputs.batch !== 1) throw new InputError('walkthrough: one row of ids only');
   const names = TAP_STEPS.filter((s) => s.tap).map((s) => fullTap(s.tap, layer));

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { InputError } from '../model/model.js';
+import { InputError } from '../errors.js';
 
 export interface ToolCall {
   type?: 'function';

@@ -2,8 +2,9 @@
 // metadata become the config.json fields they came from, and parseConfig validates them as it
 // validates a config.json, naming the file.
 
-import { ConfigError, type Phi3Config, parseConfig } from '../../model/config.js';
+import { type Phi3Config, parseConfig } from '../../model/config.js';
 import { GgufFile, type GgufValue } from '../../../weights/index.js';
+import { ConfigError } from '../../errors.js';
 
 const num = (v: GgufValue | undefined): number | undefined => (typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : undefined);
 

@@ -9,7 +9,7 @@ import { SafetensorsFile } from '../../../weights/index.js';
 import { PRESETS, type Preset, compareFiles, fileEntries, formatReport } from '../../compare/compare.js';
 import { plotSvg, writeTextAtomic } from '../../compare/plot.js';
 import { type Generation, addPolicyFit, compareGenerations, formatGeneration, isGeneration, readGeneration } from '../../compare/generation.js';
-import { InputError } from '../../model/model.js';
+import { InputError } from '../../errors.js';
 import { existsSync } from 'node:fs';
 import { type Command, checkOutPath, start } from './common.js';
 

@@ -2,13 +2,14 @@ import { UsageError, intFlag, parseArgs, str } from '../args.js';
 import { ROPE_POLICIES, type RopePolicy, checkLength, checkPolicy, checkpointEosIds, generate, writeGeneration } from '../../generate/generate.js';
 import { resolveCheckpoint } from '../../checkpoint/hub.js';
 import { parseIds } from '../../checkpoint/inputs.js';
-import { InputError, Phi3Model } from '../../model/model.js';
+import { Phi3Model } from '../../model/model.js';
 import { checkSampling } from '../../generate/sampling.js';
 import { readFileSync } from 'node:fs';
 import { type ChatMessage, TextStreamer, loadTokenizer, parseToolCalls } from '../../text/tokenizer.js';
 import { checkOutput } from '../../safety/outputs.js';
 import { precheckCheckpoint, precheckInputs } from '../../safety/precheck.js';
 import { type Command, start } from './common.js';
+import { InputError } from '../../errors.js';
 
 function number(v: string | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;

@@ -25,10 +25,7 @@ import type { Phi3Config } from '../../model/config.js';
 import type { ForwardInputs } from '../../model/model.js';
 import { linear, rmsNorm, rotate, silu, softmax } from './ops.js';
 import { type Rounding, roundInPlace } from './rounding.js';
-
-export class ReferenceInputError extends Error {
-  override name = 'ReferenceInputError';
-}
+import { ReferenceInputError } from '../../errors.js';
 
 /** Called with every tap (after rounding); `data` is the reference's own array: copy it to keep it past the call. */
 export type ReferenceTap = (name: string, data: Float64Array, shape: number[]) => void;
