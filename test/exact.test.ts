@@ -10,7 +10,8 @@ import { rowDots, softmax } from '../layers/exact.js';
 import { rmsNorm } from '../layers/rmsnorm.js';
 import { WEIGHT_MEMORY_SCRATCH, exactDots, releaseWeightMemory, weightMemory } from '../layers/kernels/dots.js';
 import { DOTS_WASM } from '../layers/kernels/dots-wasm.js';
-import { KERNEL_DIR, assemble, moduleSource } from '../tools/assemble-kernels.js';
+import { KERNEL_DIR, assemble, kernelSource, moduleSource } from '../tools/assemble-kernels.js';
+import { BF16_SHARED_WASM, BF16_WASM } from '../layers/kernels/bf16-wasm.js';
 import { float32ToBf16Bits, bf16BitsToFloat32 } from '../weights/index.js';
 import { rand, useBackend } from './helpers.js';
 
@@ -42,6 +43,15 @@ describe('exact sums', () => {
     const bytes = await assemble(join(KERNEL_DIR, 'dots.wat'));
     expect(Buffer.from(DOTS_WASM, 'base64').equals(Buffer.from(bytes))).to.equal(true);
     expect(readFileSync(join(KERNEL_DIR, 'dots-wasm.ts'), 'utf8')).to.equal(moduleSource('dots', bytes));
+  });
+
+  it('the committed bf16 modules (unshared and shared memory) are the assembly of layers/kernels/bf16.wat', async () => {
+    const file = join(KERNEL_DIR, 'bf16.wat');
+    const [bytes, shared] = [await assemble(file), await assemble(file, true)];
+    expect(Buffer.from(BF16_WASM, 'base64').equals(Buffer.from(bytes))).to.equal(true);
+    expect(Buffer.from(BF16_SHARED_WASM, 'base64').equals(Buffer.from(shared))).to.equal(true);
+    expect(Buffer.from(shared).equals(Buffer.from(bytes))).to.equal(false); // the import differs
+    expect(readFileSync(join(KERNEL_DIR, 'bf16-wasm.ts'), 'utf8')).to.equal(await kernelSource('bf16'));
   });
 
   // the last shape passes the rows of a kernel call (512 rows of 8192) and is done in two
