@@ -57,22 +57,64 @@ export interface ModelWeights {
   dispose(): void;
 }
 
-/** Every tensor the checkpoint must hold, with its shape. */
+/**
+ * The checkpoint's parameters, the one table of them: each field of the model's weights, the
+ * tensor it is read from and that tensor's shape. The expected tensors, every loader below and
+ * ResidentWeights.dispose are derived from it; `decoderLayer` is the one place a layer's names
+ * meet layers/decoder.ts's DecoderWeights fields.
+ */
+type Shape = (c: Phi3Config) => number[];
+const qkvRows = (c: Phi3Config) => (c.numHeads + 2 * c.numKvHeads) * c.headDim;
+export const MODEL_PARAMETERS = {
+  embedTokens: { tensor: 'model.embed_tokens.weight', shape: (c) => [c.vocabSize, c.hiddenSize] },
+  norm: { tensor: 'model.norm.weight', shape: (c) => [c.hiddenSize] },
+  lmHead: { tensor: 'lm_head.weight', shape: (c) => [c.vocabSize, c.hiddenSize] }, // absent when tied
+} as const satisfies Record<string, { tensor: string; shape: Shape }>;
+/** Per layer N, under `model.layers.N.`, in the checkpoint's order. */
+export const LAYER_PARAMETERS = {
+  inputLayernorm: { tensor: 'input_layernorm.weight', shape: (c) => [c.hiddenSize] },
+  qkvProj: { tensor: 'self_attn.qkv_proj.weight', shape: (c) => [qkvRows(c), c.hiddenSize] },
+  oProj: { tensor: 'self_attn.o_proj.weight', shape: (c) => [c.hiddenSize, c.numHeads * c.headDim] },
+  postAttentionLayernorm: { tensor: 'post_attention_layernorm.weight', shape: (c) => [c.hiddenSize] },
+  gateUpProj: { tensor: 'mlp.gate_up_proj.weight', shape: (c) => [2 * c.intermediateSize, c.hiddenSize] },
+  downProj: { tensor: 'mlp.down_proj.weight', shape: (c) => [c.hiddenSize, c.intermediateSize] },
+} as const satisfies Record<string, { tensor: string; shape: Shape }>;
+export type LayerParameter = keyof typeof LAYER_PARAMETERS;
+
+/** The tensor name of layer i's parameter `p`. */
+export const layerTensor = (i: number, p: LayerParameter) => `model.layers.${i}.${LAYER_PARAMETERS[p].tensor}`;
+
+/** Layer i's weights as DecoderWeights' fields: `norm` gives each norm, `matrix` each matrix, from its tensor name. */
+export function decoderLayer<N, M>(i: number, norm: (tensor: string) => N, matrix: (tensor: string) => M) {
+  const n = (p: LayerParameter) => norm(layerTensor(i, p));
+  const m = (p: LayerParameter) => matrix(layerTensor(i, p));
+  return {
+    inputLayernorm: n('inputLayernorm'),
+    attn: { qkvProj: m('qkvProj'), oProj: m('oProj') },
+    postAttentionLayernorm: n('postAttentionLayernorm'),
+    mlp: { gateUpProj: m('gateUpProj'), downProj: m('downProj') },
+  };
+}
+
+/** The tensors of one resident layer: the leaves of the object decoderLayer built, each once. */
+function layerTensors(l: DecoderWeights): tf.Tensor[] {
+  const out: tf.Tensor[] = [];
+  const walk = (o: object) => {
+    for (const v of Object.values(o)) if (v instanceof tf.Tensor) out.push(v); else walk(v as object);
+  };
+  walk(l);
+  return out;
+}
+
+/** Every tensor the checkpoint must hold, with its shape, in the checkpoint's order. */
 export function expectedTensors(cfg: Phi3Config): Map<string, number[]> {
-  const { hiddenSize: H, vocabSize: V, intermediateSize: I, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
   const m = new Map<string, number[]>();
-  m.set('model.embed_tokens.weight', [V, H]);
+  m.set(MODEL_PARAMETERS.embedTokens.tensor, MODEL_PARAMETERS.embedTokens.shape(cfg));
   for (let i = 0; i < cfg.numLayers; i++) {
-    const p = `model.layers.${i}.`;
-    m.set(p + 'input_layernorm.weight', [H]);
-    m.set(p + 'self_attn.qkv_proj.weight', [(nh + 2 * nkv) * d, H]);
-    m.set(p + 'self_attn.o_proj.weight', [H, nh * d]);
-    m.set(p + 'post_attention_layernorm.weight', [H]);
-    m.set(p + 'mlp.gate_up_proj.weight', [2 * I, H]);
-    m.set(p + 'mlp.down_proj.weight', [H, I]);
+    for (const [p, { shape }] of Object.entries(LAYER_PARAMETERS)) m.set(layerTensor(i, p as LayerParameter), shape(cfg));
   }
-  m.set('model.norm.weight', [H]);
-  if (!cfg.tieWordEmbeddings) m.set('lm_head.weight', [V, H]);
+  m.set(MODEL_PARAMETERS.norm.tensor, MODEL_PARAMETERS.norm.shape(cfg));
+  if (!cfg.tieWordEmbeddings) m.set(MODEL_PARAMETERS.lmHead.tensor, MODEL_PARAMETERS.lmHead.shape(cfg));
   return m;
 }
 
@@ -92,7 +134,7 @@ export function checkTensors(ckpt: TensorSource, cfg: Phi3Config): void {
   for (const name of ckpt.names()) {
     if (expected.has(name) || IGNORED.test(name)) continue;
     // A tied checkpoint may still carry a copy of the head; transformers ties it to the embedding.
-    if (name === 'lm_head.weight' && cfg.tieWordEmbeddings) continue;
+    if (name === MODEL_PARAMETERS.lmHead.tensor && cfg.tieWordEmbeddings) continue;
     throw new WeightsError(`${ckpt.info(name).file}: unexpected tensor "${name}" (not part of Phi3ForCausalLM with this config)`);
   }
 }
@@ -186,19 +228,11 @@ export class ResidentWeights implements ModelWeights {
       };
       const t2 = (n: string) => t(n) as tf.Tensor2D;
       const t1 = (n: string) => t(n) as tf.Tensor1D;
-      const embedTokens = t2('model.embed_tokens.weight');
+      const embedTokens = t2(MODEL_PARAMETERS.embedTokens.tensor);
       const layers: DecoderWeights[] = [];
-      for (let i = 0; i < cfg.numLayers; i++) {
-        const p = `model.layers.${i}.`;
-        layers.push({
-          inputLayernorm: t1(p + 'input_layernorm.weight'),
-          attn: { qkvProj: t2(p + 'self_attn.qkv_proj.weight'), oProj: t2(p + 'self_attn.o_proj.weight') },
-          postAttentionLayernorm: t1(p + 'post_attention_layernorm.weight'),
-          mlp: { gateUpProj: t2(p + 'mlp.gate_up_proj.weight'), downProj: t2(p + 'mlp.down_proj.weight') },
-        });
-      }
-      const norm = t1('model.norm.weight');
-      const lmHead = cfg.tieWordEmbeddings ? embedTokens : t2('lm_head.weight');
+      for (let i = 0; i < cfg.numLayers; i++) layers.push(decoderLayer(i, t1, t2));
+      const norm = t1(MODEL_PARAMETERS.norm.tensor);
+      const lmHead = cfg.tieWordEmbeddings ? embedTokens : t2(MODEL_PARAMETERS.lmHead.tensor);
       return new ResidentWeights(embedTokens, layers, norm, lmHead);
     } catch (err) {
       tf.dispose(made); // a read failed part way: free what was made
@@ -223,7 +257,7 @@ export class ResidentWeights implements ModelWeights {
   dispose(): void {
     const all: tf.Tensor[] = [this.embedTokens, this.norm];
     if (this.lmHead !== this.embedTokens) all.push(this.lmHead);
-    for (const l of this.layers) all.push(l.inputLayernorm, l.postAttentionLayernorm, ...[l.attn.qkvProj, l.attn.oProj, l.mlp.gateUpProj, l.mlp.downProj] as tf.Tensor[]);
+    for (const l of this.layers) all.push(...layerTensors(l));
     tf.dispose(all);
   }
 }
@@ -292,9 +326,9 @@ export class HostWeights implements ModelWeights {
     };
     this.layerNorms = [];
     for (let i = 0; i < cfg.numLayers; i++) {
-      this.layerNorms.push([vec(`model.layers.${i}.input_layernorm.weight`), vec(`model.layers.${i}.post_attention_layernorm.weight`)]);
+      this.layerNorms.push([vec(layerTensor(i, 'inputLayernorm')), vec(layerTensor(i, 'postAttentionLayernorm'))]);
     }
-    this.norm = vec('model.norm.weight');
+    this.norm = vec(MODEL_PARAMETERS.norm.tensor);
   }
 
   static open(ckpt: Checkpoint, cfg: Phi3Config, mode: 'bf16' | 'stream', progress: (total: number) => ProgressSink): HostWeights {
@@ -445,7 +479,7 @@ export class HostWeights implements ModelWeights {
   }
 
   embed(ids: Int32Array, batch: number, seq: number): tf.Tensor3D {
-    const name = 'model.embed_tokens.weight';
+    const name = MODEL_PARAMETERS.embedTokens.tensor;
     const l = this.info(name);
     const rowBytes = l.shape[1]! * dtypeSize(l.dtype);
     const out = new Uint8Array(ids.length * rowBytes);
@@ -455,20 +489,15 @@ export class HostWeights implements ModelWeights {
 
   /** The layer's matrices stay host bytes: `linear` widens each for its product, or multiplies one row in place. */
   layer(i: number): LayerWeights {
-    const p = `model.layers.${i}.`;
     const [inputLayernorm, postAttentionLayernorm] = this.layerNorms[i]!;
-    const weights: DecoderWeights = {
-      inputLayernorm,
-      attn: { qkvProj: this.matrix(p + 'self_attn.qkv_proj.weight'), oProj: this.matrix(p + 'self_attn.o_proj.weight') },
-      postAttentionLayernorm,
-      mlp: { gateUpProj: this.matrix(p + 'mlp.gate_up_proj.weight'), downProj: this.matrix(p + 'mlp.down_proj.weight') },
-    };
+    const norms = new Map([[layerTensor(i, 'inputLayernorm'), inputLayernorm], [layerTensor(i, 'postAttentionLayernorm'), postAttentionLayernorm]]);
+    const weights: DecoderWeights = decoderLayer(i, (tensor) => norms.get(tensor)!, (tensor) => this.matrix(tensor));
     return { weights, release() {} };
   }
 
   /** One row: in place; more: a slice of vocabulary rows at a time, so the heap never holds the head. */
   head(x: tf.Tensor3D): tf.Tensor3D {
-    const name = this.cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+    const name = (this.cfg.tieWordEmbeddings ? MODEL_PARAMETERS.embedTokens : MODEL_PARAMETERS.lmHead).tensor;
     const [V, H] = this.info(name).shape as [number, number];
     const whole = this.matrix(name);
     // In one piece where nothing is widened on the heap: read in place by the exact kernel, or one row in place.
