@@ -54,7 +54,7 @@ export const EXTRA_CODE: Record<string, CodeRef> = {
   'code.layerLoop': { file: 'src/model/model.ts', from: 'for (let i = 0; i < cfg.numLayers; i++) {', to: 'cache.push(r.cache);' },
   'code.decoder': { file: 'layers/decoder.ts', from: 'export function decoderLayer(', to: 'return { out, cache };' },
   'code.attention': { file: 'layers/attention.ts', from: 'export function attention(', to: 'return { out, cache: { k, v } };' },
-  'code.weights': { file: 'src/model/weights.ts', from: 'export function expectedTensors(', to: 'return m;' },
+  'code.weights': { file: 'src/model/parameters.ts', from: 'export function expectedTensors(', to: 'return m;' },
   'arch.commands': { file: 'src/cli/commands/index.ts', from: 'export const COMMANDS', to: '};' },
   'arch.loadWeights': { file: 'src/model/weights.ts', from: 'export function loadWeights(' },
   'arch.validate': { file: 'src/model/model.ts', from: 'private validate(' },
