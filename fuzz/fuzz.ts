@@ -60,8 +60,11 @@ export async function runFuzz(opts: {
   cases: number; seed: number; kinds?: readonly Kind[]; strictCompare?: boolean; progress?: (done: number) => void;
   /** Resident bytes that count as a blow-up (default MEMORY_LIMIT, 1 GiB). */
   memoryLimit?: number;
+  /** A case with no result in this long is a hang (default HANG_MS). */
+  hangMs?: number;
 }): Promise<FuzzSummary> {
   const memoryLimit = opts.memoryLimit ?? MEMORY_LIMIT;
+  const hangMs = opts.hangMs ?? HANG_MS;
   const t0 = performance.now();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phi4-fuzz-'));
   const s: FuzzSummary = {
@@ -100,9 +103,9 @@ export async function runFuzz(opts: {
             fail({ i: lastDone + 1, status: 'blow-up', detail: `worker resident memory ${rss} bytes` });
             s.cases++;
             finish(lastDone + 2);
-          } else if (ready && performance.now() - lastEvent > HANG_MS) {
+          } else if (ready && performance.now() - lastEvent > hangMs) {
             s.hangs++;
-            fail({ i: lastDone + 1, status: 'hang', detail: `no result in ${HANG_MS} ms` });
+            fail({ i: lastDone + 1, status: 'hang', detail: `no result in ${hangMs} ms` });
             s.cases++;
             finish(lastDone + 2);
           } else if (!ready && performance.now() - lastEvent > 60_000) {

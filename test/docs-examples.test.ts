@@ -61,8 +61,9 @@ describe('the packed package and the docs examples', function () {
       name: 'phi4-docs-app', private: true, type: 'module',
       dependencies: { 'phi4-ts': `file:../${path.basename(info.filename)}` },
     }, null, 2));
-    // From the npm cache (npm ci filled it); tfjs-node (optional) needs a download, so it is left out.
-    const inst = run('npm', ['install', '--prefer-offline', '--omit=optional', '--no-audit', '--no-fund', '--loglevel=error'], app);
+    // From the npm cache only (npm ci filled it; --offline: the test never reaches the network, and
+    // a package missing from the cache fails here by name); tfjs-node (optional) is left out.
+    const inst = run('npm', ['install', '--offline', '--omit=optional', '--no-audit', '--no-fund', '--loglevel=error'], app);
     expect(inst.status, inst.stderr).to.equal(0);
     writeFileSync(path.join(app, 'tsconfig.json'), JSON.stringify({
       compilerOptions: {

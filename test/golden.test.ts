@@ -70,15 +70,21 @@ describe('golden checks can fail', () => {
   });
 });
 
+// Measured (this test, both cases, 114 taps): the worst tap is long layers.3.attn_probs at
+// 2.65e-7 relative L2, the batch's worst 2.16e-7 (layers.3.mlp_out). The bound is about 4x the
+// worst, not the golden tolerance (1e-5), so that a kernel drifting by 1e-6 fails.
+const CROSS_BACKEND_BOUND = 1e-6;
+
 describe('wasm and cpu agree with each other', () => {
-  it('on every tap of phi4-mini-tiny.long and phi4-mini-tiny.batch', async () => {
+  it('on every tap of phi4-mini-tiny.long and phi4-mini-tiny.batch (with its padding mask)', async () => {
+    expect(Array.from(readInputs(dumpPath('phi4-mini-tiny.batch')).attentionMask ?? [])).to.include(0); // padding is in the check
     const got: Record<string, Map<string, { data: Float32Array }>>[] = [];
     for (const backend of TEST_BACKENDS) {
       await useBackend(backend);
       const m = Phi3Model.load(modelDir('phi4-mini-tiny'));
       got.push({
         long: computeTaps(m, readInputs(dumpPath('phi4-mini-tiny.long'))),
-        batch: computeTaps(m, { ...readInputs(dumpPath('phi4-mini-tiny.batch')), attentionMask: undefined }),
+        batch: computeTaps(m, readInputs(dumpPath('phi4-mini-tiny.batch'))), // with its padding mask
       });
       m.dispose();
     }
@@ -86,7 +92,7 @@ describe('wasm and cpu agree with each other', () => {
     for (const k of ['long', 'batch']) {
       for (const [name, a] of got[0][k]) {
         const e = relL2(a.data, got[1][k].get(name)!.data);
-        expect(e, `${k} ${name}`).to.be.at.most(F32_TOLERANCE);
+        expect(e, `${k} ${name}`).to.be.at.most(CROSS_BACKEND_BOUND);
         worst = Math.max(worst, e);
       }
     }

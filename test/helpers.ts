@@ -53,3 +53,20 @@ export function rewriteDump(
   }
   writeSafetensors(dst, tensors, keepMetadata ? f.metadata : undefined);
 }
+
+/**
+ * How two float arrays differ: the number of elements that are not bit-identical (NaN equals NaN)
+ * and the largest absolute difference. For paths the code claims are bit-identical the test asserts
+ * `{ differing: 0 }` exactly, so that a change of one ulp anywhere fails.
+ */
+export function bitDiff(a: ArrayLike<number>, b: ArrayLike<number>): { length: number; differing: number; maxAbs: number } {
+  if (a.length !== b.length) throw new Error(`bitDiff: lengths ${a.length} and ${b.length}`);
+  let differing = 0;
+  let maxAbs = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (Object.is(a[i], b[i]) || a[i] === b[i]) continue;
+    differing++;
+    maxAbs = Math.max(maxAbs, Math.abs(a[i]! - b[i]!));
+  }
+  return { length: a.length, differing, maxAbs };
+}

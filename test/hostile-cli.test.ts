@@ -1,7 +1,7 @@
 // Issue 12 through the command line: outputs that must not be written, temporary files of killed
 // runs, the memory estimate for a dump's inputs, and refusals that are one bounded, escaped line.
 
-import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { spawnSync, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -80,27 +80,7 @@ describe('hostile command lines (issue 12)', function () {
     expect(removeStaleTemps(d)).to.deep.equal([]);
   });
 
-  it('a run killed with SIGKILL, SIGTERM or SIGINT while writing leaves no temporary file (the reaper removes it)', async () => {
-    const { startReaper } = await import('../src/safety/outputs.js');
-    expect(startReaper).to.be.a('function');
-    const outputs = path.join(ROOT, 'dist', 'src', 'safety', 'outputs.js');
-    for (const signal of ['SIGKILL', 'SIGTERM', 'SIGINT'] as const) {
-      const d = dir();
-      // a child that starts the reaper, creates its temporary file, then spins synchronously as a dump does
-      const script = `import { startReaper } from ${JSON.stringify(outputs)}; import fs from 'node:fs';
-        startReaper([${JSON.stringify(d)}]);
-        fs.writeFileSync(${JSON.stringify(path.join(d, 'out.safetensors.tmp-'))} + process.pid + '-00ff00ff00ff', 'x');
-        process.stdout.write('ready\\n'); for (;;) {}`;
-      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-      await new Promise<void>((res) => child.stdout!.once('data', () => res()));
-      expect(fs.readdirSync(d)).to.have.length(1);
-      child.kill(signal);
-      await new Promise<void>((res) => child.once('exit', () => res()));
-      const t0 = Date.now();
-      while (fs.readdirSync(d).length > 0 && Date.now() - t0 < 5000) await new Promise((res) => setTimeout(res, 100));
-      expect(fs.readdirSync(d), `after ${signal}`).to.deep.equal([]);
-    }
-  });
+  // real kills of every writing command: test/kill.test.ts
 
   it('a synth directory left by a killed run is taken over by the next run; other files still block it', () => {
     const d = path.join(dir(), 'synth');
@@ -123,10 +103,9 @@ describe('hostile command lines (issue 12)', function () {
     const d = dir();
     const big = path.join(d, 'big.safetensors');
     writeSafetensors(big, [{ name: 'input_ids', dtype: 'I32', shape: [2000, 64], data: new Int32Array(2000 * 64).fill(5) }]);
-    const t0 = Date.now();
+    // refused before the backend starts (one stderr line, no banner: expectBadInput), so before any work
     const line = expectBadInput(phi4(['dump', TINY, '--inputs', big, '--out', path.join(d, 'o.safetensors'), '--max-memory', '2']),
       [big, 'input_ids', '[2000, 64]', 'GiB', '--max-memory']);
-    expect(Date.now() - t0).to.be.below(10_000);
     const cfg = parseConfig(JSON.parse(fs.readFileSync(path.join(TINY, 'config.json'), 'utf8')));
     const gib = (dumpBytes(cfg, 2000, 64) / 2 ** 30).toFixed(2);
     expect(line).to.include(`about ${gib} GiB`);
@@ -153,12 +132,12 @@ describe('hostile command lines (issue 12)', function () {
     fs.cpSync(TINY, ck, { recursive: true });
     fs.rmSync(path.join(ck, 'config.json'));
     execFileSync('mkfifo', [path.join(ck, 'config.json')]);
-    const t0 = Date.now();
+    // a read of either would never end (the FIFO has no writer) or never stop growing (/dev/zero); the
+    // runs ending with the message, before the banner, is the check (phi4() gives up after 90 s)
     expectBadInput(phi4(['dump', ck, '--ids', '5', '--out', path.join(ck, '..', 'o.safetensors')]), ['config.json', 'FIFO']);
     fs.rmSync(path.join(ck, 'config.json'));
     fs.symlinkSync('/dev/zero', path.join(ck, 'config.json'));
     expectBadInput(phi4(['generate', ck, '--ids', '5', '--max-new-tokens', '1']), ['config.json', 'character device']);
-    expect(Date.now() - t0).to.be.below(20_000);
   });
 
   it('prints a hostile tensor name escaped and bounded, on one line', () => {
@@ -178,13 +157,14 @@ describe('hostile command lines (issue 12)', function () {
     expect(line.length).to.be.below(MAX_ERROR_CHARS + 200);
   });
 
-  it('errorLine escapes control bytes and bounds a 99 M-character message cheaply', () => {
+  it('errorLine escapes control bytes and escapes only the shown part of a 99 M-character message', () => {
     expect(errorLine('a\tb\u0000c\u009bd\u2028e')).to.equal('a\\x09b\\x00c\\x9bd\\u2028e');
     const huge = Buffer.alloc(99_000_000, 'n').toString('latin1'); // a flat string, as read from a file
-    const t0 = performance.now();
-    const line = errorLine(huge);
-    expect(performance.now() - t0).to.be.below(500);
-    expect(line).to.equal(`${'n'.repeat(MAX_ERROR_CHARS)}... (${99_000_000 - MAX_ERROR_CHARS} more characters)`);
+    expect(errorLine(huge)).to.equal(`${'n'.repeat(MAX_ERROR_CHARS)}... (${99_000_000 - MAX_ERROR_CHARS} more characters)`);
+    // no timing: escaped whole, 150 M control bytes would be 600 M characters, past V8's longest
+    // string (2^29 - 24), and throw; only a function that escapes the shown part can return
+    const controls = Buffer.alloc(150_000_000, 1).toString('latin1');
+    expect(errorLine(controls)).to.equal(`${'\\x01'.repeat(MAX_ERROR_CHARS)}... (${150_000_000 - MAX_ERROR_CHARS} more characters)`);
   });
 
   it('refusals found before the backend starts print no banner: exactly one stderr line', () => {

@@ -68,9 +68,7 @@ describe('hostile safetensors headers (issue 12)', () => {
     const p = Buffer.alloc(8);
     p.writeBigUInt64LE(BigInt(body.length));
     fs.writeFileSync(f, Buffer.concat([p, body]));
-    const t0 = performance.now();
-    refused(f, 'not valid JSON');
-    expect(performance.now() - t0).to.be.below(5000);
+    refused(f, 'not valid JSON'); // the message of the depth-limited parse, not of JSON.parse's own failure
   });
 
   it('refuses more JSON values than the limit (1.5 M zero-size tensors) instead of building them all', () => {
@@ -78,9 +76,7 @@ describe('hostile safetensors headers (issue 12)', () => {
     const shape = `[${Array(40).fill(0).join(',')}]`;
     const parts: string[] = [];
     for (let i = 0; i < 60_000; i++) parts.push(`"t${i}":{"dtype":"F32","shape":${shape},"data_offsets":[0,0]}`);
-    const t0 = performance.now();
-    refused(file(`{${parts.join(',')}}`), 'more than 2000000 JSON values');
-    expect(performance.now() - t0).to.be.below(5000);
+    refused(file(`{${parts.join(',')}}`), 'more than 2000000 JSON values'); // the counting limit, not a timing
   });
 
   it('refuses a tensor name longer than the limit, and quotes at most a bounded part of it', () => {
@@ -159,7 +155,7 @@ describe('hostile index and config files (issue 12)', () => {
     const d = ckptDir({});
     fs.rmSync(path.join(d, 'config.json'));
     execFileSync('mkfifo', [path.join(d, 'config.json')]);
-    const t0 = performance.now();
+    // no timing: reading the FIFO (no writer) would never return, so the message is the check
     expect(() => loadConfig(d)).to.throw(ConfigError, /config\.json: not a regular file \(a FIFO\)/);
     fs.rmSync(path.join(d, 'config.json'));
     fs.symlinkSync('/dev/zero', path.join(d, 'config.json'));
@@ -167,7 +163,6 @@ describe('hostile index and config files (issue 12)', () => {
     fs.rmSync(path.join(d, 'config.json'));
     fs.mkdirSync(path.join(d, 'config.json'));
     expect(() => loadConfig(d)).to.throw(ConfigError, /config\.json: (not a regular file|cannot read)/);
-    expect(performance.now() - t0).to.be.below(2000);
   });
 
   it('refuses a config.json over the size limit without reading it', () => {
@@ -177,10 +172,11 @@ describe('hostile index and config files (issue 12)', () => {
   });
 
   it('refuses sizes past the limits before anything is built (num_hidden_layers: 2000000)', () => {
-    const t0 = performance.now();
     expect(() => parseConfig({ ...PHI4_CONFIG, num_hidden_layers: 2_000_000 }, 'c.json'))
       .to.throw(ConfigError, /c\.json: num_hidden_layers is 2000000, more than this implementation accepts \(at most 1024\)/);
-    expect(performance.now() - t0).to.be.below(100);
+    // no timing: 2^53 - 1 layers could not be built at all, so only a check before building passes
+    expect(() => parseConfig({ ...PHI4_CONFIG, num_hidden_layers: Number.MAX_SAFE_INTEGER }, 'c.json'))
+      .to.throw(ConfigError, /num_hidden_layers is 9007199254740991, more than this implementation accepts/);
     for (const [field, max] of Object.entries(CONFIG_LIMITS)) {
       if (field === 'head_dim' || field === 'original_max_position_embeddings' || field === 'sliding_window') {
         expect(() => parseConfig({ ...PHI4_CONFIG, [field]: max + 1 }, 'c.json')).to.throw(ConfigError, new RegExp(`${field} is ${max + 1}`));

@@ -1,12 +1,12 @@
 // The float64 reference (src/oracle/reference/): against transformers' float64 and float32 dumps on every
 // golden case, its rounding emulation, its memory refusal and its command line.
 
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { loadConfig } from '../src/model/config.js';
-import { FORWARD_CASES, F32_TOLERANCE, dumpPath, modelDir } from '../src/oracle/golden.js';
+import { FORWARD_CASES, F32_TOLERANCE, GOLDEN_DIR, dumpPath, manifestF64Cases, modelDir } from '../src/oracle/golden.js';
 import { readInputs } from '../src/checkpoint/inputs.js';
 import { relL2, selectPositions } from '../src/oracle/metrics.js';
 import { referenceForward } from '../src/oracle/reference/forward.js';
@@ -63,7 +63,23 @@ describe('float64 reference', () => {
   // final norm, which weighs every position alike, brings that position's error forward. For
   // that case the check is only that the reference is no farther off than transformers' float32.
   const MARGIN: Record<string, number> = { 'phi4-toy-induction.short': 1 };
-  for (const c of FORWARD_CASES.filter((f) => existsSync(dumpPath(`${f.name}.f64`)))) {
+  // the cases come from golden/manifest.json, not from the files present: a deleted .f64 dump fails
+  // (its open throws) instead of removing its checks; the count is pinned
+  const F64_CASES = manifestF64Cases();
+  it('golden/manifest.json lists 5 float64 dumps, each of a golden case, all present', () => {
+    expect(F64_CASES).to.deep.equal(['phi4-mini-tiny.short', 'phi4-mini-tiny.long', 'phi4-mini-geometry.short', 'phi4-toy-induction.short', 'phi4-toy-induction.long']);
+    for (const n of F64_CASES) {
+      expect(FORWARD_CASES.map((c) => c.name), n).to.include(n);
+      expect(existsSync(dumpPath(`${n}.f64`)), `${n}.f64 missing`).to.equal(true);
+    }
+    // and the golden cases themselves: 14, each with its dump; every file the manifest lists exists
+    expect(FORWARD_CASES).to.have.length(14);
+    for (const c of FORWARD_CASES) expect(existsSync(dumpPath(c.name)), c.name).to.equal(true);
+    const manifest = JSON.parse(readFileSync(join(GOLDEN_DIR, 'manifest.json'), 'utf8')) as { cases: { file: string }[] };
+    expect(manifest.cases).to.have.length(16);
+    for (const c of manifest.cases) expect(existsSync(join(GOLDEN_DIR, c.file)), c.file).to.equal(true);
+  });
+  for (const c of FORWARD_CASES.filter((f) => F64_CASES.includes(f.name))) {
     const margin = MARGIN[c.name] ?? 0.75;
     it(`${c.name}: in float64, closer to transformers' float64 than transformers' float32 is (x${margin}), on every tap`, () => {
       const errs = againstDump(c.name, `${c.name}.f64`, 'none');

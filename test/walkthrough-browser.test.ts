@@ -1,8 +1,11 @@
 // `phi4 walkthrough --html` in a real browser: Debian's chromium, headless, driven by
 // playwright-core. The page is opened from a file with the network cut off (it must work offline);
 // every figure must render with the element counts its data implies; changing the selected head
-// must redraw the attention view; a screenshot is saved under a temporary folder (its path is
-// printed). .ci/run installs chromium when it is missing; PHI4_CHROMIUM names another binary.
+// must redraw the attention view; a screenshot is taken (kept, with its path printed, only when
+// PHI4_KEEP_SCREENSHOT is set; the temporary folder is removed otherwise).
+// Needs chromium (README: `apt-get install chromium`, or PHI4_CHROMIUM names another binary).
+// Without it the test is skipped with one line saying so (pending in the summary), unless
+// PHI4_REQUIRE_CHROMIUM is set, as .ci/run sets it after installing chromium: then it fails.
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -24,8 +27,13 @@ describe('phi4 walkthrough --html in headless chromium', function () {
   let page: string;
   let browser: Browser;
 
-  before(async () => {
-    if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: apt-get install chromium (as .ci/run does), or set PHI4_CHROMIUM`);
+  before(async function () {
+    if (!fs.existsSync(CHROMIUM)) {
+      const why = `${CHROMIUM} not found: apt-get install chromium (as .ci/run does), or set PHI4_CHROMIUM`;
+      if (process.env.PHI4_REQUIRE_CHROMIUM) throw new Error(why);
+      console.log(`      skipped: ${why}`);
+      this.skip();
+    }
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'phi4-walk-html-'));
     page = path.join(dir, 'w.html');
     const r = phi4(['walkthrough', '--html', page, '--backend', 'cpu']);
@@ -39,6 +47,7 @@ describe('phi4 walkthrough --html in headless chromium', function () {
 
   after(async () => {
     await browser?.close();
+    if (dir && !process.env.PHI4_KEEP_SCREENSHOT) fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('renders every figure, redraws the attention view for another head, and looks right in a screenshot', async () => {
@@ -82,7 +91,7 @@ describe('phi4 walkthrough --html in headless chromium', function () {
     const shot = path.join(dir, 'walkthrough.png');
     await tab.screenshot({ path: shot, fullPage: false });
     expect(fs.statSync(shot).size).to.be.greaterThan(10_000);
-    console.log(`      screenshot: ${shot}`);
+    if (process.env.PHI4_KEEP_SCREENSHOT) console.log(`      screenshot: ${shot}`);
     expect(errors, errors.join('\n')).to.deep.equal([]);
     expect(requests, 'the page asked the network for something').to.deep.equal([]);
     await ctx.close();

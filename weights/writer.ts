@@ -145,6 +145,8 @@ type WriterState = 'open' | 'finished' | 'aborted';
 export class SafetensorsWriter {
   /** Elements per conversion step when encoding (bounds the temporary buffer to 32 MB). Tunable for tests. */
   static encodeChunkElements = 4 * 1024 * 1024;
+  /** Called with the temporary file complete, just before the rename (the kill tests hold a run there). */
+  static beforeRename: (() => void) | undefined;
 
   readonly path: string;
   readonly tempPath: string;
@@ -257,6 +259,7 @@ export class SafetensorsWriter {
       fs.fsyncSync(fd);
       this.fd = null;
       fs.closeSync(fd);
+      SafetensorsWriter.beforeRename?.();
       fs.renameSync(this.tempPath, this.path);
       this.state = 'finished';
       syncDirectory(path.dirname(this.path));

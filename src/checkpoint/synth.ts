@@ -21,7 +21,7 @@ import { INDEX_FILE_NAME, SafetensorsWriter, SmallFileError, type TensorSpec, re
 import { MAX_CONFIG_BYTES, parseConfig } from '../model/config.js';
 import { type ProgressSink, noProgress } from '../progress.js';
 import { PUBLISHED_DIR, fullTokenizer, haveVocabFiles } from '../text/tokenizer-build.js';
-import { markSynthDone, markSynthStarted, reclaimKilledSynth, startReaper } from '../safety/outputs.js';
+import { markSynthDone, markSynthStarted, reclaimKilledSynth, startReaper, writeFileAtomic } from '../safety/outputs.js';
 import { expectedTensors } from '../model/weights.js';
 import { ConfigError } from '../errors.js';
 import { InputError } from '../errors.js';
@@ -243,7 +243,5 @@ export function synthesize(configPath: string, outDir: string, opts: SynthOption
 }
 
 function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
+  writeFileAtomic(path, text);
 }

@@ -37,8 +37,26 @@ async function main(argv: string[]): Promise<number> {
   return command.run(rest);
 }
 
+/**
+ * Ends the process with `code` once everything written to stdout and stderr has been handed to the
+ * OS: process.exit right after console.log drops what a pipe has not yet taken (a --json report
+ * piped to a slow reader arrived cut at 64 KiB). A write's callback runs after every earlier
+ * write on that stream, so an empty write on each marks the end.
+ */
+function exitWhenFlushed(code: number): void {
+  process.exitCode = code;
+  let pending = 2;
+  const done = () => {
+    if (--pending === 0) process.exit(code);
+  };
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.destroyed || stream.writableEnded) done();
+    else stream.write('', done);
+  }
+}
+
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exitWhenFlushed(code),
   (err: Error) => {
     // a refusal (src/errors.ts) is one line and its exit code (2); anything else is a bug: exit 1
     const code = exitCodeOf(err);
@@ -46,6 +64,6 @@ main(process.argv.slice(2)).then(
     const text = known ? err.message : String(err?.stack ?? err).split('\n')[0]!;
     console.error(`phi4: ${errorLine(text)}`);
     if (!known && process.env.PHI4_DEBUG) console.error(err.stack);
-    process.exit(code);
+    exitWhenFlushed(code);
   },
 );

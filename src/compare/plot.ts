@@ -1,7 +1,7 @@
 // `phi4 compare --plot FILE.svg`: relative L2 error per layer, one curve per tap kind, on a log
 // scale, with the tolerance as a dashed line. Hand-written SVG 1.1, no dependencies.
 
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { writeFileAtomic } from '../safety/outputs.js';
 import type { CompareReport } from './compare.js';
 import { LAYER_TAPS } from '../../layers/taps.js';
 
@@ -142,20 +142,7 @@ function detailPanel(t: CompareReport['taps'][number], tol: number, top: number,
   return out;
 }
 
-/** Writes `text` to `path` atomically: a temporary file in the same directory, fsync, rename. */
+/** Writes `text` to `path` atomically (src/safety/outputs.ts: the one temporary-file scheme). */
 export function writeTextAtomic(path: string, text: string): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  try {
-    const fd = openSync(tmp, 'wx');
-    try {
-      writeSync(fd, text);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
+  writeFileAtomic(path, text);
 }

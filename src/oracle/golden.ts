@@ -6,7 +6,7 @@
 //   with e_hf the rel L2 of transformers' own float32 result against the float64 one.
 // In a padded batch only positions whose attention_mask is 1 count.
 
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
@@ -47,6 +47,16 @@ export const FORWARD_CASES: GoldenCase[] = [
   { name: 'phi4-toy-induction.long', model: 'phi4-toy-induction' },
 ];
 
+/**
+ * The float64 dumps golden/manifest.json lists, by case name ('phi4-mini-tiny.short' for
+ * dumps/phi4-mini-tiny.short.f64.safetensors): where the manifest lists one, its float64 checks are
+ * required, so a deleted file fails loudly instead of removing its checks.
+ */
+export function manifestF64Cases(): string[] {
+  const m = JSON.parse(readFileSync(join(GOLDEN_DIR, 'manifest.json'), 'utf8')) as { cases: { file: string }[] };
+  return m.cases.map((c) => /^dumps\/(.+)\.f64\.safetensors$/.exec(c.file)?.[1]).filter((n): n is string => n !== undefined);
+}
+
 export const modelDir = (model: string) => join(GOLDEN_DIR, 'models', model);
 export const dumpPath = (name: string) => join(GOLDEN_DIR, 'dumps', `${name}.safetensors`);
 
@@ -79,6 +89,7 @@ export function computeTaps(model: Phi3Model, inputs: ForwardInputs): Map<string
 export function checkCase(model: Phi3Model, name: string): TapCheck[] {
   const ref = SafetensorsFile.open(dumpPath(name));
   const f64Path = dumpPath(`${name}.f64`);
+  if (!existsSync(f64Path) && manifestF64Cases().includes(name)) throw new Error(`${f64Path}: listed in golden/manifest.json but missing`);
   const ref64 = existsSync(f64Path) ? SafetensorsFile.open(f64Path) : null;
   try {
     const inputs = readInputs(dumpPath(name));

@@ -1,23 +1,61 @@
 // Output files: never one of the inputs, never silently over an existing file, and no temporary
 // file left behind by a killed run.
 //
-// Writers put a temporary file beside the target, named `<target>.tmp-<pid>-<hex>` (or
-// `<target>.tmp-<pid>`), and rename it over the target when complete. A run that is killed
+// Writers put a temporary file beside the target, named `<target>.tmp-<pid>-<12 hex>` whatever the
+// extension (tempPathFor; weights/writer.ts uses the same name), and rename it over the target when
+// complete. A run that is killed
 // (SIGINT, SIGTERM, even SIGKILL) cannot remove its own temporary file while its JavaScript is
 // busy, so each writing command starts a small detached reaper process that waits for it to
 // end and then deletes any temporary file of its pid in the output directory. A run also removes,
 // with a warning, temporary files in its output directory whose process is no longer running.
 
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { InputError } from '../errors.js';
+import { SafetensorsWriter } from '../../weights/index.js';
 
 /**
- * A temporary file of this project's writers: `<name>.safetensors.tmp-<pid>-<12 hex>`
- * (weights/writer.ts) or `<name>.json.tmp-<pid>` (synth's index and config); nothing else is touched.
+ * A temporary file of this project's writers, whatever the target's extension:
+ * `<target>.tmp-<pid>-<12 hex>` (tempPathFor here, and weights/writer.ts); nothing else is touched.
  */
-export const TEMP_NAME = /\.(?:safetensors\.tmp-(\d+)-[0-9a-f]{12}|json\.tmp-(\d+))$/;
+export const TEMP_NAME = /\.tmp-(\d+)-[0-9a-f]{12}$/;
+
+/** The temporary name for `target` in this process: `<target>.tmp-<pid>-<12 hex>` (matches TEMP_NAME). */
+export function tempPathFor(target: string): string {
+  return `${target}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+}
+
+/**
+ * For the kill tests only: with PHI4_TEST_HOLD_TEMP set, a writer stops (synchronously, as a busy
+ * run would) for that many seconds once its temporary file is complete and before the rename, so
+ * that a test can find the temporary file and kill the real command at that point.
+ */
+export function holdForTest(): void {
+  const s = Number(process.env.PHI4_TEST_HOLD_TEMP);
+  if (s > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, s * 1000);
+}
+if (process.env.PHI4_TEST_HOLD_TEMP) SafetensorsWriter.beforeRename = holdForTest;
+
+/** Writes `data` to `target` atomically: a temporary file beside it (tempPathFor), fsync, rename. */
+export function writeFileAtomic(target: string, data: string | Uint8Array): void {
+  const tmp = tempPathFor(target);
+  try {
+    const fd = openSync(tmp, 'wx');
+    try {
+      writeFileSync(fd, data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    holdForTest();
+    renameSync(tmp, target);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+}
 
 /** Whether process `pid` exists (EPERM: it exists but belongs to someone else). */
 export function isRunning(pid: number): boolean {
@@ -40,7 +78,7 @@ export function removeStaleTemps(dir: string): string[] {
   const removed: string[] = [];
   for (const name of names) {
     const m = TEMP_NAME.exec(name);
-    const pid = m ? Number(m[1] ?? m[2]) : 0;
+    const pid = m ? Number(m[1]) : 0;
     if (!m || pid === process.pid || isRunning(pid)) continue;
     try {
       rmSync(join(dir, name), { force: true });
@@ -67,7 +105,7 @@ export function cleanStaleTemps(dir: string): void {
 const REAPER = `
 const fs = require('fs'), path = require('path');
 const ppid = Number(process.argv[1]), dirs = JSON.parse(process.argv[2]);
-const re = new RegExp('\\\\.(?:safetensors\\\\.tmp-' + ppid + '-[0-9a-f]{12}|json\\\\.tmp-' + ppid + ')$');
+const re = new RegExp('\\\\.tmp-' + ppid + '-[0-9a-f]{12}$');
 const alive = () => { try { process.kill(ppid, 0); return true; } catch (e) { return e.code === 'EPERM'; } };
 const timer = setInterval(() => {
   if (alive()) return;

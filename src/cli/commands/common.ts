@@ -5,6 +5,7 @@ import { dirname, resolve } from 'node:path';
 import { UsageError } from '../args.js';
 import { type BackendName, initBackend, tfjsVersion } from '../../backend.js';
 import { VERSION } from '../../version.js';
+import { cleanStaleTemps, startReaper } from '../../safety/outputs.js';
 
 /** A subcommand: its usage lines and its body, which returns the exit code. */
 export interface Command {
@@ -19,9 +20,15 @@ export async function start(backend: string | undefined): Promise<BackendName> {
   return name;
 }
 
-/** Fails before any work when `--out` cannot be written: no directory for it, or a directory in its place. */
+/**
+ * Fails before any work when an output that may be replaced (`--plot`, `--html`) cannot be written:
+ * no directory for it, or a directory in its place. Then, as for every writing command, removes
+ * stale temporary files beside it and starts the reaper for this run's (src/safety/outputs.ts).
+ */
 export function checkOutPath(out: string, flag = '--out'): void {
   const dir = dirname(resolve(out));
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${flag}: cannot write ${out}: directory ${dir} does not exist`);
   if (existsSync(out) && statSync(out).isDirectory()) throw new UsageError(`${flag}: ${out} is a directory`);
+  cleanStaleTemps(dir);
+  startReaper([dir]);
 }

@@ -11,7 +11,7 @@ import { trainingSummary } from '../../teach/toy/report.js';
 import { TOY_DIR } from '../../teach/toy/train.js';
 import { DEFAULT_WALKTHROUGH_CHECKPOINT, defaultIds, formatWalkthrough, loadRealConfig, promptToInputs, runWalkthrough } from '../../teach/walkthrough.js';
 import { precheckCheckpoint, precheckInputs } from '../../safety/precheck.js';
-import { type Command, start } from './common.js';
+import { type Command, checkOutPath, start } from './common.js';
 
 export const walkthroughCommand: Command = {
   usage: `phi4 walkthrough [<checkpoint>] [--ids 5,17,42 | --prompt TEXT] [--layer N] [--backend NAME] [--html FILE]
@@ -23,6 +23,7 @@ export const walkthroughCommand: Command = {
     if (p.positional.length > 1) throw new UsageError('walkthrough takes at most one checkpoint directory');
     const html = str(p, 'html');
     if (html !== undefined && (html === '' || !existsSync(dirname(html) || '.'))) throw new UsageError(`--html: the folder of "${html}" does not exist`);
+    if (html !== undefined) checkOutPath(html, '--html');
     const dir = p.positional[0] !== undefined ? resolveCheckpoint(p.positional[0]) : html !== undefined ? TOY_DIR : DEFAULT_WALKTHROUGH_CHECKPOINT;
     const ids = str(p, 'ids');
     const prompt = str(p, 'prompt') ?? (html !== undefined && dir === TOY_DIR && ids === undefined ? TOY_PROMPTS.long : undefined);

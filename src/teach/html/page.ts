@@ -4,7 +4,7 @@
 // needs (attention probabilities rounded to 3 decimals) is embedded as JSON; the script is
 // PAGE_SCRIPT below, plain DOM calls.
 
-import { writeFileSync, renameSync, rmSync } from 'node:fs';
+import { writeFileAtomic } from '../../safety/outputs.js';
 import type { AttentionRun, FigureSet } from '../figures/figures.js';
 import { attentionRun } from '../figures/figures.js';
 import type { Phi3Model } from '../../model/model.js';
@@ -104,14 +104,7 @@ export function pageRun(model: Phi3Model, ids: number[], tokenizer: Phi4Tokenize
 
 /** Writes the page atomically (a temporary file, then a rename), so a failure leaves nothing half-written. */
 export function writePage(file: string, html: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    writeFileSync(tmp, html);
-    renameSync(tmp, file);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
+  writeFileAtomic(file, html);
 }
 
 export function walkthroughPage(w: Walkthrough, figures: FigureSet, runs: Record<string, PageRun>, opts: { accuracy?: string } = {}): string {
