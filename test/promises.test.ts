@@ -39,7 +39,7 @@ describe('README promises (issue 24)', function () {
     }
     rewriteDump(path.join(ROOT, 'golden', 'dumps', 'phi4-mini-tiny.short.safetensors'), path.join(golden, 'dumps', 'phi4-mini-tiny.short.safetensors'),
       (name, data, shape) => ({ shape, data: name === 'layers.1.mlp_out' ? (data as Float32Array).map((x) => x * (1 + 1e-3)) : data }), true);
-    const cli = path.join(copy, 'dist', 'src', 'cli.js');
+    const cli = path.join(copy, 'dist', 'src', 'cli', 'cli.js');
     const run = (c: string) => {
       const r = spawnSync(process.execPath, [cli, 'verify', '--case', c], { cwd: copy, encoding: 'utf8', timeout: 90_000 });
       return { status: r.status, stdout: r.stdout, stderr: r.stderr };
