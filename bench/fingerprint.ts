@@ -4,8 +4,8 @@
 // which factor set rotated the queries, and which one the sequence's length calls for.
 
 import { SafetensorsFile } from '../weights/index.js';
-import { loadConfig } from '../src/config.js';
-import { ropeFingerprint } from '../src/diagnose/rope-fingerprint.js';
+import { loadConfig } from '../src/model/config.js';
+import { ropeFingerprint } from '../src/compare/diagnose/rope-fingerprint.js';
 
 const [file, dir] = process.argv.slice(2);
 if (!file || !dir) {

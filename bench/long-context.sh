@@ -12,7 +12,7 @@ LOCK=${LOCK:-/dev/null}
 ids() { node dist/tools/long-ids.js "$1"; }
 run() { # name, ids count, dump flags...
   local name=$1 n=$2; shift 2
-  PHI4_WEIGHTS=stream flock "$LOCK" /usr/bin/time -v node dist/src/cli.js dump "$CKPT" --ids "$(ids "$n")" "$@" \
+  PHI4_WEIGHTS=stream flock "$LOCK" /usr/bin/time -v node dist/src/cli/cli.js dump "$CKPT" --ids "$(ids "$n")" "$@" \
     --out "$OUTDIR/$name.safetensors" --force 2> "$OUTDIR/$name.log"
   grep -E 'Elapsed \(wall|Maximum resident' "$OUTDIR/$name.log"
 }

@@ -10,11 +10,11 @@ import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { SafetensorsFile } from '../weights/index.js';
 import { resolveSelection } from '../src/capture/selection.js';
-import { ropeFingerprint } from '../src/diagnose/rope-fingerprint.js';
-import { FORWARD_CASES, dumpPath, modelDir } from '../src/golden.js';
-import { readInputs } from '../src/inputs.js';
-import { type ForwardInputs, Phi3Model } from '../src/model.js';
-import { seqAxis } from '../src/taps.js';
+import { ropeFingerprint } from '../src/compare/diagnose/rope-fingerprint.js';
+import { FORWARD_CASES, dumpPath, modelDir } from '../src/oracle/golden.js';
+import { readInputs } from '../src/checkpoint/inputs.js';
+import { type ForwardInputs, Phi3Model } from '../src/model/model.js';
+import { seqAxis } from '../layers/taps.js';
 import { CLI, ROOT, expectBadInput, phi4, show } from './cli-helpers.js';
 import { useBackend } from './helpers.js';
 

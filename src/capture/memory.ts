@@ -4,7 +4,7 @@
 // written. On wasm every tensor lives in one heap that stops at 4 GiB, whatever the machine has.
 
 import type { Phi3Config } from '../model/config.js';
-import { formatBytes } from '../model/memory.js';
+import { formatBytes } from '../progress.js';
 import { InputError } from '../errors.js';
 import type { Selection } from './selection.js';
 import { tapShape } from './shapes.js';
