@@ -9,7 +9,7 @@ import { Phi3Model } from '../../model/model.js';
 import { ROUNDINGS, type Rounding } from '../../oracle/reference/rounding.js';
 import { checkOutput } from '../../safety/outputs.js';
 import { checkDumpMemory, defaultMaxMemoryGiB, precheckCheckpoint, precheckInputs } from '../../safety/precheck.js';
-import { layerProgress } from '../../progress.js';
+import { formatBytes, layerProgress } from '../../progress.js';
 import { type Command, start } from './common.js';
 
 const PRECISIONS = ['float32', 'float64'];
@@ -47,8 +47,9 @@ export const dumpCommand: Command = {
     const selecting = ['taps', 'layers', 'positions'].some((f) => str(p, f) !== undefined);
     const sel = selecting ? resolveSelection({ taps: str(p, 'taps'), layers: str(p, 'layers'), positions: str(p, 'positions') }, config.numLayers, inputs.seq) : null;
     if (sel && precision === 'float64') throw new UsageError('--taps, --layers and --positions go with --precision float32 (the float64 reference writes every tap)');
-    if (sel) checkSelectedMemory(config, inputs.batch, inputs.seq, sel, maxGiB, ids !== undefined ? '--ids' : `${file}: input_ids`);
-    else if (ids !== undefined) checkDumpMemory(config, inputs.batch, inputs.seq, maxGiB, '--ids');
+    const estimate = sel && checkSelectedMemory(config, inputs.batch, inputs.seq, sel, maxGiB, ids !== undefined ? '--ids' : `${file}: input_ids`);
+    const said = sel && estimate && (() => `selection: ${sel.names.length} taps, rows ${sel.start}-${sel.end - 1}, layers 0-${sel.lastLayer} run; memory about ${formatBytes(estimate.backend)} of tensors + ${formatBytes(estimate.host)} on the host (${estimate.assumed})`);
+    if (!sel && ids !== undefined) checkDumpMemory(config, inputs.batch, inputs.seq, maxGiB, '--ids');
     precheckInputs(config, inputs);
     checkOutput(out, { inputs: file ? [file] : [], protectedDirs: [dir], force: p.flags.has('force') });
     if (precision === 'float64') {
@@ -57,6 +58,7 @@ export const dumpCommand: Command = {
       return 0;
     }
     const backend = await start(str(p, 'backend'));
+    if (said) console.error(said());
     const model = Phi3Model.load(dir);
     try {
       const n = sel ? writeSelectedDump(model, inputs, sel, out, { backend, tfjs: tfjsVersion() }, { onLayer: layerProgress(sel.lastLayer + 1, inputs.batch * inputs.seq) })
