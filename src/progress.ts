@@ -79,3 +79,18 @@ export class ProgressBar implements ProgressSink {
     this.stream.write(`\r${this.line(now).slice(0, Math.max(20, cols - 1))}\x1b[K`);
   }
 }
+
+/**
+ * A layer counter for a long pass: layers done, tokens per second (tokens x layers done / time,
+ * per layer) and the time left; drawn on stderr only when it is a terminal.
+ */
+export function layerProgress(total: number, tokens: number, stream: Stream = process.stderr): (done: number) => void {
+  const start = performance.now();
+  return (done: number) => {
+    if (!stream.isTTY) return;
+    const s = (performance.now() - start) / 1000;
+    const tps = (tokens * done) / total / s; // whole-pass tokens per second
+    const left = (s / done) * (total - done);
+    stream.write(`\r\x1b[Klayers ${done}/${total} · ${tps.toFixed(1)} tok/s · ${formatSeconds(left)} left${done === total ? '\n' : ''}`);
+  };
+}

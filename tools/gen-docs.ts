@@ -51,7 +51,7 @@ export const EXTRA_CODE: Record<string, CodeRef> = {
   'code.rotaryDim': { file: 'src/model/config.ts', from: 'const rotaryDim = Math.floor(headDim * prf);' },
   'code.usesLong': { file: 'layers/rope-tables.ts', from: 'export function usesLongFactors(', to: 'return rope.type' },
   'code.invFreq': { file: 'layers/rope-tables.ts', from: 'export function inverseFrequencies(', to: 'return inv;' },
-  'code.layerLoop': { file: 'src/model/model.ts', from: 'for (let i = 0; i < cfg.numLayers; i++) {', to: 'cache.push(r.cache);' },
+  'code.layerLoop': { file: 'src/model/model.ts', from: 'for (let i = 0; i <= last; i++) {', to: 'opts.onLayer?.(i + 1, last + 1);' },
   'code.decoder': { file: 'layers/decoder.ts', from: 'export function decoderLayer(', to: 'return { out, cache };' },
   'code.attention': { file: 'layers/attention.ts', from: 'export function attention(', to: 'return { out, cache: { k, v } };' },
   'code.weights': { file: 'src/model/parameters.ts', from: 'export function expectedTensors(', to: 'return m;' },

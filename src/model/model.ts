@@ -14,6 +14,9 @@ import { rotaryTables } from '../../layers/rotary.js';
 import { type Tap, noTap, prefixTap } from '../../layers/tap.js';
 import { type Phi3Config, loadConfig } from './config.js';
 import { type Hooks, checkTapNames, hookTap } from './hooks.js';
+import { seqAxis } from '../../layers/taps.js';
+import { captureQueryChunk } from '../capture/memory.js';
+import { type Selection, type SelectionSpec, resolveSelection } from '../capture/selection.js';
 import type { ProgressSink } from '../progress.js';
 import { type ModelWeights, type WeightMode, loadWeights } from './weights.js';
 import { InputError } from '../errors.js';
@@ -45,6 +48,17 @@ export interface ForwardOptions {
    * pass SCORE_BUDGET_BYTES; a chunked layer does not emit `attn_probs`.
    */
   attentionChunk?: number;
+  /** Run layers 0 .. lastLayer only (default: all); the head runs only after the last layer. */
+  lastLayer?: number;
+  /** The head (final_norm, logits) only for query rows [start, end) (default: all rows). */
+  headRows?: [number, number];
+  /**
+   * Free each layer's keys, values and input as soon as the layer has run (the result's cache is
+   * empty): for a caller whose taps copy what they keep, so memory does not grow with the layers.
+   */
+  dropCache?: boolean;
+  /** Called after each layer with (layers done, layers to run). */
+  onLayer?: (done: number, total: number) => void;
 }
 
 /** The default score budget: 256 MiB, a chunk of 682 queries at 4096 keys for Phi-4-mini's 24 heads. */
@@ -53,7 +67,15 @@ export const SCORE_BUDGET_BYTES = 256 * 2 ** 20;
 export interface RunWithCacheOptions extends ForwardOptions {
   /** The taps to return (all by default); unknown names are refused. */
   names?: Iterable<string>;
+  /**
+   * Tap globs, layers and query rows to capture (src/capture/selection.ts); with it, only the
+   * selected taps and rows are materialised and the pass stops after the last layer it needs.
+   */
+  select?: SelectionSpec | Selection;
 }
+
+/** Called with each selected tap, its rows already cut to the selection; the tensor is freed after the call. */
+export type TapSink = (name: string, t: tf.Tensor) => void;
 
 export interface ForwardResult {
   logits: tf.Tensor3D; // [B, T, V]
@@ -144,7 +166,8 @@ export class Phi3Model {
       const queryChunk = this.queryChunk(B, pastLen + T, opts);
 
       const cache: KvCache[] = [];
-      for (let i = 0; i < cfg.numLayers; i++) {
+      const last = Math.min(cfg.numLayers - 1, opts.lastLayer ?? cfg.numLayers - 1);
+      for (let i = 0; i <= last; i++) {
         const lw = w.layer(i); // widened for this layer only, unless resident
         let r;
         try {
@@ -152,12 +175,20 @@ export class Phi3Model {
         } finally {
           lw.release();
         }
+        if (opts.dropCache && i > 0 && !opts.hooks) x.dispose(); // a hook's tensor is its owner's
         x = r.out;
-        cache.push(r.cache);
+        if (opts.dropCache) tf.dispose([r.cache.k, r.cache.v]);
+        else cache.push(r.cache);
+        opts.onLayer?.(i + 1, last + 1);
+      }
+      if (last < cfg.numLayers - 1) { // stopped early: no head, no logits rows
+        return { logits: tf.zeros([B, 0, cfg.vocabSize]) as tf.Tensor3D, cache, ropeLong: rope.long };
       }
 
-      const normed = tap('final_norm', rmsNorm(x, w.norm, cfg.rmsNormEps)); // [B, T, H]
-      const logits = tap('logits', w.head(normed)); // [B, T, V]
+      const [h0, h1] = opts.headRows ?? [0, T];
+      const xh = h0 === 0 && h1 === T ? x : tf.slice(x, [0, h0, 0], [B, h1 - h0, cfg.hiddenSize]); // [B, T', H]
+      const normed = tap('final_norm', rmsNorm(xh, w.norm, cfg.rmsNormEps)); // [B, T', H]
+      const logits = tap('logits', w.head(normed)); // [B, T', V]
       return { logits, cache, ropeLong: rope.long };
     });
   }
@@ -168,6 +199,18 @@ export class Phi3Model {
    * that flowed on (the replacement where a hook replaced it). The caller disposes them.
    */
   runWithCache(inp: ForwardInputs, opts: RunWithCacheOptions = {}): { logits: tf.Tensor3D; taps: Map<string, tf.Tensor> } {
+    if (opts.select) {
+      const { select, names, ...fwd } = opts;
+      if (names) throw new InputError('runWithCache: give names or select, not both');
+      const taps = new Map<string, tf.Tensor>();
+      try {
+        const logits = this.capture(inp, select, (name, t) => taps.set(name, tf.keep(t.clone())), fwd);
+        return { logits, taps };
+      } catch (err) {
+        tf.dispose([...taps.values()]);
+        throw err;
+      }
+    }
     const { names, ...fwd } = opts;
     const want = names ? new Set(names) : null;
     if (want) checkTapNames(want, this.config.numLayers, 'names');
@@ -187,6 +230,50 @@ export class Phi3Model {
       tf.dispose([...taps.values()]);
       throw err;
     }
+  }
+
+  /** `spec` resolved against this model and `inp` (refusals name the flags of `phi4 dump`). */
+  select(inp: ForwardInputs, spec: SelectionSpec | Selection): Selection {
+    return 'names' in spec && Array.isArray(spec.names) ? spec as Selection : resolveSelection(spec as SelectionSpec, this.config.numLayers, inp.seq);
+  }
+
+  /**
+   * One pass that hands each selected tap, cut to the selected rows, to `sink` as soon as it is
+   * computed (then frees it); nothing unselected is copied, the head runs only on the selected
+   * rows, and the pass stops after the last layer holding a selected tap. Returns the logits of
+   * the selected rows ([B, 0, V] when the pass stopped before the head); the caller disposes them.
+   */
+  capture(inp: ForwardInputs, spec: SelectionSpec | Selection, sink: TapSink, fwd: ForwardOptions = {}): tf.Tensor3D {
+    const sel = this.select(inp, spec);
+    const want = new Set(sel.names);
+    const { start, end } = sel;
+    const whole = start === 0 && end === inp.seq;
+    const outer = fwd.tap ?? noTap;
+    const tap: Tap = (name, t) => {
+      const u = outer(name, t);
+      if (!want.has(name)) return u;
+      // The head already ran on the selected rows only.
+      if (whole || name === 'final_norm' || name === 'logits') {
+        sink(name, u);
+      } else {
+        const ax = seqAxis(name);
+        const begin = u.shape.map((_, i) => (i === ax ? start : 0));
+        const size = u.shape.map((n, i) => (i === ax ? end - start : n));
+        const part = tf.slice(u, begin, size);
+        try {
+          sink(name, part);
+        } finally {
+          part.dispose();
+        }
+      }
+      return u;
+    };
+    const probs = sel.names.some((n) => n.endsWith('.attn_probs'));
+    const r = this.forward(inp, {
+      ...fwd, tap, lastLayer: sel.lastLayer, headRows: [start, end], dropCache: true,
+      attentionChunk: fwd.attentionChunk ?? (probs ? Infinity : captureQueryChunk(this.config, inp.batch, inp.seq + (fwd.past?.[0]?.k.shape[2] ?? 0))),
+    });
+    return r.logits;
   }
 
   dispose(): void {

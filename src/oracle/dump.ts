@@ -4,7 +4,9 @@
 
 import { resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { Checkpoint, writeSafetensors } from '../../weights/index.js';
+import { Checkpoint, SafetensorsWriter, writeSafetensors } from '../../weights/index.js';
+import type { Selection } from '../capture/selection.js';
+import { tapShape } from '../capture/shapes.js';
 import { type Phi3Config, configHash } from '../model/config.js';
 import type { ForwardInputs, Phi3Model } from '../model/model.js';
 import { referenceForward } from './reference/forward.js';
@@ -28,22 +30,54 @@ function rows(a: Int32Array, B: number, T: number): number[][] {
   return Array.from({ length: B }, (_, b) => Array.from(a.subarray(b * T, (b + 1) * T)));
 }
 
-/** Writes the inputs and the taps (in forward order) with the dump's metadata, atomically. */
-function writeTaps(out: string, source: string, config: Phi3Config, inputs: ForwardInputs, taps: Map<string, TapData>, info: DumpInfo): number {
+/** The inputs as tensors to write, and their shapes for the metadata. */
+function inputTensors(inputs: ForwardInputs): { tensors: Tensors; shapes: Record<string, number[]> } {
   const { batch: B, seq: T } = inputs;
   const tensors: Tensors = [{ name: 'input_ids', dtype: 'I32', shape: [B, T], data: inputs.inputIds }];
   if (inputs.attentionMask) tensors.push({ name: 'attention_mask', dtype: 'I32', shape: [B, inputs.attentionMask.length / B], data: inputs.attentionMask });
   if (inputs.positionIds) tensors.push({ name: 'position_ids', dtype: 'I32', shape: [B, T], data: inputs.positionIds });
-  const inputShapes: Record<string, number[]> = {};
-  for (const t of tensors) inputShapes[t.name] = [...t.shape];
+  const shapes: Record<string, number[]> = {};
+  for (const t of tensors) shapes[t.name] = [...t.shape];
+  return { tensors, shapes };
+}
+
+/**
+ * Runs the model on `inputs` and streams the selected taps (float32) with the inputs to `out`:
+ * the header is planned from the selection before the pass, each tap's bytes go to the temporary
+ * file as soon as the tap exists, and the file is renamed into place at the end (a kill leaves
+ * only the temporary file, which the reaper of src/safety/outputs.ts removes).
+ */
+export function writeSelectedDump(model: Phi3Model, inputs: ForwardInputs, sel: Selection, out: string, info: DumpInfo,
+  fwd: Parameters<Phi3Model['capture']>[3] = {}): number {
+  const { batch: B, seq: T } = inputs;
+  const config = model.config;
+  const { tensors, shapes } = inputTensors(inputs);
+  const rows = sel.end - sel.start;
   const layouts: Record<string, string> = {};
-  for (const name of tapNames(config.numLayers)) {
-    const t = taps.get(name);
-    if (!t) continue;
-    tensors.push({ name, ...t });
-    layouts[name] = tapInfo(name)!.layout;
+  const specs = [...tensors.map(({ name, dtype, shape }) => ({ name, dtype, shape })),
+    ...sel.names.map((name) => {
+      layouts[name] = tapInfo(name)!.layout;
+      return { name, dtype: 'F32' as const, shape: tapShape(config, name, B, T, rows) };
+    })];
+  const w = SafetensorsWriter.create(out, specs, {
+    ...dumpMetadata(model.source, config, inputs, shapes, layouts, info),
+    selection: JSON.stringify({ ...sel.spec, names: sel.names.length, rows: [sel.start, sel.end] }),
+  });
+  try {
+    for (const t of tensors) w.write(t.name, t.data);
+    const logits = model.capture(inputs, sel, (name, t) => w.write(name, t.dataSync() as Float32Array), fwd);
+    logits.dispose();
+    w.finish();
+  } catch (err) {
+    w.abort();
+    throw err;
   }
-  writeSafetensors(out, tensors, {
+  return specs.length;
+}
+
+function dumpMetadata(source: string, config: Phi3Config, inputs: ForwardInputs, inputShapes: Record<string, number[]>,
+  layouts: Record<string, string>, info: DumpInfo): Record<string, string> {
+  return {
     format: 'phi4-ts.dump',
     project_version: VERSION,
     backend: info.backend,
@@ -52,9 +86,22 @@ function writeTaps(out: string, source: string, config: Phi3Config, inputs: Forw
     checkpoint: resolve(source),
     config_hash: configHash(config),
     inputs: JSON.stringify(inputShapes),
-    input_ids: JSON.stringify(rows(inputs.inputIds, B, T)),
+    input_ids: JSON.stringify(rows(inputs.inputIds, inputs.batch, inputs.seq)),
     layouts: JSON.stringify(layouts),
-  });
+  };
+}
+
+/** Writes the inputs and the taps (in forward order) with the dump's metadata, atomically. */
+function writeTaps(out: string, source: string, config: Phi3Config, inputs: ForwardInputs, taps: Map<string, TapData>, info: DumpInfo): number {
+  const { tensors, shapes: inputShapes } = inputTensors(inputs);
+  const layouts: Record<string, string> = {};
+  for (const name of tapNames(config.numLayers)) {
+    const t = taps.get(name);
+    if (!t) continue;
+    tensors.push({ name, ...t });
+    layouts[name] = tapInfo(name)!.layout;
+  }
+  writeSafetensors(out, tensors, dumpMetadata(source, config, inputs, inputShapes, layouts, info));
   return tensors.length;
 }
 

@@ -1,12 +1,15 @@
 import { UsageError, intFlag, parseArgs, str } from '../args.js';
 import { tfjsVersion } from '../../backend.js';
-import { writeDump, writeReferenceDump } from '../../oracle/dump.js';
+import { resolveSelection } from '../../capture/selection.js';
+import { checkSelectedMemory } from '../../capture/memory.js';
+import { writeDump, writeReferenceDump, writeSelectedDump } from '../../oracle/dump.js';
 import { resolveCheckpoint } from '../../checkpoint/hub.js';
 import { parseIds, readInputs } from '../../checkpoint/inputs.js';
 import { Phi3Model } from '../../model/model.js';
 import { ROUNDINGS, type Rounding } from '../../oracle/reference/rounding.js';
 import { checkOutput } from '../../safety/outputs.js';
 import { checkDumpMemory, defaultMaxMemoryGiB, precheckCheckpoint, precheckInputs } from '../../safety/precheck.js';
+import { formatBytes, layerProgress } from '../../progress.js';
 import { type Command, start } from './common.js';
 
 const PRECISIONS = ['float32', 'float64'];
@@ -14,11 +17,15 @@ const PRECISIONS = ['float32', 'float64'];
 export const dumpCommand: Command = {
   usage: `phi4 dump <checkpoint-dir | repo-id> (--ids 5,17,42 | --inputs FILE.safetensors) --out FILE.safetensors
       [--force] [--max-memory GIB] [--backend NAME] [--precision float32|float64] [--rounding none|f32|bf16|f16]
+      [--taps GLOBS] [--layers A-B] [--positions A-B|last:N]
       one forward pass; write every tap and the inputs (an existing --out only with --force). float32
       (default): the tfjs model on the backend; float64: the float64 reference (F64 taps, exact sums),
-      its activations rounded to --rounding after every tap (f32 = an ideal float32 runtime)`,
+      its activations rounded to --rounding after every tap (f32 = an ideal float32 runtime).
+      --taps (comma-separated globs over tap names, e.g. 'layers.*.q_rot,logits'), --layers (layer
+      taps of these layers only) and --positions (0-based rows, inclusive) capture only what they
+      name, streamed to the file as it is computed; the pass stops after the last layer needed`,
   async run(argv) {
-    const p = parseArgs(argv, ['ids', 'inputs', 'out', 'backend', 'max-memory', 'precision', 'rounding'], ['force']);
+    const p = parseArgs(argv, ['ids', 'inputs', 'out', 'backend', 'max-memory', 'precision', 'rounding', 'taps', 'layers', 'positions'], ['force']);
     if (p.positional.length !== 1) throw new UsageError('dump needs one checkpoint directory');
     const out = str(p, 'out');
     if (!out) throw new UsageError('dump needs --out FILE.safetensors');
@@ -37,7 +44,12 @@ export const dumpCommand: Command = {
     // Everything that can be refused is refused before the backend starts (and prints its banner).
     const config = precheckCheckpoint(dir);
     const inputs = ids !== undefined ? parseIds(ids) : readInputs(file!, (b, t) => checkDumpMemory(config, b, t, maxGiB, `${file}: input_ids`));
-    if (ids !== undefined) checkDumpMemory(config, inputs.batch, inputs.seq, maxGiB, '--ids');
+    const selecting = ['taps', 'layers', 'positions'].some((f) => str(p, f) !== undefined);
+    const sel = selecting ? resolveSelection({ taps: str(p, 'taps'), layers: str(p, 'layers'), positions: str(p, 'positions') }, config.numLayers, inputs.seq) : null;
+    if (sel && precision === 'float64') throw new UsageError('--taps, --layers and --positions go with --precision float32 (the float64 reference writes every tap)');
+    const estimate = sel && checkSelectedMemory(config, inputs.batch, inputs.seq, sel, maxGiB, ids !== undefined ? '--ids' : `${file}: input_ids`);
+    const said = sel && estimate && (() => `selection: ${sel.names.length} taps, rows ${sel.start}-${sel.end - 1}, layers 0-${sel.lastLayer} run; memory about ${formatBytes(estimate.backend)} of tensors + ${formatBytes(estimate.host)} on the host (${estimate.assumed})`);
+    if (!sel && ids !== undefined) checkDumpMemory(config, inputs.batch, inputs.seq, maxGiB, '--ids');
     precheckInputs(config, inputs);
     checkOutput(out, { inputs: file ? [file] : [], protectedDirs: [dir], force: p.flags.has('force') });
     if (precision === 'float64') {
@@ -46,9 +58,11 @@ export const dumpCommand: Command = {
       return 0;
     }
     const backend = await start(str(p, 'backend'));
+    if (said) console.error(said());
     const model = Phi3Model.load(dir);
     try {
-      const n = writeDump(model, inputs, out, { backend, tfjs: tfjsVersion() });
+      const n = sel ? writeSelectedDump(model, inputs, sel, out, { backend, tfjs: tfjsVersion() }, { onLayer: layerProgress(sel.lastLayer + 1, inputs.batch * inputs.seq) })
+        : writeDump(model, inputs, out, { backend, tfjs: tfjsVersion() });
       console.error(`wrote ${out}: ${n} tensors (${inputs.batch} x ${inputs.seq} tokens)`);
     } finally {
       model.dispose();

@@ -47,11 +47,18 @@ function rotated(qkv: Numeric, B: number, T: number, nh: number, d: number, widt
   return out;
 }
 
-/** The fingerprint from one layer's candidate qkv [B,T,W] and q_rot [B,nh,T,d]. */
-export function ropeFingerprint(rope: RopeConfig, layer: number, qkv: { shape: number[]; data: Numeric }, qRot: { shape: number[]; data: Numeric }): RopeFingerprint | null {
+/**
+ * The fingerprint from one layer's candidate qkv [B,T,W] and q_rot [B,nh,T,d]. The T rows are
+ * positions `rows.first` .. first + T - 1 of a `rows.seqLen`-token sequence (default: the whole
+ * sequence, from 0), so a dump that kept only some rows (`phi4 dump --positions`) can be judged.
+ */
+export function ropeFingerprint(rope: RopeConfig, layer: number, qkv: { shape: number[]; data: Numeric }, qRot: { shape: number[]; data: Numeric },
+  rows: { first?: number; seqLen?: number } = {}): RopeFingerprint | null {
   const [B, nh, T, d] = qRot.shape;
   if (qRot.shape.length !== 4 || qkv.shape.length !== 3 || qkv.shape[0] !== B || qkv.shape[1] !== T || qkv.shape[2] < nh * d) return null;
-  const positions = Int32Array.from({ length: T }, (_, t) => t);
+  const first = rows.first ?? 0;
+  const seqLen = rows.seqLen ?? first + T;
+  const positions = Int32Array.from({ length: T }, (_, t) => first + t);
   const sets: FactorSet[] = rope.type === 'longrope' ? ['short', 'long', 'none'] : ['none'];
   const fits = sets.map((set) => {
     const plain: RopeConfig = { ...rope, type: 'default' };
@@ -61,19 +68,19 @@ export function ropeFingerprint(rope: RopeConfig, layer: number, qkv: { shape: n
   });
   const best = fits.reduce((a, b) => (b.relL2 < a.relL2 ? b : a));
   const candidate = best.relL2 <= 1e-3 ? best.set : null;
-  const reference: FactorSet = rope.type !== 'longrope' ? 'none' : usesLongFactors(rope, T - 1) ? 'long' : 'short';
+  const reference: FactorSet = rope.type !== 'longrope' ? 'none' : usesLongFactors(rope, seqLen - 1) ? 'long' : 'short';
   const table = fits.map((f) => `${f.set} ${f.relL2.toExponential(1)}`).join(', ');
   let text: string;
   if (candidate === null) {
-    text = `LongRoPE fingerprint (layer ${layer}): no factor set at positions 0..${T - 1} reproduces the candidate's q_rot from its qkv (${table}): check rotate-half vs interleaved pairs, partial rotary and the positions`;
+    text = `LongRoPE fingerprint (layer ${layer}): no factor set at positions ${first}..${first + T - 1} reproduces the candidate's q_rot from its qkv (${table}): check rotate-half vs interleaved pairs, partial rotary and the positions`;
   } else if (candidate === reference) {
-    text = `LongRoPE fingerprint (layer ${layer}): the candidate used the ${candidate} factors at positions 0..${T - 1}, as the reference does (${table}); the difference is elsewhere`;
+    text = `LongRoPE fingerprint (layer ${layer}): the candidate used the ${candidate} factors at positions ${first}..${first + T - 1}, as the reference does (${table}); the difference is elsewhere`;
   } else {
     const orig = rope.originalMaxPositions;
-    const why = candidate === 'long' && reference === 'short' ? `long factors used for a sequence within the original context (T = ${T} <= original_max_position_embeddings ${orig}): the set was picked from something other than the sequence length (an allocated context, max_model_len)`
-      : candidate === 'short' && reference === 'long' ? `short factors used for a sequence past the original context (T = ${T} > ${orig})`
+    const why = candidate === 'long' && reference === 'short' ? `long factors used for a sequence within the original context (T = ${seqLen} <= original_max_position_embeddings ${orig}): the set was picked from something other than the sequence length (an allocated context, max_model_len)`
+      : candidate === 'short' && reference === 'long' ? `short factors used for a sequence past the original context (T = ${seqLen} > ${orig})`
       : `plain RoPE without the LongRoPE factors (the reference uses the ${reference} set)`;
-    text = `LongRoPE fingerprint (layer ${layer}): the candidate's q_rot is its qkv rotated with the ${candidate} factors at positions 0..${T - 1} (${table}): ${why}`;
+    text = `LongRoPE fingerprint (layer ${layer}): the candidate's q_rot is its qkv rotated with the ${candidate} factors at positions ${first}..${first + T - 1} (${table}): ${why}`;
   }
-  return { layer, positions: T, fits, candidate, reference, text };
+  return { layer, positions: seqLen, fits, candidate, reference, text };
 }
