@@ -17,13 +17,9 @@ import { type Numeric, maxAbs, relL2, relL2Along, rmsOf, selectPositions } from 
 import { HEAD_TAPS, LAYER_TAPS, MODEL_TAPS, seqAxis, tapInfo } from '../../layers/taps.js';
 
 /** One named tensor, read on demand (a real model's dump is large; only two tensors live at a time). */
-export interface Entry {
-  shape: number[];
-  /** Integer dtype (ids, masks): compared exactly, never as a tap. */
-  int: boolean;
-  read(): Numeric;
-}
-export type Entries = Map<string, Entry>;
+import type { Entries, Entry } from './entries.js';
+
+export type { Entries, Entry };
 
 /**
  * Relative-L2 tolerances per tap, from measurement (docs/compare.md, docs/fidelity.md):

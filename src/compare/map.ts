@@ -16,7 +16,7 @@
 // `"drop": true` removes the tensors a rule matches (no tap, not listed as unmatched).
 
 import { readFileSync } from 'node:fs';
-import type { Entries, Entry } from './compare.js';
+import type { Entries, Entry } from './entries.js';
 import type { Numeric } from '../oracle/metrics.js';
 import { InputError } from '../errors.js';
 

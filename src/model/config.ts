@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { RopeConfig } from '../../layers/rotary.js';
 import { isGgufPath } from '../checkpoint/gguf/checkpoint.js';
-import { ggufConfig } from '../checkpoint/gguf/config.js';
+import { readGgufConfigJson } from '../checkpoint/gguf/config.js';
 import { describeJson, readSmallFile } from '../../weights/index.js';
 import { ConfigError } from '../errors.js';
 
@@ -188,7 +188,7 @@ export function parseConfig(raw: unknown, source = 'config.json'): Phi3Config {
 
 /** Reads `<dir>/config.json` (or a path to a .json file, or a .gguf's metadata). */
 export function loadConfig(pathOrDir: string): Phi3Config {
-  if (isGgufPath(pathOrDir)) return ggufConfig(pathOrDir);
+  if (isGgufPath(pathOrDir)) return parseConfig(readGgufConfigJson(pathOrDir), `${pathOrDir} (GGUF metadata)`);
   const file = pathOrDir.endsWith('.json') ? pathOrDir : join(pathOrDir, 'config.json');
   let text: string;
   try {

@@ -2,7 +2,6 @@
 // metadata become the config.json fields they came from, and parseConfig validates them as it
 // validates a config.json, naming the file.
 
-import { type Phi3Config, parseConfig } from '../../model/config.js';
 import { GgufFile, type GgufValue } from '../../../weights/index.js';
 import { ConfigError } from '../../errors.js';
 
@@ -73,10 +72,11 @@ export function ggufConfigJson(g: GgufFile): Record<string, unknown> {
   return cfg;
 }
 
-export function ggufConfig(path: string): Phi3Config {
+/** The config.json fields of the GGUF at `path` (src/model/config.ts's loadConfig validates them). */
+export function readGgufConfigJson(path: string): Record<string, unknown> {
   const g = GgufFile.open(path);
   try {
-    return parseConfig(ggufConfigJson(g), `${path} (GGUF metadata)`);
+    return ggufConfigJson(g);
   } finally {
     g.close();
   }

@@ -4,7 +4,7 @@
 // step that goes wrong from the error it inherits (the *accumulated* error, against the reference).
 
 import * as tf from '@tensorflow/tfjs-core';
-import type { Entries } from '../compare.js';
+import type { Entries } from '../entries.js';
 import { type Numeric, relL2, relL2Along } from '../../oracle/metrics.js';
 import type { ForwardInputs, Phi3Model } from '../../model/model.js';
 import { tapNames } from '../../../layers/taps.js';

@@ -3,7 +3,7 @@
 // --map, a candidate whose names are a built-in map's runtime gets that map (detected).
 
 import { type MapSpec, readMapSpec } from '../map.js';
-import type { Entries } from '../compare.js';
+import type { Entries } from '../entries.js';
 import { LLAMA_CPP_MAP, looksLikeLlamaCpp } from './llamacpp.js';
 
 export const BUILTIN_MAPS: Record<string, MapSpec> = { 'llama.cpp': { ...LLAMA_CPP_MAP, name: 'llama.cpp' } };

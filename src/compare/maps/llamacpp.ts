@@ -22,7 +22,7 @@
 // the scaled query, the KV cache views and permutes, the un-normalised kq) matches no tap and is
 // summarised by compare as "only in candidate".
 
-import type { Entries } from '../compare.js';
+import type { Entries } from '../entries.js';
 import type { MapRule, MapSpec } from '../map.js';
 
 /** [ggml name pattern, tap]: the nodes that become [1, ...shape] under the tap's name. */
