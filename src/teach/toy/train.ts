@@ -3,8 +3,8 @@
 // names src/model/weights.ts reads), tokenizer.json and training.json (how it was made, and the written
 // checkpoint's held-out accuracy through the normal forward pass).
 //
-//   npm run train-toy                      tsc, then node dist/src/teach/toy/train.js (wasm backend)
-//   node dist/src/teach/toy/train.js [--out DIR] [--steps N] [--seed N] [--batch N] [--lr X]
+//   npm run train-toy                      tsc, then node dist/tools/train-toy.js (wasm backend)
+//   node dist/tools/train-toy.js [--out DIR] [--steps N] [--seed N] [--batch N] [--lr X]
 //                              [--warmup N] [--clip X] [--backend wasm|cpu]
 //
 // The forward pass is layers/decoder.ts, layers/rmsnorm.ts, layers/linear.ts and
@@ -16,7 +16,6 @@
 
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { type DecoderWeights, decoderLayer } from '../../../layers/decoder.js';
 import { setExactSums } from '../../../layers/exact.js';
@@ -24,14 +23,14 @@ import { linear } from '../../../layers/linear.js';
 import { rmsNorm } from '../../../layers/rmsnorm.js';
 import { rotaryTables } from '../../../layers/rotary.js';
 import { writeSafetensors } from '../../../weights/index.js';
-import { UsageError, intFlag, parseArgs, str } from '../../cli/args.js';
-import { initBackend } from '../../backend.js';
 import { type Phi3Config, parseConfig } from '../../model/config.js';
 import { modelDir } from '../../oracle/golden.js';
 import { Phi3Model } from '../../model/model.js';
 import { Rng } from '../../checkpoint/synth.js';
 import { expectedTensors } from '../../model/weights.js';
 import { registerGradients } from './gradients.js';
+
+export { registerGradients };
 import { accuracy, heldOutSequences, heldOutSet, modelLogits, setGuessAccuracy } from './evaluate.js';
 import { ALPHABET, BOS, type ToySequence, scoredPositions, trainingBatch } from './task.js';
 
@@ -303,39 +302,4 @@ function trainWithTfjsOps(cfg: Phi3Config, opts: TrainOptions, log: (s: string) 
   }
   optimizer.dispose();
   return { p, losses, seconds: (Date.now() - t0) / 1000 };
-}
-
-async function main(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, ['out', 'steps', 'seed', 'backend', 'batch', 'lr', 'warmup', 'clip']);
-  const num = (name: string, dflt: number) => {
-    const v = str(a, name);
-    if (v === undefined) return dflt;
-    if (!(Number(v) > 0)) throw new UsageError(`--${name}: expected a positive number, got "${v}"`);
-    return Number(v);
-  };
-  const opts: TrainOptions = {
-    steps: intFlag(a, 'steps', 1) ?? DEFAULT_TRAIN.steps,
-    seed: intFlag(a, 'seed', 0) ?? DEFAULT_TRAIN.seed,
-    batch: intFlag(a, 'batch', 1) ?? DEFAULT_TRAIN.batch,
-    lr: num('lr', DEFAULT_TRAIN.lr),
-    warmup: intFlag(a, 'warmup', 0) ?? DEFAULT_TRAIN.warmup,
-    clip: num('clip', DEFAULT_TRAIN.clip),
-  };
-  await initBackend(str(a, 'backend') ?? 'wasm');
-  await registerGradients();
-  const out = str(a, 'out') ?? TOY_DIR;
-  const r = trainToy(out, opts, (s) => console.error(s), ['npm run train-toy', ...(argv.length ? ['--', ...argv] : [])].join(' '));
-  console.error(`trained ${opts.steps} steps in ${r.seconds.toFixed(0)} s; wrote ${out}`);
-  return 0;
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main(process.argv.slice(2)).then((c) => process.exit(c), (e: Error) => {
-    if (e instanceof UsageError) {
-      console.error(`train-toy: ${e.message}`);
-      process.exit(2);
-    }
-    console.error(e.stack ?? String(e));
-    process.exit(1);
-  });
 }
