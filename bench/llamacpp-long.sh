@@ -13,6 +13,8 @@
 #                                   phi4-ts dumps the same (layer 0 only) and compare names the
 #                                   factor set llama.cpp used (ggml-org/llama.cpp#24823)
 #
+# Too few node names for compare's detection of llama.cpp, so --map llama.cpp; --preset bf16
+# because bf16 matmuls round their activations as well (docs/long-context-llamacpp.md).
 # IDS: the 4,200 ids, comma-separated (node dist/tools/long-ids.js 4200 > big/ids4200.txt).
 set -uo pipefail
 TAPDUMP=${TAPDUMP:-tools/llamacpp/phi4-tapdump}
@@ -33,13 +35,13 @@ timed() { # log file, command...: runs it under the lock and /usr/bin/time -v, p
 case "${1:-}" in
   a) timed "$OUTDIR/llama4200.log" "$TAPDUMP" -m "$GGUF" --ids "$(first 4200)" -c 8192 -t 2 \
        --keep '^([QK]cur-[0-9]+\.rope|l_out-[0-9]+|result_output)$' --rows 4080-4111 -o "$OUTDIR/llama4200.safetensors"
-     node "$PHI4" compare "$REF" "$OUTDIR/llama4200.safetensors" --preset bf16
+     node "$PHI4" compare "$REF" "$OUTDIR/llama4200.safetensors" --preset bf16 --map llama.cpp
      echo "compare exit $?" ;;
   b) timed "$OUTDIR/llama1000.log" "$TAPDUMP" -m "$GGUF" --ids "$(first 1000)" -c 8192 -t 2 \
        --keep '^(wqkv-0|Qcur-0\.rope)$' -o "$OUTDIR/llama1000.safetensors"
      timed "$OUTDIR/p1000.log" env PHI4_WEIGHTS=stream node "$PHI4" dump "$CKPT" --ids "$(first 1000)" \
        --layers 0 --taps layers.0.qkv,layers.0.q_rot --out "$OUTDIR/p1000.safetensors" --force
-     node "$PHI4" compare "$OUTDIR/p1000.safetensors" "$OUTDIR/llama1000.safetensors"
+     node "$PHI4" compare "$OUTDIR/p1000.safetensors" "$OUTDIR/llama1000.safetensors" --map llama.cpp --preset bf16
      echo "compare exit $?" ;;
   *) echo "usage: bash bench/llamacpp-long.sh a|b" >&2; exit 2 ;;
 esac
