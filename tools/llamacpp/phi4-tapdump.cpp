@@ -6,7 +6,16 @@
 // (src/maps/llamacpp.ts); docs/llamacpp.md is the route from source to comparison.
 //
 //   phi4-tapdump -m MODEL.gguf --ids 5,17,42 -o OUT.safetensors [-c N_CTX] [--kv f32|f16]
-//                [--fa off|on] [-t THREADS] [--keep REGEX] [--verbose]
+//                [--fa off|on] [-t THREADS] [--keep REGEX] [--rows A-B] [--verbose]
+//
+// Selection, so that a long run writes a small file. --keep REGEX writes only the nodes whose
+// final name matches (Qcur-N.rope, Kcur-N.rope, l_out-N, result_output are the map's q_rot, k_rot,
+// out, logits). --rows A-B (0-based, inclusive) keeps positions A..B of the token axis and makes
+// them the batch's only outputs: llama.cpp then runs the last layer's feed-forward and the head on
+// those rows alone (its get_rows on the output ids), so those nodes hold B-A+1 rows already. A
+// node's token axis is its outermost dimension of length T (the number of ids); a node without one
+// (the KV cache views when n_ctx > T, the output rows) is written whole. The dump's metadata records
+// the selection ("selection": nodes, positions, rows [A, B+1)).
 //
 // Names. A node keeps the name llama.cpp's graph gave it (attn_norm-0, Qcur-0, kq_soft_max-0,
 // l_out-0, result_output). A name given to several nodes (Qcur-0 names the view of the fused
@@ -53,6 +62,8 @@ struct Capture {
     std::map<std::string, int> count;  // how many nodes carry each name, kept or not
     std::map<std::string, int> count_op;  // the same per NAME.OP
     const std::regex * keep = nullptr;
+    int64_t T = 0;                  // the number of ids: the length of the token axis
+    int64_t row0 = 0, row_end = 0;  // rows [row0, row_end) of the token axis are written
 };
 
 bool auto_named(const ggml_tensor * t) {
@@ -105,17 +116,26 @@ bool on_node(ggml_tensor * t, bool ask, void * user) {
         ggml_backend_tensor_get(t, host.data(), 0, host.size());
         base = host.data();
     }
+    // the index range [lo[k], hi[k]) written along each ggml dimension k: all of it, but for the
+    // token axis (the outermost dimension of length T) when --rows cuts it
+    int64_t lo[4] = {0, 0, 0, 0}, hi[4] = {t->ne[0], t->ne[1], t->ne[2], t->ne[3]};
+    if (cap->row_end - cap->row0 < cap->T) {
+        for (int k = 3; k >= 0; k--) {
+            if (t->ne[k] == cap->T) { lo[k] = cap->row0; hi[k] = cap->row_end; break; }
+        }
+    }
     Node n;
     n.name = name;
     n.op = op;
     n.occurrence = occurrence;
-    const int nd = ggml_n_dims(t);
-    for (int i = nd - 1; i >= 0; i--) n.shape.push_back(t->ne[i]);
-    n.data.reserve(ggml_nelements(t));
-    for (int64_t i3 = 0; i3 < t->ne[3]; i3++)
-        for (int64_t i2 = 0; i2 < t->ne[2]; i2++)
-            for (int64_t i1 = 0; i1 < t->ne[1]; i1++)
-                for (int64_t i0 = 0; i0 < t->ne[0]; i0++)
+    int nd = 4;  // as ggml_n_dims: trailing dimensions of size 1 dropped, at least one kept
+    while (nd > 1 && hi[nd - 1] - lo[nd - 1] == 1) nd--;
+    for (int i = nd - 1; i >= 0; i--) n.shape.push_back(hi[i] - lo[i]);
+    n.data.reserve((hi[0] - lo[0]) * (hi[1] - lo[1]) * (hi[2] - lo[2]) * (hi[3] - lo[3]));
+    for (int64_t i3 = lo[3]; i3 < hi[3]; i3++)
+        for (int64_t i2 = lo[2]; i2 < hi[2]; i2++)
+            for (int64_t i1 = lo[1]; i1 < hi[1]; i1++)
+                for (int64_t i0 = lo[0]; i0 < hi[0]; i0++)
                     n.data.push_back(element(base + i0 * t->nb[0] + i1 * t->nb[1] + i2 * t->nb[2] + i3 * t->nb[3], t->type));
     cap->nodes.push_back(std::move(n));
     return true;
@@ -206,10 +226,23 @@ int positive(const std::string & flag, const std::string & v) {
     return (int) x;
 }
 
+// --rows A-B (or A): rows [A, B+1) of a T-token sequence.
+void parse_rows(const std::string & v, int64_t T, int64_t & row0, int64_t & row_end) {
+    long a = -1, b = -1;
+    char tail = 0;
+    int got = sscanf(v.c_str(), "%ld-%ld%c", &a, &b, &tail);
+    if (got == 1 && v.find('-') == std::string::npos) b = a;
+    else if (got != 2) usage_error("--rows: expected A-B or A (0-based positions), got \"" + v + "\"");
+    if (a < 0 || b < a) usage_error("--rows: " + v + " is not a range A-B with 0 <= A <= B");
+    if (b >= T) usage_error("--rows: " + v + " is outside the " + std::to_string(T) + " ids' positions [0, " + std::to_string(T - 1) + "]");
+    row0 = a;
+    row_end = b + 1;
+}
+
 }  // namespace
 
 int main(int argc, char ** argv) {
-    std::string model_path, out, ids_arg, kv = "f32", fa = "off", keep_arg;
+    std::string model_path, out, ids_arg, kv = "f32", fa = "off", keep_arg, rows_arg;
     int n_ctx = 0, threads = 1;
     bool verbose = false;
     for (int i = 1; i < argc; i++) {
@@ -226,8 +259,9 @@ int main(int argc, char ** argv) {
         else if (a == "--kv") kv = value();
         else if (a == "--fa") fa = value();
         else if (a == "--keep") keep_arg = value();
+        else if (a == "--rows") rows_arg = value();
         else if (a == "--verbose") verbose = true;
-        else usage_error("unknown argument \"" + a + "\" (-m, -o, --ids, -c, -t, --kv, --fa, --keep, --verbose)");
+        else usage_error("unknown argument \"" + a + "\" (-m, -o, --ids, -c, -t, --kv, --fa, --keep, --rows, --verbose)");
     }
     if (model_path.empty() || out.empty() || ids_arg.empty()) usage_error("needs -m MODEL.gguf, --ids 1,2,3 and -o OUT.safetensors");
     if (FILE * probe = fopen(model_path.c_str(), "rb")) fclose(probe);
@@ -243,6 +277,9 @@ int main(int argc, char ** argv) {
         try { keep = std::regex(keep_arg); } catch (const std::regex_error &) { usage_error("--keep: \"" + keep_arg + "\" is not a regular expression"); }
         cap.keep = &keep;
     }
+    cap.T = (int64_t) ids.size();
+    cap.row_end = cap.T;
+    if (!rows_arg.empty()) parse_rows(rows_arg, cap.T, cap.row0, cap.row_end);
 
     if (!verbose) llama_log_set(quiet_log, nullptr);
     llama_backend_init();
@@ -273,7 +310,8 @@ int main(int argc, char ** argv) {
         batch.pos[i] = (llama_pos) i;
         batch.n_seq_id[i] = 1;
         batch.seq_id[i][0] = 0;
-        batch.logits[i] = 1;  // every position an output, so the head runs on all of them
+        // the selected rows (by default all) are the outputs: the head runs on them alone
+        batch.logits[i] = (int64_t) i >= cap.row0 && (int64_t) i < cap.row_end;
     }
     batch.n_tokens = (int32_t) ids.size();
     if (llama_decode(ctx, batch) != 0) {
@@ -304,6 +342,9 @@ int main(int argc, char ** argv) {
         {"checkpoint", model_path},
         {"inputs", inputs},
         {"input_ids", id_list},
+        {"selection", "{\"nodes\":" + json_str(keep_arg.empty() ? "all" : keep_arg) + ",\"positions\":" +
+                      json_str(rows_arg.empty() ? "all" : rows_arg) + ",\"rows\":[" + std::to_string(cap.row0) + "," +
+                      std::to_string(cap.row_end) + "]}"},
         {"layouts", "{}"},
     };
     llama_batch_free(batch);
