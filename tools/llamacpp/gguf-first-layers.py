@@ -21,7 +21,11 @@ def main() -> None:
         print("usage: gguf-first-layers.py IN.gguf N OUT.gguf (N >= 1 blocks kept)", file=sys.stderr)
         sys.exit(2)
     src, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    reader = gguf.GGUFReader(src, "r")
+    try:
+        reader = gguf.GGUFReader(src, "r")
+    except (OSError, ValueError) as e:
+        print(f"gguf-first-layers.py: {src}: not a readable GGUF ({e})", file=sys.stderr)
+        sys.exit(2)
     arch = reader.fields[gguf.Keys.General.ARCHITECTURE].contents()
     key = gguf.Keys.LLM.BLOCK_COUNT.format(arch=arch)
     total = reader.fields[key].contents()
