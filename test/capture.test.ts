@@ -131,6 +131,33 @@ describe('selective capture', () => {
     }
   });
 
+  it('the float64 reference takes the same selection: its selected rows are bit-identical to a full float64 dump', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'phi4-capture-f64-'));
+    try {
+      const args = ['dump', 'golden/models/phi4-mini-tiny', '--ids', '3,1,4,1,5,9,2,6', '--precision', 'float64'];
+      const full = phi4([...args, '--out', path.join(dir, 'full.safetensors')]);
+      expect(full.status, show(full)).to.equal(0);
+      const sel = phi4([...args, '--taps', 'layers.*.q_rot,layers.1.attn_probs', '--layers', '0-1', '--positions', '5-7', '--out', path.join(dir, 'sel.safetensors')]);
+      expect(sel.status, show(sel)).to.equal(0);
+      const a = SafetensorsFile.open(path.join(dir, 'full.safetensors'));
+      const b = SafetensorsFile.open(path.join(dir, 'sel.safetensors'));
+      expect(b.names()).to.deep.equal(['input_ids', 'layers.0.q_rot', 'layers.1.q_rot', 'layers.1.attn_probs']);
+      for (const n of b.names().slice(1)) {
+        const x = { data: a.readFloat64(n), shape: [...a.info(n).shape] };
+        const ax = seqAxis(n);
+        const outer = x.shape.slice(0, ax).reduce((p, q) => p * q, 1);
+        const inner = x.shape.slice(ax + 1).reduce((p, q) => p * q, 1);
+        const want: number[] = [];
+        for (let o = 0; o < outer; o++) want.push(...x.data.subarray((o * 8 + 5) * inner, (o * 8 + 8) * inner));
+        expect(Array.from(b.readFloat64(n)), n).to.deep.equal(want);
+      }
+      a.close();
+      b.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a kill of the CLI during a streamed write leaves no file at the target, and the reaper removes the temporary one', async function () {
     this.timeout(60_000);
     const dir = mkdtempSync(path.join(tmpdir(), 'phi4-capture-kill-'));
