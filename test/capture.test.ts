@@ -9,7 +9,9 @@ import path from 'node:path';
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { SafetensorsFile } from '../weights/index.js';
+import { WASM_HEAP_BYTES, checkSelectedMemory } from '../src/capture/memory.js';
 import { resolveSelection } from '../src/capture/selection.js';
+import { loadConfig } from '../src/model/config.js';
 import { ropeFingerprint } from '../src/compare/diagnose/rope-fingerprint.js';
 import { FORWARD_CASES, dumpPath, modelDir } from '../src/oracle/golden.js';
 import { readInputs } from '../src/checkpoint/inputs.js';
@@ -95,6 +97,18 @@ describe('selective capture', () => {
     logits.dispose();
     expect(tf.memory().numTensors).to.equal(before);
     m.dispose();
+  });
+
+  it('the memory estimate follows the selection and knows the wasm heap', () => {
+    const cfg = loadConfig(path.join(ROOT, 'golden/configs/phi-4-mini-instruct.json'));
+    const rows = resolveSelection({ taps: 'layers.*.q_rot,layers.*.k_rot,layers.*.out,logits', positions: '4080-4111' }, 32, 4200);
+    const e = checkSelectedMemory(cfg, 1, 4200, rows, 11, '--ids');
+    expect(e.backend).to.be.below(WASM_HEAP_BYTES);
+    expect(e.assumed).to.match(/blocks of .*the head on 32 rows/);
+    // attn_probs of every row at 4,200 tokens: 24 x 4200^2 x 4 B = 1.7 GB per copy, past the heap.
+    const probs = resolveSelection({ taps: 'layers.0.attn_probs' }, 32, 4200);
+    expect(() => checkSelectedMemory(cfg, 1, 4200, probs, 64, '--ids')).to.throw(/--ids: .*more than the wasm backend's 4 GiB heap/);
+    expect(() => checkSelectedMemory(cfg, 1, 4200, rows, 1, '--ids')).to.throw(/more than the 1 GiB limit/);
   });
 
   it('refuses a pattern that names no tap (listing the tap names), and ranges outside the model or the sequence', () => {
