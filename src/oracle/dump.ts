@@ -11,7 +11,7 @@ import { type Phi3Config, configHash } from '../model/config.js';
 import type { ForwardInputs, Phi3Model } from '../model/model.js';
 import { referenceForward } from './reference/forward.js';
 import type { Rounding } from './reference/rounding.js';
-import { tapInfo, tapNames } from '../../layers/taps.js';
+import { seqAxis, tapInfo, tapNames } from '../../layers/taps.js';
 import { VERSION } from '../version.js';
 
 export interface DumpInfo {
@@ -115,6 +115,55 @@ export function writeDump(model: Phi3Model, inputs: ForwardInputs, out: string, 
   } finally {
     tf.dispose([logits, ...taps.values()]);
   }
+}
+
+/** Rows [a, b) of axis `ax` of a row-major array of `shape`. */
+function cutRows(x: Float64Array, shape: number[], ax: number, a: number, b: number): Float64Array {
+  const outer = shape.slice(0, ax).reduce((p, q) => p * q, 1);
+  const inner = shape.slice(ax + 1).reduce((p, q) => p * q, 1);
+  const T = shape[ax];
+  if (a === 0 && b === T) return x;
+  const out = new Float64Array(outer * (b - a) * inner);
+  for (let o = 0; o < outer; o++) out.set(x.subarray((o * T + a) * inner, (o * T + b) * inner), o * (b - a) * inner);
+  return out;
+}
+
+/**
+ * The float64 reference with a selection, streamed like writeSelectedDump: only the selected taps
+ * (cut to the selected rows) are written, each as soon as the reference computes it, and the pass
+ * stops after the last layer needed. (The reference still computes every row and, when the head is
+ * selected, the logits of every row.)
+ */
+export function writeSelectedReferenceDump(dir: string, config: Phi3Config, inputs: ForwardInputs, sel: Selection, out: string,
+  rounding: Rounding, tfjs: string): number {
+  const { batch: B, seq: T } = inputs;
+  const { tensors, shapes } = inputTensors(inputs);
+  const layouts: Record<string, string> = {};
+  const specs = [...tensors.map(({ name, dtype, shape }) => ({ name, dtype, shape })),
+    ...sel.names.map((name) => {
+      layouts[name] = tapInfo(name)!.layout;
+      return { name, dtype: 'F64' as const, shape: tapShape(config, name, B, T, sel.end - sel.start) };
+    })];
+  const want = new Set(sel.names);
+  const ckpt = Checkpoint.open(dir);
+  const w = SafetensorsWriter.create(out, specs, {
+    ...dumpMetadata(dir, config, inputs, shapes, layouts, { backend: 'float64-reference', tfjs, rounding }),
+    selection: JSON.stringify({ ...sel.spec, names: sel.names.length, rows: [sel.start, sel.end] }),
+  });
+  try {
+    for (const t of tensors) w.write(t.name, t.data);
+    referenceForward(ckpt, config, inputs, {
+      rounding, lastLayer: sel.lastLayer,
+      onTap: (name, a, shape) => { if (want.has(name)) w.write(name, cutRows(a, shape, seqAxis(name), sel.start, sel.end)); },
+    });
+    w.finish();
+  } catch (err) {
+    w.abort();
+    throw err;
+  } finally {
+    ckpt.close();
+  }
+  return specs.length;
 }
 
 /** Runs the float64 reference on the checkpoint in `dir` and writes every tap as F64 to `out` (atomically). */

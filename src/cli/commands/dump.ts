@@ -2,7 +2,7 @@ import { UsageError, intFlag, parseArgs, str } from '../args.js';
 import { tfjsVersion } from '../../backend.js';
 import { resolveSelection } from '../../capture/selection.js';
 import { checkSelectedMemory } from '../../capture/memory.js';
-import { writeDump, writeReferenceDump, writeSelectedDump } from '../../oracle/dump.js';
+import { writeDump, writeReferenceDump, writeSelectedDump, writeSelectedReferenceDump } from '../../oracle/dump.js';
 import { resolveCheckpoint } from '../../checkpoint/hub.js';
 import { parseIds, readInputs } from '../../checkpoint/inputs.js';
 import { Phi3Model } from '../../model/model.js';
@@ -46,12 +46,16 @@ export const dumpCommand: Command = {
     const inputs = ids !== undefined ? parseIds(ids) : readInputs(file!, (b, t) => checkDumpMemory(config, b, t, maxGiB, `${file}: input_ids`));
     const selecting = ['taps', 'layers', 'positions'].some((f) => str(p, f) !== undefined);
     const sel = selecting ? resolveSelection({ taps: str(p, 'taps'), layers: str(p, 'layers'), positions: str(p, 'positions') }, config.numLayers, inputs.seq) : null;
-    if (sel && precision === 'float64') throw new UsageError('--taps, --layers and --positions go with --precision float32 (the float64 reference writes every tap)');
     const estimate = sel && checkSelectedMemory(config, inputs.batch, inputs.seq, sel, maxGiB, ids !== undefined ? '--ids' : `${file}: input_ids`);
     const said = sel && estimate && (() => `selection: ${sel.names.length} taps, rows ${sel.start}-${sel.end - 1}, layers 0-${sel.lastLayer} run; memory about ${formatBytes(estimate.backend)} of tensors + ${formatBytes(estimate.host)} on the host (${estimate.assumed})`);
     if (!sel && ids !== undefined) checkDumpMemory(config, inputs.batch, inputs.seq, maxGiB, '--ids');
     precheckInputs(config, inputs);
     checkOutput(out, { inputs: file ? [file] : [], protectedDirs: [dir], force: p.flags.has('force') });
+    if (precision === 'float64' && sel) {
+      const n = writeSelectedReferenceDump(dir, config, inputs, sel, out, (rounding ?? 'none') as Rounding, tfjsVersion());
+      console.error(`wrote ${out}: ${n} tensors (${inputs.batch} x ${inputs.seq} tokens, float64 reference, rounding ${rounding ?? 'none'}, selected)`);
+      return 0;
+    }
     if (precision === 'float64') {
       const n = writeReferenceDump(dir, config, inputs, out, (rounding ?? 'none') as Rounding, tfjsVersion());
       console.error(`wrote ${out}: ${n} tensors (${inputs.batch} x ${inputs.seq} tokens, float64 reference, rounding ${rounding ?? 'none'})`);

@@ -38,6 +38,8 @@ export interface ReferenceOptions {
   ropeLong?: boolean;
   /** Bytes the run may use; default: the memory the system has available now. */
   memoryBudget?: number;
+  /** Stop after this layer (no head; returns an empty array): a selection that needs no later tap. */
+  lastLayer?: number;
 }
 
 const MASKED = -3.4028234663852886e38; // float32's lowest, as transformers adds for a masked key
@@ -130,7 +132,8 @@ export function referenceForward(ckpt: Checkpoint, cfg: Phi3Config, inp: Forward
     k <= q && (cfg.slidingWindow === null || q - k < cfg.slidingWindow) && (!inp.attentionMask || inp.attentionMask[b * T + k] !== 0);
 
   const wbuf = { buf: new Float64Array(0) }; // the weight buffer every matrix is read into in turn
-  for (let l = 0; l < cfg.numLayers; l++) {
+  const last = Math.min(cfg.numLayers - 1, opts.lastLayer ?? cfg.numLayers - 1);
+  for (let l = 0; l <= last; l++) {
     const p = `model.layers.${l}.`;
     const at = (name: string): string => `layers.${l}.${name}`;
 
@@ -211,6 +214,7 @@ export function referenceForward(ckpt: Checkpoint, cfg: Phi3Config, inp: Forward
     for (let i = 0; i < x.length; i++) x[i] = h1[i] + m[i];
     tap(at('out'), x, [B, T, H]);
   }
+  if (last < cfg.numLayers - 1) return new Float64Array(0);
 
   // Head: the final norm, then the (tied) head a block of vocabulary rows at a time.
   const fn = tap('final_norm', rmsNorm(x, R, H, tensor(ckpt, 'model.norm.weight', [H], wbuf), eps), [B, T, H]);
