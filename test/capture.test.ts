@@ -16,7 +16,7 @@ import { ropeFingerprint } from '../src/compare/diagnose/rope-fingerprint.js';
 import { FORWARD_CASES, dumpPath, modelDir } from '../src/oracle/golden.js';
 import { readInputs } from '../src/checkpoint/inputs.js';
 import { type ForwardInputs, Phi3Model } from '../src/model/model.js';
-import { seqAxis } from '../layers/taps.js';
+import { seqAxis, tapNames } from '../layers/taps.js';
 import { CLI, ROOT, expectBadInput, phi4, show } from './cli-helpers.js';
 import { useBackend } from './helpers.js';
 
@@ -84,15 +84,19 @@ describe('selective capture', () => {
     });
   }
 
-  it('stops after the last layer holding a selected tap, and holds nothing afterwards', () => {
+  it('ends the pass at the last selected tap: nothing after it is computed, nothing is held afterwards', () => {
     const m = Phi3Model.load(modelDir('phi4-mini-tiny'));
     const inp = readInputs(dumpPath('phi4-mini-tiny.long'));
     const before = tf.memory().numTensors;
     let layers = 0;
     const got: string[] = [];
-    const logits = m.capture(inp, { taps: 'layers.1.q_rot' }, (n) => got.push(n), { onLayer: (done) => { layers = done; } });
+    const names = tapNames(m.config.numLayers);
+    const later: string[] = [];
+    const hooks = Object.fromEntries(names.slice(names.indexOf('layers.1.q_rot') + 1).map((n) => [n, () => { later.push(n); }]));
+    const logits = m.capture(inp, { taps: 'layers.1.q_rot' }, (n) => got.push(n), { hooks, onLayer: (done) => { layers = done; } });
     expect(got).to.deep.equal(['layers.1.q_rot']);
-    expect(layers).to.equal(2);
+    expect(later, 'taps computed after the last selected one').to.deep.equal([]);
+    expect(layers, 'layers completed (layer 1 ends at its q_rot)').to.equal(1);
     expect(logits.shape[1]).to.equal(0);
     logits.dispose();
     expect(tf.memory().numTensors).to.equal(before);

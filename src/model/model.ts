@@ -14,7 +14,7 @@ import { rotaryTables } from '../../layers/rotary.js';
 import { type Tap, noTap, prefixTap } from '../../layers/tap.js';
 import { type Phi3Config, loadConfig } from './config.js';
 import { type Hooks, checkTapNames, hookTap } from './hooks.js';
-import { seqAxis } from '../../layers/taps.js';
+import { seqAxis, tapNames } from '../../layers/taps.js';
 import { captureQueryChunk } from '../capture/memory.js';
 import { type Selection, type SelectionSpec, resolveSelection } from '../capture/selection.js';
 import type { ProgressSink } from '../progress.js';
@@ -113,6 +113,9 @@ export function checkInputs(cfg: Phi3Config, inp: ForwardInputs, past = 0): Int3
   }
   return pos;
 }
+
+/** Thrown by capture's tap after the last selected tap and caught by capture: the pass ends there. */
+const STOP_CAPTURE = Symbol('capture: last selected tap handed on');
 
 export class Phi3Model {
   /** Attention scores above this many bytes are computed a chunk of queries at a time. */
@@ -249,9 +252,19 @@ export class Phi3Model {
     const { start, end } = sel;
     const whole = start === 0 && end === inp.seq;
     const outer = fwd.tap ?? noTap;
+    // The pass ends at the last selected tap (nothing after it is computed), unless that is the logits.
+    const lastName = tapNames(this.config.numLayers).filter((n) => want.has(n)).pop();
     const tap: Tap = (name, t) => {
       const u = outer(name, t);
       if (!want.has(name)) return u;
+      if (name === lastName && name !== 'logits') {
+        sinkCut(name, u);
+        throw STOP_CAPTURE;
+      }
+      sinkCut(name, u);
+      return u;
+    };
+    const sinkCut = (name: string, u: tf.Tensor): void => {
       // The head already ran on the selected rows only.
       if (whole || name === 'final_norm' || name === 'logits') {
         sink(name, u);
@@ -266,14 +279,18 @@ export class Phi3Model {
           part.dispose();
         }
       }
-      return u;
     };
     const probs = sel.names.some((n) => n.endsWith('.attn_probs'));
-    const r = this.forward(inp, {
-      ...fwd, tap, lastLayer: sel.lastLayer, headRows: [start, end], dropCache: true,
-      attentionChunk: fwd.attentionChunk ?? (probs ? Infinity : captureQueryChunk(this.config, inp.batch, inp.seq + (fwd.past?.[0]?.k.shape[2] ?? 0))),
-    });
-    return r.logits;
+    try {
+      const r = this.forward(inp, {
+        ...fwd, tap, lastLayer: sel.lastLayer, headRows: [start, end], dropCache: true,
+        attentionChunk: fwd.attentionChunk ?? (probs ? Infinity : captureQueryChunk(this.config, inp.batch, inp.seq + (fwd.past?.[0]?.k.shape[2] ?? 0))),
+      });
+      return r.logits;
+    } catch (err) {
+      if (err !== STOP_CAPTURE) throw err;
+      return tf.zeros([inp.batch, 0, this.config.vocabSize]) as tf.Tensor3D; // ended before the head
+    }
   }
 
   dispose(): void {
