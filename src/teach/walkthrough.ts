@@ -14,6 +14,7 @@ import { GOLDEN_DIR, dumpPath, modelDir } from '../oracle/golden.js';
 import { readInputs } from '../checkpoint/inputs.js';
 import { type ForwardInputs, type Phi3Model } from '../model/model.js';
 import { tapInfo } from '../../layers/taps.js';
+import { axisSizes, layoutShape } from '../capture/shapes.js';
 import { loadTokenizer } from '../text/tokenizer.js';
 import { InputError } from '../errors.js';
 
@@ -71,25 +72,6 @@ export function locate(ref: CodeRef, root = PROJECT_ROOT): CodeLines {
     if (end < 0) throw new Error(`${ref.file}: no line after ${start + 1} contains ${JSON.stringify(ref.to)} (walkthrough code reference)`);
   }
   return { file: ref.file, start: start + 1, end: end + 1 };
-}
-
-// ---- shapes from the tap layouts ----
-
-/** The value of each axis letter of layers/taps.ts' layouts for a config and an input of T tokens. */
-export function axisSizes(cfg: Phi3Config, batch: number, seq: number): Record<string, number> {
-  const { hiddenSize: H, numHeads: nh, numKvHeads: nkv, headDim: d, intermediateSize: I, vocabSize: V } = cfg;
-  return {
-    '1': 1, B: batch, T: seq, S: seq, H, nh, nkv, d, r: cfg.rope.rotaryDim, I, V,
-    '2I': 2 * I, 'nh*d': nh * d, 'nkv*d': nkv * d, '(nh+2nkv)d': (nh + 2 * nkv) * d,
-  };
-}
-
-export function layoutShape(layout: string, sizes: Record<string, number>): number[] {
-  return layout.split(',').map((a) => {
-    const n = sizes[a];
-    if (n === undefined) throw new Error(`layout axis "${a}" has no size`);
-    return n;
-  });
 }
 
 // ---- the steps ----
