@@ -42,37 +42,42 @@ function inputTensors(inputs: ForwardInputs): { tensors: Tensors; shapes: Record
 }
 
 /**
- * Runs the model on `inputs` and streams the selected taps (float32) with the inputs to `out`:
- * the header is planned from the selection before the pass, each tap's bytes go to the temporary
- * file as soon as the tap exists, and the file is renamed into place at the end (a kill leaves
- * only the temporary file, which the reaper of src/safety/outputs.ts removes).
+ * Streams a selected dump to `out`: the header is planned from the selection before the pass, the
+ * inputs are written, then `run` hands each selected tap's values (cut to the selected rows) to
+ * `write` as soon as the pass computes it, and the file is renamed into place at the end. A failure
+ * removes the temporary file; a kill leaves only it, and the reaper of src/safety/outputs.ts
+ * removes it.
  */
-export function writeSelectedDump(model: Phi3Model, inputs: ForwardInputs, sel: Selection, out: string, info: DumpInfo,
-  fwd: Parameters<Phi3Model['capture']>[3] = {}): number {
-  const { batch: B, seq: T } = inputs;
-  const config = model.config;
+function streamSelected(out: string, source: string, config: Phi3Config, inputs: ForwardInputs, sel: Selection, info: DumpInfo,
+  dtype: 'F32' | 'F64', run: (write: (name: string, data: Float32Array | Float64Array) => void) => void): number {
   const { tensors, shapes } = inputTensors(inputs);
-  const rows = sel.end - sel.start;
   const layouts: Record<string, string> = {};
   const specs = [...tensors.map(({ name, dtype, shape }) => ({ name, dtype, shape })),
     ...sel.names.map((name) => {
       layouts[name] = tapInfo(name)!.layout;
-      return { name, dtype: 'F32' as const, shape: tapShape(config, name, B, T, rows) };
+      return { name, dtype, shape: tapShape(config, name, inputs.batch, inputs.seq, sel.end - sel.start) };
     })];
   const w = SafetensorsWriter.create(out, specs, {
-    ...dumpMetadata(model.source, config, inputs, shapes, layouts, info),
+    ...dumpMetadata(source, config, inputs, shapes, layouts, info),
     selection: JSON.stringify({ ...sel.spec, names: sel.names.length, rows: [sel.start, sel.end] }),
   });
   try {
     for (const t of tensors) w.write(t.name, t.data);
-    const logits = model.capture(inputs, sel, (name, t) => w.write(name, t.dataSync() as Float32Array), fwd);
-    logits.dispose();
+    run((name, data) => w.write(name, data));
     w.finish();
   } catch (err) {
     w.abort();
     throw err;
   }
   return specs.length;
+}
+
+/** Runs the model on `inputs` keeping only `sel`, and streams its taps (float32) with the inputs to `out`. */
+export function writeSelectedDump(model: Phi3Model, inputs: ForwardInputs, sel: Selection, out: string, info: DumpInfo,
+  fwd: Parameters<Phi3Model['capture']>[3] = {}): number {
+  return streamSelected(out, model.source, model.config, inputs, sel, info, 'F32', (write) => {
+    model.capture(inputs, sel, (name, t) => write(name, t.dataSync() as Float32Array), fwd).dispose();
+  });
 }
 
 function dumpMetadata(source: string, config: Phi3Config, inputs: ForwardInputs, inputShapes: Record<string, number[]>,
@@ -136,34 +141,18 @@ function cutRows(x: Float64Array, shape: number[], ax: number, a: number, b: num
  */
 export function writeSelectedReferenceDump(dir: string, config: Phi3Config, inputs: ForwardInputs, sel: Selection, out: string,
   rounding: Rounding, tfjs: string): number {
-  const { batch: B, seq: T } = inputs;
-  const { tensors, shapes } = inputTensors(inputs);
-  const layouts: Record<string, string> = {};
-  const specs = [...tensors.map(({ name, dtype, shape }) => ({ name, dtype, shape })),
-    ...sel.names.map((name) => {
-      layouts[name] = tapInfo(name)!.layout;
-      return { name, dtype: 'F64' as const, shape: tapShape(config, name, B, T, sel.end - sel.start) };
-    })];
   const want = new Set(sel.names);
   const ckpt = Checkpoint.open(dir);
-  const w = SafetensorsWriter.create(out, specs, {
-    ...dumpMetadata(dir, config, inputs, shapes, layouts, { backend: 'float64-reference', tfjs, rounding }),
-    selection: JSON.stringify({ ...sel.spec, names: sel.names.length, rows: [sel.start, sel.end] }),
-  });
   try {
-    for (const t of tensors) w.write(t.name, t.data);
-    referenceForward(ckpt, config, inputs, {
-      rounding, lastLayer: sel.lastLayer,
-      onTap: (name, a, shape) => { if (want.has(name)) w.write(name, cutRows(a, shape, seqAxis(name), sel.start, sel.end)); },
+    return streamSelected(out, dir, config, inputs, sel, { backend: 'float64-reference', tfjs, rounding }, 'F64', (write) => {
+      referenceForward(ckpt, config, inputs, {
+        rounding, lastLayer: sel.lastLayer,
+        onTap: (name, a, shape) => { if (want.has(name)) write(name, cutRows(a, shape, seqAxis(name), sel.start, sel.end)); },
+      });
     });
-    w.finish();
-  } catch (err) {
-    w.abort();
-    throw err;
   } finally {
     ckpt.close();
   }
-  return specs.length;
 }
 
 /** Runs the float64 reference on the checkpoint in `dir` and writes every tap as F64 to `out` (atomically). */
