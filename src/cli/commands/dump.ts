@@ -1,7 +1,7 @@
 import { UsageError, intFlag, parseArgs, str } from '../args.js';
 import { tfjsVersion } from '../../backend.js';
 import { resolveSelection } from '../../capture/selection.js';
-import { checkSelectedMemory } from '../../capture/memory.js';
+import { type CaptureEstimate, checkSelectedMemory } from '../../capture/memory.js';
 import { writeDump, writeReferenceDump, writeSelectedDump, writeSelectedReferenceDump } from '../../oracle/dump.js';
 import { resolveCheckpoint } from '../../checkpoint/hub.js';
 import { parseIds, readInputs } from '../../checkpoint/inputs.js';
@@ -43,12 +43,16 @@ export const dumpCommand: Command = {
     const dir = resolveCheckpoint(p.positional[0]);
     // Everything that can be refused is refused before the backend starts (and prints its banner).
     const config = precheckCheckpoint(dir);
-    const inputs = ids !== undefined ? parseIds(ids) : readInputs(file!, (b, t) => checkDumpMemory(config, b, t, maxGiB, `${file}: input_ids`));
-    const selecting = ['taps', 'layers', 'positions'].some((f) => str(p, f) !== undefined);
-    const sel = selecting ? resolveSelection({ taps: str(p, 'taps'), layers: str(p, 'layers'), positions: str(p, 'positions') }, config.numLayers, inputs.seq) : null;
-    const estimate = sel && checkSelectedMemory(config, inputs.batch, inputs.seq, sel, maxGiB, ids !== undefined ? '--ids' : `${file}: input_ids`);
-    const said = sel && estimate && (() => `selection: ${sel.names.length} taps, rows ${sel.start}-${sel.end - 1}, layers 0-${sel.lastLayer} run; memory about ${formatBytes(estimate.backend)} of tensors + ${formatBytes(estimate.host)} on the host (${estimate.assumed})`);
-    if (!sel && ids !== undefined) checkDumpMemory(config, inputs.batch, inputs.seq, maxGiB, '--ids');
+    const spec = { taps: str(p, 'taps'), layers: str(p, 'layers'), positions: str(p, 'positions') };
+    const selecting = Object.values(spec).some((v) => v !== undefined);
+    // The memory check: the selection's estimate when selecting, else every tap's; for --inputs it
+    // runs on the file's header, before its ids are read.
+    const checkMemory = (b: number, t: number, source: string): CaptureEstimate | void => selecting
+      ? checkSelectedMemory(config, b, t, resolveSelection(spec, config.numLayers, t), maxGiB, source)
+      : checkDumpMemory(config, b, t, maxGiB, source);
+    const inputs = ids !== undefined ? parseIds(ids) : readInputs(file!, (b, t) => { checkMemory(b, t, `${file}: input_ids`); });
+    const sel = selecting ? resolveSelection(spec, config.numLayers, inputs.seq) : null;
+    const estimate = checkMemory(inputs.batch, inputs.seq, ids !== undefined ? '--ids' : `${file}: input_ids`);
     precheckInputs(config, inputs);
     checkOutput(out, { inputs: file ? [file] : [], protectedDirs: [dir], force: p.flags.has('force') });
     if (precision === 'float64' && sel) {
@@ -62,7 +66,10 @@ export const dumpCommand: Command = {
       return 0;
     }
     const backend = await start(str(p, 'backend'));
-    if (said) console.error(said());
+    if (sel && estimate) {
+      console.error(`selection: ${sel.names.length} taps, rows ${sel.start}-${sel.end - 1}, layers 0-${sel.lastLayer} run; ` +
+        `memory about ${formatBytes(estimate.backend)} of tensors + ${formatBytes(estimate.host)} on the host (${estimate.assumed})`);
+    }
     const model = Phi3Model.load(dir);
     try {
       const n = sel ? writeSelectedDump(model, inputs, sel, out, { backend, tfjs: tfjsVersion() }, { onLayer: layerProgress(sel.lastLayer + 1, inputs.batch * inputs.seq) })
