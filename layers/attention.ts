@@ -12,7 +12,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { rowDots, softmax } from './exact.js';
 import { type LinearWeight, linear } from './linear.js';
-import { type MaskSpec, attentionBias } from './mask.js';
+import { type MaskSpec, attentionBias, keysNeeded } from './mask.js';
 import { applyRotary } from './rotary.js';
 import { type Tap, noTap } from './tap.js';
 
@@ -43,6 +43,20 @@ export interface AttentionInputs {
    * seq], so chunking bounds their memory on long prompts; a chunked pass does not emit attn_probs.
    */
   queryChunk?: number;
+  /**
+   * Emit attn_probs for query rows [start, end) only, as [batch, nh, end - start, s], even when
+   * the queries run in chunks (then the tap observes them: a replacement is not used).
+   */
+  probsRows?: [number, number];
+}
+
+/** probs [b, nh, tc, n] -> its rows [from, to) (clipped to the chunk), zero-padded to s keys: [b, nh, rows, s] */
+function keptRows(probs: tf.Tensor4D, from: number, to: number, s: number): tf.Tensor4D {
+  const [b, nh, tc, n] = probs.shape;
+  const a = Math.max(0, from);
+  const z = Math.min(tc, to);
+  const part = tf.slice(probs, [0, 0, a, 0], [b, nh, z - a, n]); // [b, nh, z - a, n]
+  return n === s ? part : tf.pad(part, [[0, 0], [0, 0], [0, 0], [0, s - n]]); // skipped keys: probability 0
 }
 
 /** [batch, seq, heads * d] -> [batch, heads, seq, d] */
@@ -75,22 +89,37 @@ export function attention(
     const kRows = tf.reshape(k, [b * nkv, s, d]) as tf.Tensor3D; // one row per key
     const vT = tf.reshape(tf.transpose(v, [0, 1, 3, 2]), [b * nkv, d, s]) as tf.Tensor3D; // one row per head dim: probs v as row dot products
 
-    // Queries in chunks of `c` rows (one chunk unless the caller bounds the scores' memory).
+    // Queries in chunks of `c` rows (one chunk unless the caller bounds the scores' memory). A
+    // chunk reads only the keys its queries may see (keysNeeded: none past its last query): the
+    // keys it skips would get probability exactly 0, so every number is the whole matrix's.
     const c = Math.min(t, inp.queryChunk ?? t);
+    const rows = inp.probsRows; // attn_probs wanted for these query rows only
     const parts: tf.Tensor4D[] = [];
+    const probsParts: tf.Tensor4D[] = []; // [b, nh, rows in chunk, s], kept past the chunk
     for (let r0 = 0; r0 < t; r0 += c) {
       const tc = Math.min(c, t - r0);
       parts.push(tf.tidy(() => { // each chunk's scores are freed before the next chunk's
+        const n = keysNeeded(inp.mask, r0, r0 + tc); // keys [0, n); n = s for a single chunk
         const qc = tc === t ? q : tf.slice(q, [0, 0, r0, 0], [b, nh, tc, d]); // [b, nh, tc, d]
         const qGrouped = tf.reshape(qc, [b * nkv, g * tc, d]) as tf.Tensor3D; // heads h = kv * g + r share key head kv
-        const scores = rowDots(qGrouped, kRows, 1 / Math.sqrt(d)); // q k^T / sqrt(d): [b nkv, g tc, s]
-        const bias = attentionBias(inp.mask, r0, r0 + tc); // [b, 1, tc, s], 0 or MASKED
-        const masked = tf.add(tf.reshape(scores, [b, nh, tc, s]), bias) as tf.Tensor4D; // [b, nh, tc, s]
-        let probs = softmax(masked); // [b, nh, tc, s]
-        if (tc === t) probs = tap('attn_probs', probs);
-        const ctx = rowDots(tf.reshape(probs, [b * nkv, g * tc, s]) as tf.Tensor3D, vT); // probs v: [b nkv, g tc, d]
+        const kc = n === s ? kRows : tf.slice(kRows, [0, 0, 0], [b * nkv, n, d]); // [b nkv, n, d]
+        const vc = n === s ? vT : tf.slice(vT, [0, 0, 0], [b * nkv, d, n]); // [b nkv, d, n]
+        const scores = rowDots(qGrouped, kc, 1 / Math.sqrt(d)); // q k^T / sqrt(d): [b nkv, g tc, n]
+        const bias = attentionBias(inp.mask, r0, r0 + tc, n); // [b, 1, tc, n], 0 or MASKED
+        const masked = tf.add(tf.reshape(scores, [b, nh, tc, n]), bias) as tf.Tensor4D; // [b, nh, tc, n]
+        let probs = softmax(masked); // [b, nh, tc, n]
+        if (tc === t && !rows) probs = tap('attn_probs', probs);
+        else if (rows && r0 < rows[1] && rows[0] < r0 + tc) probsParts.push(tf.keep(keptRows(probs, rows[0] - r0, rows[1] - r0, s)));
+        const ctx = rowDots(tf.reshape(probs, [b * nkv, g * tc, n]) as tf.Tensor3D, vc); // probs v: [b nkv, g tc, d]
         return tf.reshape(ctx, [b, nh, tc, d]) as tf.Tensor4D;
       }));
+    }
+    if (probsParts.length > 0) { // observed only: the chunks have already used their probabilities
+      try {
+        tap('attn_probs', probsParts.length === 1 ? probsParts[0] : tf.concat(probsParts, 2)); // [b, nh, rows, s]
+      } finally {
+        tf.dispose(probsParts);
+      }
     }
     const ctxAll = parts.length === 1 ? parts[0] : tf.concat(parts, 2); // [b, nh, t, d]
     const heads = tf.transpose(ctxAll, [0, 2, 1, 3]); // [b, t, nh, d]

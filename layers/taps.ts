@@ -23,7 +23,7 @@ export const LAYER_TAPS: Record<string, TapInfo> = {
   qkv: { layout: 'B,T,(nh+2nkv)d', what: 'fused qkv_proj output: nh*d query, nkv*d key, nkv*d value columns' },
   q_rot: { layout: 'B,nh,T,d', what: 'queries after rotary' },
   k_rot: { layout: 'B,nkv,T,d', what: 'keys after rotary, before GQA sharing (new positions only)' },
-  attn_probs: { layout: 'B,nh,T,S', what: 'softmax(q k^T / sqrt(d) + mask); not emitted by a layer that runs its queries in chunks (long prompts)' },
+  attn_probs: { layout: 'B,nh,T,S', what: 'softmax(q k^T / sqrt(d) + mask); a layer that runs its queries in blocks (long prompts) emits only the selected rows (probsRows)' },
   attn_out: { layout: 'B,T,nh*d', what: 'attention output, heads concatenated (o_proj input)' },
   o_proj: { layout: 'B,T,H', what: 'o_proj output' },
   post_attn_residual: { layout: 'B,T,H', what: 'residual + attention (post_attention_layernorm input)' },

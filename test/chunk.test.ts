@@ -5,7 +5,7 @@
 
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
-import { attentionBias } from '../layers/mask.js';
+import { attentionBias, keysNeeded } from '../layers/mask.js';
 import { dumpPath, modelDir } from '../src/oracle/golden.js';
 import { readInputs } from '../src/checkpoint/inputs.js';
 import { type ForwardInputs, type ForwardOptions, Phi3Model, SCORE_BUDGET_BYTES } from '../src/model/model.js';
@@ -28,6 +28,19 @@ describe('attention in query chunks', () => {
     expect(part.shape).to.deep.equal([2, 1, 3, 7]);
     expect(arr(part)).to.deep.equal(arr(tf.slice(whole, [0, 0, 1, 0], [2, 1, 3, 7])));
     tf.dispose([whole, part]);
+  });
+
+  it('a block of queries reads only the keys its rows may see, all of them where a row sees none', () => {
+    const causal = { batch: 1, queryLen: 100, keyLen: 100, slidingWindow: null, attentionMask: null };
+    expect(keysNeeded(causal, 0, 10)).to.equal(16); // keys 0..9, rounded up to the lanes' 16
+    expect(keysNeeded(causal, 40, 50)).to.equal(64);
+    expect(keysNeeded(causal, 90, 100)).to.equal(100);
+    expect(keysNeeded({ ...causal, queryLen: 10 }, 0, 10)).to.equal(100); // after a 90-token past: every key
+    const padded = new Int32Array(200).fill(1);
+    padded.fill(0, 100, 140); // row 1: 40 padding tokens on the left
+    const batch = { batch: 2, queryLen: 100, keyLen: 100, slidingWindow: null, attentionMask: padded };
+    expect(keysNeeded(batch, 40, 50)).to.equal(64); // every row of the block sees a real token
+    expect(keysNeeded(batch, 30, 50)).to.equal(100); // rows 30..39 of row 1 see only padding
   });
 
   for (const [model, kase] of [['phi4-mini-tiny', 'phi4-mini-tiny.long'], ['phi3-mini-tiny', 'phi3-mini-tiny.long'], ['phi4-mini-tiny', 'phi4-mini-tiny.batch']] as const) {

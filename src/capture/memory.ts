@@ -11,7 +11,7 @@ import { tapShape } from './shapes.js';
 
 /** The wasm backend's heap: 32-bit addresses. */
 export const WASM_HEAP_BYTES = 4 * 2 ** 30;
-/** Attention scores per block of queries in a selected pass (without attn_probs). */
+/** Attention scores per block of queries in a selected pass. */
 export const CAPTURE_SCORE_BYTES = 64 * 2 ** 20;
 
 export interface CaptureEstimate {
@@ -36,15 +36,16 @@ export function estimateCapture(cfg: Phi3Config, B: number, T: number, sel: Sele
   // rotary and the attention context in its layouts (10 nh d), gate_up and its halves (4I), the
   // activation and its factors (4I).
   const perToken = 8 * H + 3 * qkv + 10 * nh * d + 8 * I;
-  const probs = sel.names.some((n) => n.endsWith('.attn_probs'));
-  const scores = probs ? 4 * B * nh * T * T : Math.min(4 * B * nh * T * T, CAPTURE_SCORE_BYTES);
-  const widened = 4 * Math.max(2 * I * H, qkv * H); // the largest matrix widened for its product
   const rows = sel.end - sel.start;
+  const scores = Math.min(4 * B * nh * T * T, CAPTURE_SCORE_BYTES);
+  // attn_probs of the selected rows: the blocks' parts and their concatenation.
+  const probs = sel.names.some((n) => n.endsWith('.attn_probs')) ? 2 * 4 * B * nh * rows * T : 0;
+  const widened = 4 * Math.max(2 * I * H, qkv * H); // the largest matrix widened for its product
   const head = sel.head ? 4 * B * rows * (2 * H + V) : 0;
-  const backend = 4 * B * T * perToken + 4 * scores + widened + head;
+  const backend = 4 * B * T * perToken + 4 * scores + probs + widened + head;
   let host = 0;
   for (const n of sel.names) host = Math.max(host, 4 * tapShape(cfg, n, B, T, rows).reduce((a, b) => a * b, 1));
-  const assumed = `one layer's intermediates at ${B} x ${T} tokens, attention scores ${probs ? 'whole (attn_probs selected)' : `in blocks of ${formatBytes(CAPTURE_SCORE_BYTES)}`}` +
+  const assumed = `one layer's intermediates at ${B} x ${T} tokens, attention scores in blocks of ${formatBytes(CAPTURE_SCORE_BYTES)}${probs ? `, attn_probs of the ${rows} selected rows` : ''}` +
     `, the head on ${rows} rows${sel.head ? '' : ' (not run)'}, the largest weight matrix widened to float32, one tap on the host at a time; weights not counted`;
   return { backend, host, assumed };
 }

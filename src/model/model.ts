@@ -45,9 +45,14 @@ export interface ForwardOptions {
   ropeLong?: boolean;
   /**
    * Attention queries per chunk (Infinity: one chunk). Default: one chunk unless the scores would
-   * pass SCORE_BUDGET_BYTES; a chunked layer does not emit `attn_probs`.
+   * pass SCORE_BUDGET_BYTES; a chunked layer emits `attn_probs` only for `probsRows`.
    */
   attentionChunk?: number;
+  /**
+   * attn_probs of query rows [start, end) only ([B, nh, end - start, S]), also when the queries run
+   * in chunks; such a tap is observed, not replaced. Default: whole, and only from an unchunked layer.
+   */
+  probsRows?: [number, number];
   /** Run layers 0 .. lastLayer only (default: all); the head runs only after the last layer. */
   lastLayer?: number;
   /** The head (final_norm, logits) only for query rows [start, end) (default: all rows). */
@@ -174,7 +179,7 @@ export class Phi3Model {
         const lw = w.layer(i); // widened for this layer only, unless resident
         let r;
         try {
-          r = decoderLayer(x, lw.weights, cfg, { cos, sin, mask, past: opts.past?.[i], queryChunk }, prefixTap(tap, `layers.${i}.`));
+          r = decoderLayer(x, lw.weights, cfg, { cos, sin, mask, past: opts.past?.[i], queryChunk, probsRows: opts.probsRows }, prefixTap(tap, `layers.${i}.`));
         } finally {
           lw.release();
         }
@@ -264,9 +269,13 @@ export class Phi3Model {
       sinkCut(name, u);
       return u;
     };
+    // attn_probs only for the selected rows, attention in blocks; unless a hook wants the whole
+    // matrix (to replace it), which then flows on and is cut here like any tap.
+    const hookedProbs = Object.keys(fwd.hooks ?? {}).some((n) => n.endsWith('.attn_probs'));
+    const probsCut = !hookedProbs && sel.names.some((n) => n.endsWith('.attn_probs'));
     const sinkCut = (name: string, u: tf.Tensor): void => {
-      // The head already ran on the selected rows only.
-      if (whole || name === 'final_norm' || name === 'logits') {
+      // The head already ran on the selected rows only, and attention kept only their probabilities.
+      if (whole || name === 'final_norm' || name === 'logits' || (probsCut && name.endsWith('.attn_probs'))) {
         sink(name, u);
       } else {
         const ax = seqAxis(name);
@@ -280,11 +289,10 @@ export class Phi3Model {
         }
       }
     };
-    const probs = sel.names.some((n) => n.endsWith('.attn_probs'));
     try {
       const r = this.forward(inp, {
-        ...fwd, tap, lastLayer: sel.lastLayer, headRows: [start, end], dropCache: true,
-        attentionChunk: fwd.attentionChunk ?? (probs ? Infinity : captureQueryChunk(this.config, inp.batch, inp.seq + (fwd.past?.[0]?.k.shape[2] ?? 0))),
+        ...fwd, tap, lastLayer: sel.lastLayer, headRows: [start, end], dropCache: true, probsRows: probsCut ? [start, end] : undefined,
+        attentionChunk: fwd.attentionChunk ?? (hookedProbs ? Infinity : captureQueryChunk(this.config, inp.batch, inp.seq + (fwd.past?.[0]?.k.shape[2] ?? 0))),
       });
       return r.logits;
     } catch (err) {
