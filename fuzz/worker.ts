@@ -3,7 +3,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { compareFiles } from '../src/compare/compare.js';
+import { compareFiles } from '../src/compare/files.js';
 import { CONFIG_LIMITS, loadConfig } from '../src/model/config.js';
 import { readInputs } from '../src/checkpoint/inputs.js';
 import { checkInputs } from '../src/model/model.js';

@@ -39,10 +39,11 @@ export { referenceTaps, referenceErrors, modelErrors, type TapValues } from './o
 
 // Dump, compare, verify
 export { writeDump, writeReferenceDump, type DumpInfo } from './oracle/dump.js';
-export {
-  compare, compareFiles, fileEntries, formatReport, PRESETS,
-  type CompareOptions, type CompareReport, type TapResult, type Entries, type Preset,
-} from './compare/compare.js';
+export { compare } from './compare/compare.js';
+export { compareFiles, fileEntries } from './compare/files.js';
+export { formatReport } from './compare/render.js';
+export { PRESETS, type CompareOptions, type CompareReport, type TapResult, type Preset } from './compare/report.js';
+export type { Entries } from './compare/entries.js';
 export {
   compareGenerations, addPolicyFit, formatGeneration, readGeneration, isGeneration,
   type Generation, type GenerationReport, type GenerationStep,

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
-import { compareFiles } from '../src/compare/compare.js';
+import { compareFiles } from '../src/compare/files.js';
 import { writeDump } from '../src/oracle/dump.js';
 import { GOLDEN_DIR, dumpPath, modelDir } from '../src/oracle/golden.js';
 import { readInputs } from '../src/checkpoint/inputs.js';

@@ -1,26 +1,8 @@
 /** Public API of the weights module: safetensors reading, checkpoints, and atomic writing. */
-export {
-  DTYPES,
-  DTYPE_SIZES,
-  HOST_LITTLE_ENDIAN,
-  bf16BitsToFloat32,
-  canEncode,
-  decodeToFloat32,
-  decodeToFloat64,
-  decodeToInt32,
-  dtypeSize,
-  encodeElements,
-  f16BitsToFloat32,
-  f8e4m3BitsToFloat32,
-  f8e5m2BitsToFloat32,
-  float32ToBf16Bits,
-  float32ToF16Bits,
-  isDType,
-  isFloatDType,
-  numElements,
-  type DType,
-  type TensorData,
-} from './dtypes.js';
+export { DTYPES, DTYPE_SIZES, dtypeSize, isDType, isFloatDType, numElements, type DType } from './dtypes.js';
+export { bf16BitsToFloat32, f16BitsToFloat32, f8e4m3BitsToFloat32, f8e5m2BitsToFloat32, float32ToBf16Bits, float32ToF16Bits } from './bits.js';
+export { decodeToFloat32, decodeToFloat64, decodeToInt32 } from './decode.js';
+export { canEncode, encodeElements, type TensorData } from './encode.js';
 export { MAX_HEADER_BYTES, SafetensorsFile, WeightsError, type TensorInfo } from './safetensors.js';
 export { Checkpoint, INDEX_FILE_NAME, MAX_INDEX_BYTES, SINGLE_FILE_NAME } from './checkpoint.js';
 export { MAX_DEPTH, MAX_KEY_CHARS, MAX_VALUES } from './header-json.js';

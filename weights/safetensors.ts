@@ -12,15 +12,8 @@
  * chunks, straight from their byte range.
  */
 import * as fs from 'node:fs';
-import {
-  DTYPE_SIZES,
-  HOST_LITTLE_ENDIAN,
-  decodeToFloat32,
-  decodeToFloat64,
-  decodeToInt32,
-  isDType,
-  type DType,
-} from './dtypes.js';
+import { DTYPE_SIZES, isDType, type DType } from './dtypes.js';
+import { decodeToFloat32, decodeToFloat64, decodeToInt32 } from './decode.js';
 import { describeJson } from './small-file.js';
 import { HeaderJsonError, JsonNumber, type JsonValue, parseHeaderJson } from './header-json.js';
 
@@ -444,7 +437,7 @@ export class SafetensorsFile {
   ): T {
     const info = this.infoRef(name);
     const out = this.alloc(info, Out, info.byteLength / DTYPE_SIZES[info.dtype]);
-    if (info.dtype === native && HOST_LITTLE_ENDIAN) {
+    if (info.dtype === native) {
       this.readAt(info, 0, new Uint8Array(out.buffer));
       return out;
     }

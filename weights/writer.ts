@@ -13,15 +13,8 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import {
-  DTYPE_SIZES,
-  canEncode,
-  elementsIn,
-  encodeElements,
-  isDType,
-  type DType,
-  type TensorData,
-} from './dtypes.js';
+import { DTYPE_SIZES, isDType, type DType } from './dtypes.js';
+import { canEncode, elementsIn, encodeElements, type TensorData } from './encode.js';
 import { WeightsError } from './safetensors.js';
 
 /** A file-system failure as a one-line WeightsError naming the target file. */
@@ -30,7 +23,7 @@ function fileError(target: string, what: string, err: unknown): WeightsError {
   return new WeightsError(`${target}: ${what} (${e.code ?? e.message ?? String(err)})`);
 }
 
-export type { TensorData } from './dtypes.js';
+export type { TensorData } from './encode.js';
 
 export interface TensorSpec {
   name: string;

@@ -3,7 +3,9 @@
 // docs/compare.md, "Generations".
 
 import { SafetensorsFile } from '../../weights/index.js';
-import { type Preset, PRESETS, logitStats } from './compare.js';
+import { type Preset, PRESETS } from './report.js';
+import { logitStats } from './measures.js';
+import { fmt, lpad, pad } from './format.js';
 import { configHash } from '../model/config.js';
 import { type PolicyMatch, fitPolicies } from '../generate/rope-policy.js';
 import { relL2 } from '../oracle/metrics.js';
@@ -82,8 +84,6 @@ export function readGeneration(path: string, f: SafetensorsFile): Generation {
   };
 }
 
-const fmt = (x: number) => (x === 0 ? '0' : Number.isFinite(x) ? x.toExponential(1) : String(x));
-
 /** The two runs step by step, without a model. */
 export function compareGenerations(ref: Generation, cand: Generation, opts: { preset?: Preset; tolerance?: number } = {}): GenerationReport {
   const preset = opts.preset ?? 'fp32';
@@ -160,8 +160,6 @@ export function addPolicyFit(r: GenerationReport, model: Phi3Model, ref: Generat
   r.diagnosis = diagnoseGeneration(r);
 }
 
-const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
-const lpad = (s: string, n: number) => (s.length >= n ? s : ' '.repeat(n - s.length) + s);
 
 /** The report as `phi4 compare` prints it. */
 export function formatGeneration(r: GenerationReport, labels: { reference: string; candidate: string }): string {

@@ -2,7 +2,7 @@
 // scale, with the tolerance as a dashed line. Hand-written SVG 1.1, no dependencies.
 
 import { writeFileAtomic } from '../safety/outputs.js';
-import type { CompareReport } from './compare.js';
+import type { CompareReport } from './report.js';
 import { LAYER_TAPS } from '../../layers/taps.js';
 
 const W = 820;

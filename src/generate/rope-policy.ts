@@ -14,7 +14,7 @@
 
 import { type RopePolicy, generate } from './generate.js';
 import { relL2 } from '../oracle/metrics.js';
-import { ranges } from '../compare/compare.js';
+import { fmt, ranges } from '../compare/format.js';
 import type { Phi3Model } from '../model/model.js';
 
 export interface PolicyFit {
@@ -62,7 +62,6 @@ const WHY: Record<string, string> = {
 /** Order of preference among policies that fit equally well (the model's semantics first). */
 const ORDER = ['default', 'stale', 'chunked', 'fixed-long', 'fixed-short'];
 
-const fmt = (x: number) => (x === 0 ? '0' : Number.isFinite(x) ? x.toExponential(1) : String(x));
 
 /**
  * The chunk sizes to try for a prompt of P tokens: every size up to the original context when it is

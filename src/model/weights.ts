@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { DecoderWeights } from '../../layers/decoder.js';
 import { type DotsWeights, WEIGHT_MEMORY_SCRATCH, releaseWeightMemory, usesKernel, weightMemory } from '../../layers/exact.js';
 import { type HostMatrix, linear } from '../../layers/linear.js';
-import { Checkpoint, type DType, HOST_LITTLE_ENDIAN, WeightsError, dtypeSize, numElements } from '../../weights/index.js';
+import { Checkpoint, type DType, WeightsError, dtypeSize, numElements } from '../../weights/index.js';
 import { GgufCheckpoint, isGgufPath } from '../checkpoint/gguf/checkpoint.js';
 import type { Phi3Config } from './config.js';
 import { MODEL_PARAMETERS, decoderLayer, expectedTensors, layerTensor } from './parameters.js';
@@ -401,7 +401,7 @@ export class HostWeights implements ModelWeights {
     const l = this.info(name);
     const [rows, cols] = l.shape as [number, number];
     const rowBytes = cols * dtypeSize(l.dtype);
-    if ((l.dtype !== 'BF16' && l.dtype !== 'F32') || !HOST_LITTLE_ENDIAN) return undefined;
+    if (l.dtype !== 'BF16' && l.dtype !== 'F32') return undefined;
     const p = this.placed.get(name);
     if (p) return { resident: { memory: p.bank.memory, at: p.at + rowStart * rowBytes, bf16: l.dtype === 'BF16' } };
     const bytes = this.bytes(name, rowStart * rowBytes, (rowEnd ?? rows) * rowBytes);

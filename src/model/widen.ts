@@ -9,7 +9,7 @@
 // bytes [4i, 4i + 4), which lie before the unread source of every element after i, at 2n + 2i.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { type DType, HOST_LITTLE_ENDIAN, decodeToFloat32 } from '../../weights/index.js';
+import { type DType, decodeToFloat32 } from '../../weights/index.js';
 import { BF16_SHARED_WASM, BF16_WASM } from '../../layers/kernels/bf16-wasm.js';
 
 export interface Bf16Kernels {
@@ -62,7 +62,7 @@ function simdWiden(backend: WasmBackendLike): ((dst: number, n: number) => void)
 
 /** A float32 tensor of `shape` from the raw little-endian bytes of a float tensor of `dtype`. */
 export function floatTensor(bytes: Uint8Array, dtype: DType, shape: number[]): tf.Tensor {
-  if (dtype === 'BF16' && HOST_LITTLE_ENDIAN) {
+  if (dtype === 'BF16') {
     const n = bytes.length / 2;
     if (tf.getBackend() === 'wasm') {
       const backend = tf.backend() as unknown as WasmBackendLike;

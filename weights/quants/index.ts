@@ -3,7 +3,7 @@
 // test's independent reference, golden/gguf/): the same float32 products in the same order, each
 // rounded to float32 (Math.fround), so the values are bit-identical.
 
-import { bf16BitsToFloat32, f16BitsToFloat32 } from '../dtypes.js';
+import { bf16BitsToFloat32, f16BitsToFloat32 } from '../bits.js';
 import { dequantQ4K, dequantQ5K } from './k4.js';
 import { dequantQ6K } from './q6_k.js';
 import { dequantQ4_0, dequantQ8_0 } from './q8.js';

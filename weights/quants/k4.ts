@@ -1,7 +1,7 @@
 // Q4_K and Q5_K (ggml-common.h block_q4_K, block_q5_K): 256 weights in 8 sub-blocks of 32, each
 // with a 6-bit scale and a 6-bit min; x = (d * scale) * q - (dmin * min), each product in float32.
 
-import { f16BitsToFloat32 } from '../dtypes.js';
+import { f16BitsToFloat32 } from '../bits.js';
 
 const fr = Math.fround;
 

@@ -1,6 +1,6 @@
 // Q6_K (ggml-common.h block_q6_K): 256 weights of 6 bits in 16 groups of 16, each with an int8 scale.
 
-import { f16BitsToFloat32 } from '../dtypes.js';
+import { f16BitsToFloat32 } from '../bits.js';
 
 const fr = Math.fround;
 

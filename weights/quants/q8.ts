@@ -1,6 +1,6 @@
 // The 32-element blocks: Q8_0 and Q4_0 (ggml-common.h block_q8_0, block_q4_0).
 
-import { f16BitsToFloat32 } from '../dtypes.js';
+import { f16BitsToFloat32 } from '../bits.js';
 
 const fr = Math.fround;
 

@@ -5,6 +5,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import type { Entries } from '../entries.js';
+import { fmt } from '../format.js';
 import { type Numeric, relL2, relL2Along } from '../../oracle/metrics.js';
 import type { ForwardInputs, Phi3Model } from '../../model/model.js';
 import { tapNames } from '../../../layers/taps.js';
@@ -26,7 +27,6 @@ export interface BlameReport {
   text: string;
 }
 
-const fmt = (x: number) => (x === 0 ? '0' : Number.isFinite(x) ? x.toExponential(1) : String(x));
 
 /**
  * `accumulated`: each tap's rel L2 from the comparison. Taps the candidate lacks, or holds in

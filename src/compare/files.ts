@@ -1,0 +1,87 @@
+// Compare two dump files: open them, read their provenance and the reference's rotary config,
+// apply a --map (or the built-in one the candidate's names call for), and compare (compare.ts).
+
+import { SafetensorsFile, isFloatDType } from '../../weights/index.js';
+import type { RopeConfig } from '../../layers/rotary.js';
+import { loadConfig } from '../model/config.js';
+import type { Entries } from './entries.js';
+import type { CompareOptions, CompareReport, DumpMeta } from './report.js';
+import { compare, compareQuantized } from './compare.js';
+import { type MapSpec, applyMap } from './map.js';
+import { detectMap } from './maps/index.js';
+
+/** The rotary config and sliding window of the checkpoint our reference dump names, when it can still be read. */
+function referenceConfig(f: SafetensorsFile): { rope?: RopeConfig; slidingWindow?: number | null } {
+  const ckpt = f.metadata.checkpoint;
+  if (f.metadata.format !== 'phi4-ts.dump' || !ckpt) return {};
+  try {
+    const c = loadConfig(ckpt);
+    return { rope: c.rope, slidingWindow: c.slidingWindow };
+  } catch {
+    return {}; // moved or deleted: compare without the fingerprints
+  }
+}
+
+/** A dump's provenance for the report header: its path, and who wrote it when it is ours. */
+function describe(path: string, f: SafetensorsFile): string {
+  const m = f.metadata;
+  if (m.format !== 'phi4-ts.dump') return path;
+  return m.producer && !m.project_version ? `${path} (${m.producer}: ${m.backend})` : `${path} (phi4-ts ${m.project_version}, backend ${m.backend})`;
+}
+
+export interface FileComparison {
+  report: CompareReport;
+  labels: { reference: string; candidate: string };
+  /** The map applied: the one given, or a built-in one detected from the candidate's names. */
+  map: MapSpec | null;
+}
+
+/**
+ * Opens both files (bad or missing files are WeightsErrors naming them), maps and compares.
+ * `map` undefined: a built-in map is applied when the candidate's names call for one (src/compare/maps/);
+ * null: no map.
+ */
+export function compareFiles(refPath: string, candPath: string, opts: CompareOptions & { map?: MapSpec | null; weightsReference?: string } = {}): FileComparison {
+  const ref = SafetensorsFile.open(refPath);
+  const quant = opts.weightsReference !== undefined ? SafetensorsFile.open(opts.weightsReference) : null;
+  try {
+    const cand = SafetensorsFile.open(candPath);
+    try {
+      let a = fileEntries(ref);
+      let b = fileEntries(cand);
+      const map = opts.map === undefined ? detectMap(b) : opts.map;
+      if (map && map.applyTo !== 'candidate') a = applyMap(a, map, 'reference');
+      if (map && map.applyTo !== 'reference') b = applyMap(b, map, 'candidate');
+      const meta = (f: SafetensorsFile): DumpMeta => ({ checkpoint: f.metadata.checkpoint, config_hash: f.metadata.config_hash, n_ctx: f.metadata.n_ctx });
+      opts = { ...referenceConfig(ref), ...opts };
+      const metadata = { reference: meta(ref), candidate: meta(cand) };
+      const labels = { reference: describe(refPath, ref), candidate: describe(candPath, cand) + (map?.name ? `; map: ${map.name}` : '') };
+      if (quant) {
+        let q = fileEntries(quant);
+        if (map && map.applyTo !== 'candidate') q = applyMap(q, map, 'reference');
+        labels.reference += `; quantized-weights reference: ${describe(opts.weightsReference!, quant)}`;
+        return { report: compareQuantized(a, q, b, { ...opts, metadata: { reference: meta(quant), candidate: metadata.candidate } }), labels, map };
+      }
+      return { report: compare(a, b, { ...opts, metadata }), labels, map };
+    } finally {
+      cand.close();
+    }
+  } finally {
+    ref.close();
+    quant?.close();
+  }
+}
+
+/** The tensors of an open safetensors file as entries (floats read as float32, F64 as float64). */
+export function fileEntries(f: SafetensorsFile): Entries {
+  const out: Entries = new Map();
+  for (const t of f.tensors()) {
+    const int = !isFloatDType(t.dtype);
+    out.set(t.name, {
+      shape: t.shape,
+      int,
+      read: () => (int ? f.readInt32(t.name) : t.dtype === 'F64' ? f.readFloat64(t.name) : f.readFloat32(t.name)),
+    });
+  }
+  return out;
+}
