@@ -177,6 +177,31 @@ describe('selective capture', () => {
     }
   });
 
+  it('dump --inputs takes the selection too: the selected rows of a padded batch equal a full dump, its inputs written whole', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'phi4-capture-inputs-'));
+    try {
+      const args = ['dump', 'golden/models/phi4-mini-tiny', '--inputs', 'golden/dumps/phi4-mini-tiny.batch.safetensors'];
+      const full = phi4([...args, '--out', path.join(dir, 'full.safetensors')]);
+      expect(full.status, show(full)).to.equal(0);
+      const sel = phi4([...args, '--taps', 'layers.*.k_rot,layers.2.attn_probs,logits', '--positions', '2-5', '--out', path.join(dir, 'sel.safetensors')]);
+      expect(sel.status, show(sel)).to.equal(0);
+      const a = SafetensorsFile.open(path.join(dir, 'full.safetensors'));
+      const b = SafetensorsFile.open(path.join(dir, 'sel.safetensors'));
+      expect(b.names().slice(0, 3)).to.deep.equal(['input_ids', 'attention_mask', 'position_ids']);
+      for (const n of ['input_ids', 'attention_mask', 'position_ids']) expect(Array.from(b.readFloat64(n)), n).to.deep.equal(Array.from(a.readFloat64(n)));
+      const names = b.names().slice(3);
+      expect(names).to.deep.equal(['layers.0.k_rot', 'layers.1.k_rot', 'layers.2.k_rot', 'layers.2.attn_probs', 'layers.3.k_rot', 'logits']);
+      for (const n of names) {
+        const x = { data: a.readFloat32(n), shape: [...a.info(n).shape] };
+        expect(firstDiff(b.readFloat32(n), rows(x, seqAxis(n), 2, 6)), n).to.equal(-1);
+      }
+      a.close();
+      b.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a kill of the CLI during a streamed write leaves no file at the target, and the reaper removes the temporary one', async function () {
     this.timeout(60_000);
     const dir = mkdtempSync(path.join(tmpdir(), 'phi4-capture-kill-'));
