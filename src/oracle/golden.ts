@@ -95,7 +95,7 @@ export function checkCase(model: Phi3Model, name: string): TapCheck[] {
     const inputs = readInputs(dumpPath(name));
     const ours = computeTaps(model, inputs);
     const keep = inputs.attentionMask ?? null;
-    const order = tapNames(model.config.numLayers);
+    const order: readonly string[] = tapNames(model.config.numLayers);
     const names = ref.names().filter((n) => !INPUT_NAMES.has(n));
     names.sort((a, b) => order.indexOf(a) - order.indexOf(b));
     return names.map((tap): TapCheck => {
