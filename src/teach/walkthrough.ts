@@ -6,13 +6,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as tf from '@tensorflow/tfjs-core';
 import { attentionBias } from '../../layers/mask.js';
 import { usesLongFactors } from '../../layers/rotary.js';
 import { type Phi3Config, loadConfig } from '../model/config.js';
 import { GOLDEN_DIR, dumpPath, modelDir } from '../oracle/golden.js';
 import { readInputs } from '../checkpoint/inputs.js';
 import { type ForwardInputs, type Phi3Model } from '../model/model.js';
+import { captureTaps } from '../capture/host.js';
 import { type HeadTapName, type LayerTapName, type ModelTapName, type TapName, tapInfo } from '../../layers/taps.js';
 import { axisSizes, layoutShape } from '../capture/shapes.js';
 import { loadTokenizer } from '../text/tokenizer.js';
@@ -130,21 +130,6 @@ export function stats(data: ArrayLike<number>, nFirst = 4): Stats {
   let sq = 0;
   for (let i = 0; i < data.length; i++) sq += (data[i] - mean) ** 2;
   return { mean, std: Math.sqrt(sq / data.length), min, max, first: Array.from({ length: Math.min(nFirst, data.length) }, (_, i) => data[i]) };
-}
-
-/**
- * The one place the walkthrough captures activations: a forward pass with the named taps kept.
- * Returns host copies; every tensor is disposed before returning.
- */
-export function captureTaps(model: Phi3Model, inputs: ForwardInputs, names: readonly TapName[]): Map<string, { data: Float32Array; shape: number[] }> {
-  const { logits, taps } = model.runWithCache(inputs, { names });
-  try {
-    const out = new Map<string, { data: Float32Array; shape: number[] }>();
-    for (const [name, t] of taps) out.set(name, { data: t.dataSync() as Float32Array, shape: t.shape });
-    return out;
-  } finally {
-    tf.dispose([logits, ...taps.values()]);
-  }
 }
 
 const ATT = 'layers/attention.ts';

@@ -10,7 +10,8 @@ import type { Phi3Config } from '../../model/config.js';
 import { Phi3Model } from '../../model/model.js';
 import { loadTokenizer } from '../../text/tokenizer.js';
 import { TOY_DIR } from '../toy/train.js';
-import { captureTaps, loadRealConfig } from '../walkthrough.js';
+import { loadRealConfig } from '../walkthrough.js';
+import { captureTaps } from '../../capture/host.js';
 import type { TapName } from '../../../layers/taps.js';
 
 const FONT = 'font-family="sans-serif" font-size="11"';
