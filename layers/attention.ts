@@ -14,7 +14,7 @@ import { rowDots, softmax } from './exact.js';
 import { type LinearWeight, linear } from './linear.js';
 import { type MaskSpec, attentionBias, keysNeeded } from './mask.js';
 import { applyRotary } from './rotary.js';
-import { type Tap, noTap } from './tap.js';
+import { type LayerTap, noTap } from './tap.js';
 
 export interface AttentionConfig {
   numHeads: number;
@@ -70,7 +70,7 @@ function splitHeads(x: tf.Tensor3D, heads: number, d: number): tf.Tensor4D {
  * Taps: qkv, q_rot, k_rot, attn_probs, attn_out, o_proj.
  */
 export function attention(
-  x: tf.Tensor3D, w: AttentionWeights, cfg: AttentionConfig, inp: AttentionInputs, tap: Tap = noTap,
+  x: tf.Tensor3D, w: AttentionWeights, cfg: AttentionConfig, inp: AttentionInputs, tap: LayerTap = noTap,
 ): { out: tf.Tensor3D; cache: KvCache } {
   return tf.tidy(() => {
     const { numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type AttentionConfig, type AttentionInputs, type AttentionWeights, type KvCache, attention } from './attention.js';
 import { type MlpWeights, mlp } from './mlp.js';
 import { rmsNorm } from './rmsnorm.js';
-import { type Tap, noTap } from './tap.js';
+import { type LayerTap, noTap } from './tap.js';
 
 export interface DecoderWeights {
   inputLayernorm: tf.Tensor1D; // input_layernorm.weight [H]
@@ -25,7 +25,7 @@ export interface DecoderConfig extends AttentionConfig {
  * Taps: input_norm, (attention's), post_attn_residual, post_attn_norm, (mlp's), out.
  */
 export function decoderLayer(
-  x: tf.Tensor3D, w: DecoderWeights, cfg: DecoderConfig, inp: AttentionInputs, tap: Tap = noTap,
+  x: tf.Tensor3D, w: DecoderWeights, cfg: DecoderConfig, inp: AttentionInputs, tap: LayerTap = noTap,
 ): { out: tf.Tensor3D; cache: KvCache } {
   return tf.tidy(() => {
     const normed = tap('input_norm', rmsNorm(x, w.inputLayernorm, cfg.rmsNormEps));

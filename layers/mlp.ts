@@ -6,7 +6,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { type LinearWeight, linear } from './linear.js';
-import { type Tap, noTap } from './tap.js';
+import { type LayerTap, noTap } from './tap.js';
 
 export interface MlpWeights {
   gateUpProj: LinearWeight; // mlp.gate_up_proj.weight [2I, H]
@@ -14,7 +14,7 @@ export interface MlpWeights {
 }
 
 /** x: [batch, seq, hidden] -> [batch, seq, hidden]. Taps: gate_up, mlp_act, mlp_out. */
-export function mlp(x: tf.Tensor3D, w: MlpWeights, tap: Tap = noTap): tf.Tensor3D {
+export function mlp(x: tf.Tensor3D, w: MlpWeights, tap: LayerTap = noTap): tf.Tensor3D {
   return tf.tidy(() => {
     const gateUp = tap('gate_up', linear(x, w.gateUpProj)); // [batch, seq, 2I]
     const inter = gateUp.shape[2] / 2;

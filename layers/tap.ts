@@ -3,13 +3,17 @@
 // tensor to observe, another one to replace it (activation patching).
 
 import type * as tf from '@tensorflow/tfjs-core';
+import type { LayerTapName, TapName } from './taps.js';
 
-export type Tap = <T extends tf.Tensor>(name: string, t: T) => T;
+/** A tap over names `N`: the model's full names by default, a block's own names as LayerTap. */
+export type Tap<N extends string = TapName> = <T extends tf.Tensor>(name: N, t: T) => T;
+/** What a decoder layer's blocks call: `tap('qkv', ...)`; a name outside the table does not compile. */
+export type LayerTap = Tap<LayerTapName>;
 
-/** Observes nothing and replaces nothing. */
-export const noTap: Tap = (_name, t) => t;
+/** Observes nothing and replaces nothing (any names). */
+export const noTap: Tap<string> = (_name, t) => t;
 
 /** Prefixes every name, so that a decoder layer's "qkv" becomes "layers.3.qkv". */
-export function prefixTap(tap: Tap, prefix: string): Tap {
-  return (name, t) => tap(prefix + name, t);
+export function prefixTap(tap: Tap, prefix: `layers.${number}.`): LayerTap {
+  return (name, t) => tap(`${prefix}${name}`, t);
 }

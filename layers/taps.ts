@@ -12,13 +12,13 @@ export interface TapInfo {
   what: string;
 }
 
-export const MODEL_TAPS: Record<string, TapInfo> = {
+export const MODEL_TAPS = {
   embed: { layout: 'B,T,H', what: 'embed_tokens(input_ids)' },
   'rope.cos': { layout: 'B,T,r', what: 'rotary cos table for these positions, attention scaling included' },
   'rope.sin': { layout: 'B,T,r', what: 'rotary sin table for these positions, attention scaling included' },
-};
+} as const satisfies Record<string, TapInfo>;
 
-export const LAYER_TAPS: Record<string, TapInfo> = {
+export const LAYER_TAPS = {
   input_norm: { layout: 'B,T,H', what: 'RMSNorm before attention (input_layernorm)' },
   qkv: { layout: 'B,T,(nh+2nkv)d', what: 'fused qkv_proj output: nh*d query, nkv*d key, nkv*d value columns' },
   q_rot: { layout: 'B,nh,T,d', what: 'queries after rotary' },
@@ -32,25 +32,44 @@ export const LAYER_TAPS: Record<string, TapInfo> = {
   mlp_act: { layout: 'B,T,I', what: 'silu(gate) * up (down_proj input)' },
   mlp_out: { layout: 'B,T,H', what: 'down_proj output' },
   out: { layout: 'B,T,H', what: 'decoder layer output (residual stream)' },
-};
+} as const satisfies Record<string, TapInfo>;
 
-export const HEAD_TAPS: Record<string, TapInfo> = {
+export const HEAD_TAPS = {
   final_norm: { layout: 'B,T,H', what: 'final RMSNorm (model.norm)' },
   logits: { layout: 'B,T,V', what: 'lm_head output' },
-};
+} as const satisfies Record<string, TapInfo>;
+
+/**
+ * Tap names as types, built from the tables above: a misspelt name (`tap('qvk', ...)` in layers/,
+ * `hooks: { 'layers.0.qvk': ... }` in a caller) does not compile. `${number}` admits any layer
+ * number; whether the model has that layer is checked when the pass starts (src/model/hooks.ts),
+ * as are names that arrive as plain strings (the command line, a file).
+ */
+export type ModelTapName = keyof typeof MODEL_TAPS;
+/** A decoder layer's own name for a tap, before layers/tap.ts's prefixTap adds `layers.N.`. */
+export type LayerTapName = keyof typeof LAYER_TAPS;
+export type HeadTapName = keyof typeof HEAD_TAPS;
+export type TapName = ModelTapName | `layers.${number}.${LayerTapName}` | HeadTapName;
+
+const lookup = (table: Record<string, TapInfo>, key: string): TapInfo | undefined => (Object.hasOwn(table, key) ? table[key] : undefined);
 
 /** Every tap name of a model with `numLayers` layers, in forward (computation) order. */
-export function tapNames(numLayers: number): string[] {
-  const names = Object.keys(MODEL_TAPS);
-  for (let i = 0; i < numLayers; i++) for (const t of Object.keys(LAYER_TAPS)) names.push(`layers.${i}.${t}`);
-  return names.concat(Object.keys(HEAD_TAPS));
+export function tapNames(numLayers: number): TapName[] {
+  const names: TapName[] = Object.keys(MODEL_TAPS) as ModelTapName[];
+  for (let i = 0; i < numLayers; i++) for (const t of Object.keys(LAYER_TAPS) as LayerTapName[]) names.push(`layers.${i}.${t}`);
+  return names.concat(Object.keys(HEAD_TAPS) as HeadTapName[]);
+}
+
+/** Whether `name` has the shape of a tap name (any layer number); a string from outside becomes a TapName here. */
+export function isTapName(name: string): name is TapName {
+  return tapInfo(name) !== undefined;
 }
 
 /** The layout and description of a tap name, or undefined when it is not one. */
 export function tapInfo(name: string): TapInfo | undefined {
   const m = /^layers\.(\d+)\.(.+)$/.exec(name);
-  if (m) return LAYER_TAPS[m[2]];
-  return MODEL_TAPS[name] ?? HEAD_TAPS[name];
+  if (m) return lookup(LAYER_TAPS, m[2]);
+  return lookup(MODEL_TAPS, name) ?? lookup(HEAD_TAPS, name);
 }
 
 /** The axis that indexes query positions (T) in a tap's layout. */

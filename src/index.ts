@@ -19,10 +19,14 @@ export { tf };
 // The model, its inputs and its hooks (docs/hooks.md)
 export {
   Phi3Model, SCORE_BUDGET_BYTES,
-  type ForwardInputs, type ForwardOptions, type ForwardResult, type RunWithCacheOptions,
+  type ForwardInputs, type ForwardOptions, type ForwardResult, type RunWithCacheOptions, type TapSink,
 } from './model/model.js';
 export { checkTapNames, type Hook, type Hooks } from './model/hooks.js';
-export { tapNames, tapInfo, MODEL_TAPS, LAYER_TAPS, HEAD_TAPS, type TapInfo } from '../layers/taps.js';
+export {
+  tapNames, tapInfo, isTapName, MODEL_TAPS, LAYER_TAPS, HEAD_TAPS,
+  type TapInfo, type TapName, type ModelTapName, type LayerTapName, type HeadTapName,
+} from '../layers/taps.js';
+export type { SelectionSpec, Selection } from './capture/selection.js';
 export type { KvCache } from '../layers/attention.js';
 
 // Configuration and weights

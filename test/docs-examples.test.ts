@@ -33,6 +33,22 @@ function docExamples(): Example[] {
   return docs.flatMap((f) => examplesOf(f, readFileSync(path.join(ROOT, f), 'utf8')));
 }
 
+/**
+ * Compiled with the examples, against the packed package's declarations: tap names are typed, so a
+ * misspelt one does not compile. Each `@ts-expect-error` must meet an error, or tsc fails the test.
+ */
+const TYPED_TAPS = `import type { Hooks, RunWithCacheOptions, TapName, TapSink } from 'phi4-ts';
+export const hooks: Hooks = { embed: () => {}, 'layers.3.qkv': () => {}, 'rope.cos': () => {}, logits: () => {} };
+// @ts-expect-error qvk is not a tap
+export const misspelt: Hooks = { 'layers.0.qvk': () => {} };
+// @ts-expect-error a layer tap needs its layer
+export const noLayer: Hooks = { qkv: () => {} };
+export const names: RunWithCacheOptions = { names: ['layers.0.attn_out', 'final_norm'] };
+// @ts-expect-error attn is not a tap
+export const badNames: RunWithCacheOptions = { names: ['layers.0.attn'] };
+export const sink: TapSink = (name: TapName) => { if (name === 'logits') return; };
+`;
+
 function run(cmd: string, args: string[], cwd: string, timeout = 240_000) {
   const env: NodeJS.ProcessEnv = { ...process.env, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' };
   delete env.PHI4_BACKEND;
@@ -103,15 +119,16 @@ describe('the packed package and the docs examples', function () {
     expect(examples.map((e) => e.file)).to.include.members(['docs/hooks.md', 'docs/generation.md']);
   });
 
-  it('compiles every TypeScript example with tsc --strict and runs every example', function () {
+  it('compiles every TypeScript example with tsc --strict and runs every example; a misspelt tap name does not compile', function () {
     const names: string[] = [];
     examples.forEach((e, i) => {
       const name = `example${i}_${e.file.replace(/\W+/g, '_')}_${e.line}`;
       writeFileSync(path.join(app, `${name}.${e.lang === 'ts' ? 'ts' : 'mjs'}`), e.code);
       names.push(name);
     });
+    writeFileSync(path.join(app, 'typed_taps.ts'), TYPED_TAPS);
     const tsc = run(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', '.'], app);
-    expect(tsc.status, `tsc --strict on the docs examples:\n${tsc.stdout}${tsc.stderr}`).to.equal(0);
+    expect(tsc.status, `tsc --strict on the docs examples and the typed tap names (TYPED_TAPS):\n${tsc.stdout}${tsc.stderr}`).to.equal(0);
     examples.forEach((e, i) => {
       const js = e.lang === 'ts' ? path.join('out', `${names[i]}.js`) : `${names[i]}.mjs`;
       const r = run(process.execPath, [js], app, 120_000);

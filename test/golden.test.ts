@@ -2,7 +2,8 @@
 
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
-import { FORWARD_CASES, F32_TOLERANCE, type TapCheck, checkCase, computeTaps, dumpPath, modelDir } from '../src/oracle/golden.js';
+import { FORWARD_CASES, F32_TOLERANCE, type TapCheck, checkCase, dumpPath, modelDir } from '../src/oracle/golden.js';
+import { captureTaps } from '../src/capture/host.js';
 import { readInputs } from '../src/checkpoint/inputs.js';
 import { relL2 } from '../src/oracle/metrics.js';
 import { Phi3Model } from '../src/model/model.js';
@@ -39,7 +40,7 @@ for (const backend of TEST_BACKENDS) {
     it('does not leak tensors across a forward pass', () => {
       const m = model('phi4-mini-tiny');
       const before = tf.memory().numTensors;
-      computeTaps(m, readInputs(dumpPath('phi4-mini-tiny.long')));
+      captureTaps(m, readInputs(dumpPath('phi4-mini-tiny.long')));
       expect(tf.memory().numTensors).to.equal(before);
     });
   });
@@ -83,8 +84,8 @@ describe('wasm and cpu agree with each other', () => {
       await useBackend(backend);
       const m = Phi3Model.load(modelDir('phi4-mini-tiny'));
       got.push({
-        long: computeTaps(m, readInputs(dumpPath('phi4-mini-tiny.long'))),
-        batch: computeTaps(m, readInputs(dumpPath('phi4-mini-tiny.batch'))), // with its padding mask
+        long: captureTaps(m, readInputs(dumpPath('phi4-mini-tiny.long'))),
+        batch: captureTaps(m, readInputs(dumpPath('phi4-mini-tiny.batch'))), // with its padding mask
       });
       m.dispose();
     }

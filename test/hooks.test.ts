@@ -8,6 +8,8 @@ import { dumpPath, modelDir } from '../src/oracle/golden.js';
 import { readInputs } from '../src/checkpoint/inputs.js';
 import { relL2 } from '../src/oracle/metrics.js';
 import { Phi3Model } from '../src/model/model.js';
+import { type LayerTap, noTap } from '../layers/tap.js';
+import { isTapName, tapNames } from '../layers/taps.js';
 import { useBackend } from './helpers.js';
 
 const MODEL = modelDir('phi4-mini-tiny');
@@ -99,12 +101,26 @@ describe('hooks and runWithCache', () => {
     tf.dispose([r.logits, ...r.taps.values()]);
   });
 
+  it('tap names are typed: a block cannot tap a name outside the table; isTapName admits exactly the table\'s shapes', () => {
+    const layerTap: LayerTap = noTap;
+    const t = tf.scalar(1);
+    // @ts-expect-error qvk is not a layer tap (layers/taps.ts): tap('qvk', ...) in layers/ does not compile
+    expect(layerTap('qvk', t)).to.equal(t);
+    t.dispose();
+    expect(tapNames(2).every(isTapName)).to.equal(true);
+    for (const bad of ['layers.0.qvk', 'qkv', 'layers.x.qkv', 'layers.0.', 'logit', 'constructor', 'layers.0.toString']) expect(isTapName(bad), bad).to.equal(false);
+  });
+
   it('refuses an unknown tap name in hooks or names, naming it, before running', () => {
     const before = tf.memory().numTensors;
     expect(() => m.forward(inputs, { hooks: { 'layers.9.out': () => {} } })).to.throw(/hooks: "layers\.9\.out" is not a tap/);
+    // @ts-expect-error a misspelt tap name does not compile (layers/taps.ts's TapName); from untyped callers it is refused at run time
     expect(() => m.runWithCache(inputs, { hooks: { 'layers.0.attn': () => {} } })).to.throw(/"layers\.0\.attn" is not a tap/);
+    // @ts-expect-error misspelt: a compile error, and at run time a refusal
     expect(() => m.runWithCache(inputs, { names: ['logit'] })).to.throw(/names: "logit" is not a tap of this \d+-layer model \(did you mean logits\?\)$/);
+    // @ts-expect-error misspelt: a compile error, and at run time a refusal
     expect(() => m.runWithCache(inputs, { names: ['layers.1.atn_out'] })).to.throw(/\(did you mean layers\.1\.attn_out\?\)$/);
+    // @ts-expect-error misspelt: a compile error, and at run time a refusal
     expect(() => m.runWithCache(inputs, { names: ['nonsense'] })).to.throw(/not a tap of this \d+-layer model \(names: embed, .*see layers\/taps\.ts\)$/);
     expect(tf.memory().numTensors).to.equal(before);
   });

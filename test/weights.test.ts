@@ -612,6 +612,21 @@ describe('weights', function () {
       expectWeightsError(() => Checkpoint.open(dir), SHARD1, 'truncated', `"${last}"`);
     });
 
+    it('readRange reads part of a tensor where the caller keeps it, and refuses bytes outside it', function () {
+      const ck = Checkpoint.open(PHI4_TINY);
+      try {
+        const name = 'model.layers.1.mlp.down_proj.weight';
+        const whole = ck.readBytes(name);
+        const part = new Uint8Array(100);
+        ck.readRange(name, 37, part);
+        expect(Array.from(part)).to.deep.equal(Array.from(whole.subarray(37, 137)));
+        expectWeightsError(() => ck.readRange(name, whole.length - 99, part), SHARD1.slice(0, 6), `"${name}"`, `bytes [${whole.length - 99}, ${whole.length + 1}) are outside its ${whole.length}`);
+        expectWeightsError(() => ck.readRange(name, -1, part), `"${name}"`, 'outside');
+      } finally {
+        ck.close();
+      }
+    });
+
     it('reports a short read when the file shrinks after open', function () {
       const p = fresh('shrinks.safetensors');
       fs.copyFileSync(path.join(PHI3_TINY, 'model.safetensors'), p);

@@ -61,7 +61,7 @@ export const EXTRA_CODE: Record<string, CodeRef> = {
   'arch.forward': { file: 'src/model/model.ts', from: 'forward(inp: ForwardInputs', to: 'return { logits, cache, ropeLong: rope.long };' },
   'arch.runWithCache': { file: 'src/model/model.ts', from: 'runWithCache(inp: ForwardInputs', to: 'return { logits: r.logits, taps };' },
   'arch.prefixTap': { file: 'layers/tap.ts', from: 'export function prefixTap(' },
-  'arch.layerTaps': { file: 'layers/taps.ts', from: 'export const LAYER_TAPS', to: '};' },
+  'arch.layerTaps': { file: 'layers/taps.ts', from: 'export const LAYER_TAPS', to: '} as const satisfies' },
   'arch.cases': { file: 'src/oracle/golden.ts', from: 'export const FORWARD_CASES', to: '];' },
 };
 

@@ -189,6 +189,10 @@ export class Checkpoint {
     return this.shardOf(name).readBytes(name);
   }
 
+  readRange(name: string, start: number, dst: Uint8Array): void {
+    this.shardOf(name).readRange(name, start, dst);
+  }
+
   readFloat32(name: string): Float32Array {
     return this.shardOf(name).readFloat32(name);
   }

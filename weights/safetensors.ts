@@ -1,15 +1,13 @@
 /**
  * Reader for one .safetensors file.
  *
- * Layout: 8 bytes little-endian u64 N, then N bytes of UTF-8 JSON header,
- * then the data section. The header maps tensor names to
- * `{dtype, shape, data_offsets: [begin, end]}` (offsets relative to the data
- * section) plus an optional `__metadata__` object of string -> string.
+ * Layout: 8 bytes little-endian u64 N, then N bytes of UTF-8 JSON header, then the data
+ * section. The header maps tensor names to `{dtype, shape, data_offsets: [begin, end]}`
+ * (offsets relative to the data section) plus an optional `__metadata__` object of string -> string.
  *
- * The file is never read whole: `open` reads the 8-byte prefix and the
- * header with positioned reads and validates them the way the reference Rust
- * `safetensors` crate does; tensor bytes are read on demand, in bounded
- * chunks, straight from their byte range.
+ * The file is never read whole: `open` reads the 8-byte prefix and the header with positioned
+ * reads and validates them the way the reference Rust `safetensors` crate does; tensor bytes
+ * are read on demand, in bounded chunks, straight from their byte range.
  */
 import * as fs from 'node:fs';
 import { DTYPE_SIZES, isDType, type DType } from './dtypes.js';
@@ -30,7 +28,6 @@ export const MAX_HEADER_BYTES = 100_000_000;
 
 /** Bytes read per step by readFloat64Range, one buffer for every call. */
 const rangeScratch = new Uint8Array(8 * 2 ** 20);
-
 
 export interface TensorInfo {
   readonly name: string;
@@ -373,6 +370,15 @@ export class SafetensorsFile {
     const pos = info.begin + rel;
     readFully(fd, dst, pos, (got) =>
       `${this.path}: tensor "${short(info.name)}": short read: expected ${dst.length} bytes at offset ${pos}, got ${got}; file truncated?`);
+  }
+
+  /** Bytes [start, start + dst.length) of a tensor read into `dst`: part of a tensor, where the caller keeps it. */
+  readRange(name: string, start: number, dst: Uint8Array): void {
+    const info = this.infoRef(name);
+    if (!(Number.isSafeInteger(start) && start >= 0 && start + dst.length <= info.byteLength)) {
+      throw new WeightsError(`${this.path}: tensor "${short(name)}": bytes [${start}, ${start + dst.length}) are outside its ${info.byteLength}`);
+    }
+    this.readAt(info, start, dst);
   }
 
   /** The raw little-endian bytes of one tensor (a fresh, aligned array). */

@@ -9,7 +9,7 @@
 //   layers     `A-B` (inclusive), `A`, or `A,B-C`: layer taps only of these layers.
 //   positions  `A-B` (inclusive, 0-based rows of the sequence), `A`, or `last:N` (the last N rows).
 
-import { LAYER_TAPS, tapNames } from '../../layers/taps.js';
+import { LAYER_TAPS, type TapName, tapNames } from '../../layers/taps.js';
 import { InputError } from '../errors.js';
 
 /** Bad selection input: reported like any bad input (one line, exit 2). */
@@ -26,7 +26,7 @@ export interface SelectionSpec {
 
 export interface Selection {
   /** Selected tap names, in forward order. */
-  names: string[];
+  names: TapName[];
   /** Kept rows of the sequence: [start, end). */
   start: number;
   end: number;

@@ -1,4 +1,10 @@
 // A small command-line parser: positionals, `--flag value`, `--flag=value`, boolean `--flag`.
+//
+// Kept hand-written rather than node's util.parseArgs (checked on node 20): parseArgs' refusals
+// span several lines ("Option '--ids' argument is ambiguous.\nDid you forget ..."), where a
+// refusal here is one line, names the flag and suggests the flag meant (didYouMean); it refuses
+// `--flag -5` as ambiguous, where a value may begin with a dash here; and wrapping it to reword
+// its errors would take more lines than the loop below.
 
 import { Refusal, didYouMean, editDistance } from '../errors.js';
 

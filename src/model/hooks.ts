@@ -5,16 +5,24 @@
 import { didYouMean } from '../errors.js';
 import type * as tf from '@tensorflow/tfjs-core';
 import { type Tap, noTap } from '../../layers/tap.js';
-import { tapNames } from '../../layers/taps.js';
+import { type TapName, tapNames } from '../../layers/taps.js';
 import { HookError } from '../errors.js';
 
 /** Called with the tensor at one tap (owned by the forward pass: read it, do not dispose it). */
 export type Hook = (t: tf.Tensor) => tf.Tensor | void;
-export type Hooks = Readonly<Record<string, Hook>>;
+/**
+ * Hooks by tap name. The keys are typed (layers/taps.ts's TapName), so a misspelt name in an object
+ * literal does not compile; a layer number past the model's, or keys built at run time, are
+ * refused by checkTapNames when the pass starts.
+ */
+export type Hooks = Readonly<{ [name in TapName]?: Hook }>;
 
-/** Throws a HookError naming the first of `names` that is not a tap of a `numLayers`-layer model. */
-export function checkTapNames(names: Iterable<string>, numLayers: number, what: string): void {
-  const known = new Set(tapNames(numLayers));
+/**
+ * Throws a HookError naming the first of `names` that is not a tap of a `numLayers`-layer model.
+ * Takes plain strings: it is the check for names that arrive from outside (the command line, a file).
+ */
+export function checkTapNames(names: Iterable<string>, numLayers: number, what: string): asserts names is Iterable<TapName> {
+  const known = new Set<string>(tapNames(numLayers));
   for (const n of names) {
     if (!known.has(n)) {
       const hint = didYouMean(n, known) || ' (names: embed, rope.cos, layers.N.qkv, ..., logits; see layers/taps.ts)';
@@ -33,7 +41,7 @@ export function hookTap(hooks: Hooks | undefined, numLayers: number, inner: Tap 
   for (const [name, h] of Object.entries(hooks)) {
     if (typeof h !== 'function') throw new HookError(`hooks: "${name}" is not a function`);
   }
-  return <T extends tf.Tensor>(name: string, t: T): T => {
+  return <T extends tf.Tensor>(name: TapName, t: T): T => {
     const h = Object.hasOwn(hooks, name) ? hooks[name] : undefined;
     if (!h) return inner(name, t);
     const r = h(t);

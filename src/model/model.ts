@@ -14,7 +14,7 @@ import { rotaryTables } from '../../layers/rotary.js';
 import { type Tap, noTap, prefixTap } from '../../layers/tap.js';
 import { type Phi3Config, loadConfig } from './config.js';
 import { type Hooks, checkTapNames, hookTap } from './hooks.js';
-import { seqAxis, tapNames } from '../../layers/taps.js';
+import { type TapName, seqAxis, tapNames } from '../../layers/taps.js';
 import { captureQueryChunk } from '../capture/memory.js';
 import { type Selection, type SelectionSpec, resolveSelection } from '../capture/selection.js';
 import type { ProgressSink } from '../progress.js';
@@ -70,8 +70,8 @@ export interface ForwardOptions {
 export const SCORE_BUDGET_BYTES = 256 * 2 ** 20;
 
 export interface RunWithCacheOptions extends ForwardOptions {
-  /** The taps to return (all by default); unknown names are refused. */
-  names?: Iterable<string>;
+  /** The taps to return (all by default); a layer the model lacks, or a name that reaches here untyped, is refused. */
+  names?: Iterable<TapName>;
   /**
    * Tap globs, layers and query rows to capture (src/capture/selection.ts); with it, only the
    * selected taps and rows are materialised and the pass stops after the last layer it needs.
@@ -80,7 +80,7 @@ export interface RunWithCacheOptions extends ForwardOptions {
 }
 
 /** Called with each selected tap, its rows already cut to the selection; the tensor is freed after the call. */
-export type TapSink = (name: string, t: tf.Tensor) => void;
+export type TapSink = (name: TapName, t: tf.Tensor) => void;
 
 export interface ForwardResult {
   logits: tf.Tensor3D; // [B, T, V]
@@ -273,7 +273,7 @@ export class Phi3Model {
     // matrix (to replace it), which then flows on and is cut here like any tap.
     const hookedProbs = Object.keys(fwd.hooks ?? {}).some((n) => n.endsWith('.attn_probs'));
     const probsCut = !hookedProbs && sel.names.some((n) => n.endsWith('.attn_probs'));
-    const sinkCut = (name: string, u: tf.Tensor): void => {
+    const sinkCut = (name: TapName, u: tf.Tensor): void => {
       // The head already ran on the selected rows only, and attention kept only their probabilities.
       if (whole || name === 'final_norm' || name === 'logits' || (probsCut && name.endsWith('.attn_probs'))) {
         sink(name, u);

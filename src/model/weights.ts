@@ -1,7 +1,6 @@
 // The model's weights, by the checkpoint's tensor names (the table in ./parameters.ts), checked
 // against the config, and held as float32 tensors, bf16 host bytes or read from the files.
 
-import { closeSync, openSync, readSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import type { DecoderWeights } from '../../layers/decoder.js';
 import { type DotsWeights, WEIGHT_MEMORY_SCRATCH, releaseWeightMemory, usesKernel, weightMemory } from '../../layers/exact.js';
@@ -129,6 +128,7 @@ function loadGgufWeights(path: string, cfg: Phi3Config, opts: LoadWeightsOptions
 export function loadWeights(dir: string, cfg: Phi3Config, opts: LoadWeightsOptions = {}): ModelWeights {
   if (isGgufPath(dir)) return loadGgufWeights(dir, cfg, opts);
   const ckpt = Checkpoint.open(dir);
+  let held: HostWeights | undefined;
   try {
     const need = float32Bytes(cfg);
     let mode = weightMode(opts.mode);
@@ -139,9 +139,10 @@ export function loadWeights(dir: string, cfg: Phi3Config, opts: LoadWeightsOptio
     checkTensors(ckpt, cfg);
     const progress = opts.progress ?? ((total: number) => new ProgressBar('load', total));
     if (mode === 'float32') return ResidentWeights.read(ckpt, cfg, progress);
-    return HostWeights.open(ckpt, cfg, mode, progress);
+    held = HostWeights.open(ckpt, cfg, mode, progress); // reads through ckpt from now on, and closes it
+    return held;
   } finally {
-    ckpt.close();
+    if (!held) ckpt.close();
   }
 }
 
@@ -215,8 +216,6 @@ function tensorBytes(ckpt: TensorSource, cfg: Phi3Config): number {
 interface Located {
   dtype: DType;
   shape: number[];
-  file: string;
-  begin: number;
   byteLength: number;
 }
 
@@ -251,12 +250,13 @@ export class HostWeights implements ModelWeights {
   /** float32 bytes of head rows widened at a time: a bounded slice of the heap, whatever the vocabulary. Tunable for tests. */
   static headChunkBytes = 128 * 2 ** 20;
 
-  private readonly fds = new Map<string, number>();
   private scratch = new Uint8Array(0);
   private readonly layerNorms: [tf.Tensor1D, tf.Tensor1D][];
   readonly norm: tf.Tensor1D;
 
   private constructor(
+    /** Every read goes through it (weights/: positioned reads of a tensor's range); closed by dispose. */
+    private readonly ckpt: Checkpoint,
     private readonly cfg: Phi3Config,
     readonly mode: 'bf16' | 'stream',
     private readonly located: Map<string, Located>,
@@ -277,11 +277,11 @@ export class HostWeights implements ModelWeights {
   static open(ckpt: Checkpoint, cfg: Phi3Config, mode: 'bf16' | 'stream', progress: (total: number) => ProgressSink): HostWeights {
     const located = new Map<string, Located>();
     for (const name of expectedTensors(cfg).keys()) {
-      const { dtype, shape, file, begin, byteLength } = ckpt.info(name);
-      located.set(name, { dtype, shape, file, begin, byteLength });
+      const { dtype, shape, byteLength } = ckpt.info(name);
+      located.set(name, { dtype, shape, byteLength });
     }
     const placed = new Map<string, Placed>();
-    const w = new HostWeights(cfg, mode, located, placed); // norms read from the files
+    const w = new HostWeights(ckpt, cfg, mode, located, placed); // norms read from the files
     if (mode === 'bf16') {
       const bar = progress(tensorBytes(ckpt, cfg));
       try {
@@ -342,21 +342,8 @@ export class HostWeights implements ModelWeights {
 
   /** Reads bytes [start, start + dst.length) of a tensor from its file into dst. */
   private readInto(name: string, start: number, dst: Uint8Array): void {
-    const l = this.info(name);
-    let fd = this.fds.get(l.file);
-    if (fd === undefined) {
-      try {
-        fd = openSync(l.file, 'r');
-      } catch (err) {
-        throw new WeightsError(`${l.file}: cannot open (${(err as NodeJS.ErrnoException).code ?? err})`);
-      }
-      this.fds.set(l.file, fd);
-    }
-    for (let done = 0; done < dst.length;) {
-      const got = readSync(fd, dst, done, Math.min(dst.length - done, 2 ** 30), l.begin + start + done);
-      if (got <= 0) throw new WeightsError(`${l.file}: tensor "${name}": short read at offset ${l.begin + start + done}; file truncated?`);
-      done += got;
-    }
+    this.info(name);
+    this.ckpt.readRange(name, start, dst);
   }
 
   /**
@@ -457,8 +444,7 @@ export class HostWeights implements ModelWeights {
 
   dispose(): void {
     tf.dispose([this.norm, ...this.layerNorms.flat()]);
-    for (const fd of this.fds.values()) closeSync(fd);
-    this.fds.clear();
+    this.ckpt.close();
     for (const bank of new Set([...this.placed.values()].map((p) => p.bank))) releaseWeightMemory(bank.memory);
     this.placed.clear();
     this.scratch = new Uint8Array(0);

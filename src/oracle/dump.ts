@@ -141,7 +141,7 @@ function cutRows(x: Float64Array, shape: number[], ax: number, a: number, b: num
  */
 export function writeSelectedReferenceDump(dir: string, config: Phi3Config, inputs: ForwardInputs, sel: Selection, out: string,
   rounding: Rounding, tfjs: string): number {
-  const want = new Set(sel.names);
+  const want = new Set<string>(sel.names); // the float64 forward names its taps as plain strings
   const ckpt = Checkpoint.open(dir);
   try {
     return streamSelected(out, dir, config, inputs, sel, { backend: 'float64-reference', tfjs, rounding }, 'F64', (write) => {

@@ -9,11 +9,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as tf from '@tensorflow/tfjs-core';
 import { SafetensorsFile } from '../../weights/index.js';
 import { readInputs } from '../checkpoint/inputs.js';
 import { maxAbs, relL2, selectPositions } from './metrics.js';
-import type { ForwardInputs, Phi3Model } from '../model/model.js';
+import type { Phi3Model } from '../model/model.js';
+import { captureTaps } from '../capture/host.js';
 import { seqAxis, tapInfo, tapNames } from '../../layers/taps.js';
 
 export const F32_TOLERANCE = 1e-5;
@@ -76,15 +76,6 @@ export interface TapCheck {
 
 const INPUT_NAMES = new Set(['input_ids', 'attention_mask', 'position_ids']);
 
-/** Our taps for `inputs`, as float32 arrays by name. */
-export function computeTaps(model: Phi3Model, inputs: ForwardInputs): Map<string, { data: Float32Array; shape: number[] }> {
-  const { logits, taps } = model.runWithCache(inputs);
-  const out = new Map<string, { data: Float32Array; shape: number[] }>();
-  for (const [name, t] of taps) out.set(name, { data: t.dataSync() as Float32Array, shape: t.shape });
-  tf.dispose([logits, ...taps.values()]);
-  return out;
-}
-
 /** Compares our taps with a golden case, tap by tap in forward order. */
 export function checkCase(model: Phi3Model, name: string): TapCheck[] {
   const ref = SafetensorsFile.open(dumpPath(name));
@@ -93,9 +84,9 @@ export function checkCase(model: Phi3Model, name: string): TapCheck[] {
   const ref64 = existsSync(f64Path) ? SafetensorsFile.open(f64Path) : null;
   try {
     const inputs = readInputs(dumpPath(name));
-    const ours = computeTaps(model, inputs);
+    const ours = captureTaps(model, inputs);
     const keep = inputs.attentionMask ?? null;
-    const order = tapNames(model.config.numLayers);
+    const order: readonly string[] = tapNames(model.config.numLayers);
     const names = ref.names().filter((n) => !INPUT_NAMES.has(n));
     names.sort((a, b) => order.indexOf(a) - order.indexOf(b));
     return names.map((tap): TapCheck => {

@@ -6,14 +6,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as tf from '@tensorflow/tfjs-core';
 import { attentionBias } from '../../layers/mask.js';
 import { usesLongFactors } from '../../layers/rotary.js';
 import { type Phi3Config, loadConfig } from '../model/config.js';
 import { GOLDEN_DIR, dumpPath, modelDir } from '../oracle/golden.js';
 import { readInputs } from '../checkpoint/inputs.js';
 import { type ForwardInputs, type Phi3Model } from '../model/model.js';
-import { tapInfo } from '../../layers/taps.js';
+import { captureTaps } from '../capture/host.js';
+import { type HeadTapName, type LayerTapName, type ModelTapName, type TapName, tapInfo } from '../../layers/taps.js';
 import { axisSizes, layoutShape } from '../capture/shapes.js';
 import { loadTokenizer } from '../text/tokenizer.js';
 import { InputError } from '../errors.js';
@@ -132,28 +132,16 @@ export function stats(data: ArrayLike<number>, nFirst = 4): Stats {
   return { mean, std: Math.sqrt(sq / data.length), min, max, first: Array.from({ length: Math.min(nFirst, data.length) }, (_, i) => data[i]) };
 }
 
-/**
- * The one place the walkthrough captures activations: a forward pass with the named taps kept.
- * Returns host copies; every tensor is disposed before returning.
- */
-export function captureTaps(model: Phi3Model, inputs: ForwardInputs, names: string[]): Map<string, { data: Float32Array; shape: number[] }> {
-  const { logits, taps } = model.runWithCache(inputs, { names });
-  try {
-    const out = new Map<string, { data: Float32Array; shape: number[] }>();
-    for (const [name, t] of taps) out.set(name, { data: t.dataSync() as Float32Array, shape: t.shape });
-    return out;
-  } finally {
-    tf.dispose([logits, ...taps.values()]);
-  }
-}
-
 const ATT = 'layers/attention.ts';
 const DEC = 'layers/decoder.ts';
 const MLP = 'layers/mlp.ts';
 const MODEL = 'src/model/model.ts';
 
 /** Taps of the walkthrough, layer-relative names prefixed with "@". */
-const TAP_STEPS: { id: string; tap: string; title: string; rule: string; code: CodeRef[] }[] = [
+/** A step's tap: a model or head tap, `@name` for the walked layer's own tap, '' for a derived step. */
+type StepTap = ModelTapName | HeadTapName | `@${LayerTapName}` | '';
+
+const TAP_STEPS: { id: string; tap: StepTap; title: string; rule: string; code: CodeRef[] }[] = [
   { id: 'embed', tap: 'embed', title: 'token embedding', rule: 'x = embed_tokens[input_ids]', code: [{ file: MODEL, from: "tap('embed'" }] },
   { id: 'rope.cos', tap: 'rope.cos', title: 'rotary cos table', rule: 'cos(p * inv_freq) * scaling, halves repeated', code: [{ file: MODEL, from: 'const rope = rotaryTables(' }, { file: 'layers/rope-tables.ts', from: 'export function cosSin(', to: 'return { cos, sin };' }] },
   { id: 'rope.sin', tap: 'rope.sin', title: 'rotary sin table', rule: 'sin(p * inv_freq) * scaling, halves repeated', code: [{ file: MODEL, from: "tap('rope.sin'" }] },
@@ -186,7 +174,8 @@ const DERIVED_LAYOUT: Record<string, string> = { q: 'B,T,nh*d', k: 'B,T,nkv*d', 
 export const STEP_IDS = TAP_STEPS.map((s) => s.id);
 export const stepCode = (id: string): CodeRef[] => TAP_STEPS.find((s) => s.id === id)!.code;
 
-const fullTap = (tap: string, layer: number) => (tap.startsWith('@') ? `layers.${layer}.${tap.slice(1)}` : tap);
+const fullTap = (tap: Exclude<StepTap, ''>, layer: number): TapName =>
+  (tap[0] === '@' ? `layers.${layer}.${tap.slice(1) as LayerTapName}` : tap as ModelTapName | HeadTapName);
 
 /** Runs the model on `inputs` and builds every step for decoder layer `layer`. */
 export function runWalkthrough(model: Phi3Model, inputs: ForwardInputs, layer: number, real: Phi3Config): Walkthrough {
@@ -195,7 +184,7 @@ export function runWalkthrough(model: Phi3Model, inputs: ForwardInputs, layer: n
     throw new InputError(`--layer: ${layer} is not a layer of ${model.source} (0 .. ${cfg.numLayers - 1})`);
   }
   if (inputs.batch !== 1) throw new InputError('walkthrough: one row of ids only');
-  const names = TAP_STEPS.filter((s) => s.tap).map((s) => fullTap(s.tap, layer));
+  const names = TAP_STEPS.flatMap((s) => (s.tap ? [fullTap(s.tap, layer)] : []));
   const got = captureTaps(model, inputs, names);
   const T = inputs.seq;
   const sizes = axisSizes(cfg, 1, T);

@@ -10,7 +10,9 @@ import type { Phi3Config } from '../../model/config.js';
 import { Phi3Model } from '../../model/model.js';
 import { loadTokenizer } from '../../text/tokenizer.js';
 import { TOY_DIR } from '../toy/train.js';
-import { captureTaps, loadRealConfig } from '../walkthrough.js';
+import { loadRealConfig } from '../walkthrough.js';
+import { captureTaps } from '../../capture/host.js';
+import type { TapName } from '../../../layers/taps.js';
 
 const FONT = 'font-family="sans-serif" font-size="11"';
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -130,7 +132,7 @@ export interface AttentionRun {
 export function attentionRun(model: Phi3Model, ids: number[], tokens: string[]): AttentionRun {
   const cfg = model.config;
   const T = ids.length;
-  const names = Array.from({ length: cfg.numLayers }, (_, l) => `layers.${l}.attn_probs`);
+  const names = Array.from({ length: cfg.numLayers }, (_, l) => `layers.${l}.attn_probs` as const);
   const got = captureTaps(model, { inputIds: Int32Array.from(ids), batch: 1, seq: T }, names);
   const probs = names.map((n) => {
     const data = got.get(n)!.data;
@@ -185,7 +187,7 @@ const rmsOf = (a: Float32Array) => Math.sqrt(a.reduce((s, x) => s + x * x, 0) / 
 
 export function residualRun(model: Phi3Model, ids: number[]): ResidualRun {
   const L = model.config.numLayers;
-  const names = ['embed'];
+  const names: TapName[] = ['embed'];
   for (let l = 0; l < L; l++) names.push(`layers.${l}.o_proj`, `layers.${l}.post_attn_residual`, `layers.${l}.mlp_out`, `layers.${l}.out`);
   const got = captureTaps(model, { inputIds: Int32Array.from(ids), batch: 1, seq: ids.length }, names);
   const g = (n: string) => rmsOf(got.get(n)!.data);

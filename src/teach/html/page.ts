@@ -9,7 +9,8 @@ import type { AttentionRun, FigureSet } from '../figures/figures.js';
 import { attentionRun } from '../figures/figures.js';
 import type { Phi3Model } from '../../model/model.js';
 import type { Phi4Tokenizer } from '../../text/tokenizer.js';
-import { type Walkthrough, captureTaps, codeText, num, shapeText, statsText } from '../walkthrough.js';
+import { captureTaps } from '../../capture/host.js';
+import { type Walkthrough, codeText, num, shapeText, statsText } from '../walkthrough.js';
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
