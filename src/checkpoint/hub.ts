@@ -15,7 +15,7 @@ import { InputError } from '../errors.js';
 const REPO_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
 
 /** The hub cache directory the environment selects. */
-export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+export function hubCacheDir(env: Record<string, string | undefined> = process.env): string {
   if (env.HF_HUB_CACHE) return env.HF_HUB_CACHE;
   if (env.HF_HOME) return join(env.HF_HOME, 'hub');
   if (env.XDG_CACHE_HOME) return join(env.XDG_CACHE_HOME, 'huggingface', 'hub');
@@ -29,7 +29,7 @@ const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
  * exists wins; a repo id resolves to the snapshot refs/main names, else to the only (or newest)
  * snapshot holding a config.json. Throws an InputError saying where it looked.
  */
-export function resolveCheckpoint(arg: string, env: NodeJS.ProcessEnv = process.env): string {
+export function resolveCheckpoint(arg: string, env: Record<string, string | undefined> = process.env): string {
   if (isDir(arg)) return resolve(arg);
   if (arg.toLowerCase().endsWith('.gguf') && existsSync(arg) && statSync(arg).isFile()) return resolve(arg); // a GGUF checkpoint (src/checkpoint/gguf/)
   if (!REPO_ID.test(arg) || existsSync(arg)) throw new InputError(`${arg}: no such checkpoint directory`);
