@@ -13,10 +13,7 @@
 // dependency of tfjs-core), which an app whose tsconfig sets `types: []` would otherwise lack.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { existsSync } from 'node:fs';
 export { Refusal, ConfigError, InputError, BackendError, HookError, ReferenceInputError, WeightsError, exitCodeOf } from './errors.js';
-import { InputError } from './errors.js';
-import { GOLDEN_DIR, modelDir } from './oracle/golden.js';
 
 export { tf };
 
@@ -38,6 +35,7 @@ export { parseConfig, loadConfig, configHash, type Phi3Config, type RopeConfig }
 export { loadWeights, weightMode, WEIGHT_MODES, type WeightMode, type ModelWeights, type LoadWeightsOptions } from './model/weights.js';
 export { Checkpoint, SafetensorsFile, writeSafetensors, type TensorInfo, type DType } from '../weights/index.js';
 export { resolveCheckpoint, hubCacheDir } from './checkpoint/hub.js';
+export { bundledModel, bundledNames } from './checkpoint/bundled.js';
 export { parseIds, readInputs } from './checkpoint/inputs.js';
 
 // The float64 reference and fidelity against it (docs/fidelity.md)
@@ -80,13 +78,3 @@ export {
 // Backend selection
 export { initBackend, ready, tfjsVersion, BACKENDS, type BackendName } from './backend.js';
 export { VERSION } from './version.js';
-
-/**
- * The directory of a checkpoint bundled with the package (golden/models/NAME), e.g.
- * `bundledModel('phi4-mini-tiny')`: tiny random-weight Phi-4-mini with a tokenizer.
- */
-export function bundledModel(name: string): string {
-  const dir = modelDir(name);
-  if (!/^[\w.-]+$/.test(name) || !existsSync(dir)) throw new InputError(`bundledModel: no bundled checkpoint "${name}" in ${GOLDEN_DIR}models`);
-  return dir;
-}
