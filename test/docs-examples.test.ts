@@ -174,6 +174,11 @@ describe('the packed package and the docs examples', function () {
       const stdout = runExample(names[i]!.app, names[i]!.js, `${e.file}:${e.line}`);
       if (e.file === 'README.md') expect(stdout, `${e.file}:${e.line}`).to.contain('[ 1, 3, 1024 ] [ 1, 6, 3, 3 ]');
     });
+    // docs/dump-format.md's candidate dump: the installed CLI compares it with the golden dump it mirrors
+    expect(examples.some((e) => e.file === 'docs/dump-format.md' && e.code.includes("'candidate.safetensors'"))).to.equal(true);
+    const cmp = run(process.execPath, ['node_modules/phi4-ts/bin/phi4.js', 'compare', 'node_modules/phi4-ts/golden/dumps/phi4-mini-tiny.short.safetensors', 'candidate.safetensors'], esmApp);
+    expect(cmp.status, `${cmp.stderr}${cmp.stdout}`).to.equal(0);
+    expect(cmp.stdout).to.match(/^ {2}embed {2,}1x11x96 +0 +0 +1\.00000000 {2}ok$/m);
   });
 
   it('the leak check fails an example that leaves a tensor alive', () => {
