@@ -4,9 +4,12 @@
 //   cpu         plain JavaScript kernels (@tensorflow/tfjs-backend-cpu): slow, independent
 // `--backend NAME` or PHI4_BACKEND=NAME override the choice.
 
+//
+// The cpu and wasm backends register themselves when their packages load; they load inside
+// initBackend, not at import, so the package's declarations never name tfjs-backend-wasm's
+// (whose own .d.ts needs @types/emscripten in the app) and importing the library starts nothing.
+
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-backend-wasm';
 import { BackendError } from './errors.js';
 
 export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
@@ -24,8 +27,14 @@ async function loadNative(): Promise<boolean> {
   }
 }
 
+async function registerBackends(): Promise<void> {
+  await import('@tensorflow/tfjs-backend-cpu');
+  await import('@tensorflow/tfjs-backend-wasm');
+}
+
 /** Sets the backend: `requested`, else $PHI4_BACKEND, else tensorflow > wasm > cpu. */
 export async function initBackend(requested?: string): Promise<BackendName> {
+  await registerBackends();
   const want = requested ?? process.env.PHI4_BACKEND ?? undefined;
   const source = requested !== undefined ? '--backend' : 'PHI4_BACKEND';
   if (want !== undefined && want !== '') {
@@ -51,6 +60,21 @@ export async function initBackend(requested?: string): Promise<BackendName> {
     }
   }
   throw new BackendError('no tfjs backend could be initialised');
+}
+
+let choosing: Promise<BackendName> | undefined;
+
+/**
+ * Resolves, with its name, once a backend is ready: the one the app set itself (tf.setBackend,
+ * initBackend), else the one initBackend() picks, chosen once however often this is called.
+ * `import 'phi4-ts'` awaits it before the app's code runs; a CommonJS app (`require`, which
+ * allows no top-level await) awaits it before its first model call.
+ */
+export async function ready(): Promise<string> {
+  if (choosing) await choosing;
+  else if (!tf.getBackend()) await (choosing = initBackend());
+  await tf.ready();
+  return tf.getBackend();
 }
 
 export function tfjsVersion(): string {

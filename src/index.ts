@@ -1,18 +1,19 @@
-// The library's one public entry point: `import { Phi3Model, tf, ... } from 'phi4-ts'`.
+/// <reference types="long" preserve="true" />
+// The library's whole API: `import { Phi3Model, tf, ... } from 'phi4-ts'`.
 //
-// Importing it picks the tfjs backend the way the CLI does (src/backend.ts: $PHI4_BACKEND, else
-// tensorflow when @tensorflow/tfjs-node loads, else wasm, else cpu), so the first
-// `Phi3Model.load` runs without any set-up; `await initBackend('cpu')` switches later.
-// tfjs-core is re-exported as `tf`, so an app uses the very copy the model runs on and never
-// installs a second, mismatched one. Use its functional ops (`tf.sum(t)`): tfjs-core registers
-// chained ops (`t.sum()`) only from ES modules that Node cannot load.
+// `import 'phi4-ts'` loads ./esm.ts, which re-exports this module and first picks the tfjs backend
+// the way the CLI does (src/backend.ts: $PHI4_BACKEND, else tensorflow when @tensorflow/tfjs-node
+// loads, else wasm, else cpu), so the first `Phi3Model.load` runs without any set-up.
+// `require('phi4-ts')` (Node's require of an ES module, which refuses a top-level await) loads
+// this module itself: a CommonJS app awaits `ready()` before its first model call.
+// `await initBackend('cpu')` switches later. tfjs-core is re-exported as `tf`, so an app uses the
+// very copy the model runs on and never installs a second, mismatched one. Use its functional ops
+// (`tf.sum(t)`): tfjs-core registers chained ops (`t.sum()`) only from ES modules that Node cannot load.
+// The reference above: tfjs-core's declarations name the global `Long` of @types/long (a
+// dependency of tfjs-core), which an app whose tsconfig sets `types: []` would otherwise lack.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { existsSync } from 'node:fs';
 export { Refusal, ConfigError, InputError, BackendError, HookError, ReferenceInputError, WeightsError, exitCodeOf } from './errors.js';
-import { InputError } from './errors.js';
-import { GOLDEN_DIR, modelDir } from './oracle/golden.js';
-import { initBackend } from './backend.js';
 
 export { tf };
 
@@ -34,6 +35,7 @@ export { parseConfig, loadConfig, configHash, type Phi3Config, type RopeConfig }
 export { loadWeights, weightMode, WEIGHT_MODES, type WeightMode, type ModelWeights, type LoadWeightsOptions } from './model/weights.js';
 export { Checkpoint, SafetensorsFile, writeSafetensors, type TensorInfo, type DType } from '../weights/index.js';
 export { resolveCheckpoint, hubCacheDir } from './checkpoint/hub.js';
+export { bundledModel, bundledNames } from './checkpoint/bundled.js';
 export { parseIds, readInputs } from './checkpoint/inputs.js';
 
 // The float64 reference and fidelity against it (docs/fidelity.md)
@@ -74,18 +76,5 @@ export {
 } from './model/memory.js';
 
 // Backend selection
-export { initBackend, tfjsVersion, BACKENDS, type BackendName } from './backend.js';
+export { initBackend, ready, tfjsVersion, BACKENDS, type BackendName } from './backend.js';
 export { VERSION } from './version.js';
-
-/**
- * The directory of a checkpoint bundled with the package (golden/models/NAME), e.g.
- * `bundledModel('phi4-mini-tiny')`: tiny random-weight Phi-4-mini with a tokenizer.
- */
-export function bundledModel(name: string): string {
-  const dir = modelDir(name);
-  if (!/^[\w.-]+$/.test(name) || !existsSync(dir)) throw new InputError(`bundledModel: no bundled checkpoint "${name}" in ${GOLDEN_DIR}models`);
-  return dir;
-}
-
-// The backend, chosen once at import unless the app already set one.
-if (!tf.getBackend()) await initBackend();

@@ -1,7 +1,11 @@
 // Executable docs: every TypeScript/JavaScript example in README.md and docs/*.md runs, unchanged,
-// against the packed package (`npm pack`) installed into a fresh app, the TypeScript ones compiled
-// with `tsc --strict`. Also checks what the tarball holds: the library entry point and its
-// declarations, the bundled checkpoints and docs, and no compiled tests.
+// against the packed package (`npm pack`, its prepack and postpack scripts included) installed
+// into fresh apps as a newcomer makes them: `npm init -y` (CommonJS; `"type": "module"` set for
+// the ES-module app), `tsc --init`'s own tsconfig, no @types/node. Examples fenced as
+// ```ts commonjs run in the CommonJS app, the others in the ES-module app. Each example must leave
+// no tensor alive at exit (test/fixtures/leak-check.cjs). Also checks what the tarball holds: the
+// library entry points and their declarations, the bundled checkpoints and docs, no compiled tests,
+// and a package.json without the `prepare` script (npm lists it as an install script).
 
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,16 +18,17 @@ interface Example {
   file: string; // the doc, relative to the repo
   line: number;
   lang: 'ts' | 'js';
+  commonjs: boolean; // fenced ```ts commonjs: runs in the CommonJS app
   code: string;
 }
 
-/** The fenced ```ts / ```typescript / ```js / ```javascript blocks of a markdown file. */
+/** The fenced ```ts / ```typescript / ```js / ```javascript blocks of a markdown file, `commonjs` after the language marking CommonJS ones. */
 export function examplesOf(file: string, text: string): Example[] {
   const out: Example[] = [];
-  const re = /^```(ts|typescript|js|javascript|mjs)[ \t]*\n([\s\S]*?)^```[ \t]*$/gm;
+  const re = /^```(ts|typescript|js|javascript|mjs)( commonjs)?[ \t]*\n([\s\S]*?)^```[ \t]*$/gm;
   for (let m = re.exec(text); m; m = re.exec(text)) {
     const lang = m[1] === 'ts' || m[1] === 'typescript' ? 'ts' : 'js';
-    out.push({ file, line: text.slice(0, m.index).split('\n').length, lang, code: m[2] });
+    out.push({ file, line: text.slice(0, m.index).split('\n').length, lang, commonjs: m[2] !== undefined, code: m[3]! });
   }
   return out;
 }
@@ -57,49 +62,80 @@ function run(cmd: string, args: string[], cwd: string, timeout = 240_000) {
   return r;
 }
 
+const TSC = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+const LEAK_CHECK = path.join(ROOT, 'test', 'fixtures', 'leak-check.cjs');
+
+/**
+ * A fresh app in `dir` as `npm init -y` makes it (CommonJS unless `module`), with the tarball
+ * installed from the npm cache only (npm ci filled it; --offline: the test never reaches the
+ * network, and a package missing from the cache fails here by name; tfjs-node, optional, left
+ * out) and `tsc --init`'s tsconfig. Returns npm's install output.
+ */
+function freshApp(dir: string, tarball: string, module: boolean): string {
+  mkdirSync(dir);
+  const init = run('npm', ['init', '-y'], dir);
+  expect(init.status, init.stderr).to.equal(0);
+  if (module) expect(run('npm', ['pkg', 'set', 'type=module'], dir).status).to.equal(0);
+  const inst = run('npm', ['install', '--offline', '--omit=optional', '--no-audit', '--no-fund', tarball], dir);
+  expect(inst.status, inst.stderr).to.equal(0);
+  const tsInit = run(process.execPath, [TSC, '--init'], dir);
+  expect(tsInit.status, tsInit.stdout).to.equal(0);
+  return inst.stdout + inst.stderr;
+}
+
+/** Compiles the app's .ts files with its tsconfig as `tsc --init` wrote it, then again with skipLibCheck off (every declaration checked). */
+function compile(app: string, what: string): void {
+  for (const extra of [[], ['--skipLibCheck', 'false']]) {
+    const tsc = run(process.execPath, [TSC, '-p', '.', ...extra], app);
+    expect(tsc.status, `tsc ${extra.join(' ')} on ${what}:\n${tsc.stdout}${tsc.stderr}`).to.equal(0);
+  }
+}
+
+/** Runs a compiled example under the leak check: it must exit 0 with no tensor alive. */
+function runExample(app: string, js: string, where: string): string {
+  const r = run(process.execPath, ['--require', LEAK_CHECK, js], app, 120_000);
+  expect(r.status, `${where} example failed:\n${r.stderr}${r.stdout}`).to.equal(0);
+  return r.stdout;
+}
+
 describe('the packed package and the docs examples', function () {
   this.timeout(600_000);
   let work = '';
-  let app = '';
+  let esmApp = '';
+  let cjsApp = '';
+  let installLog = '';
   let packed: string[] = [];
+  let manifest: { scripts?: Record<string, string> } = {};
   const examples = docExamples();
 
   before(function () {
     work = mkdtempSync(path.join(tmpdir(), 'phi4-pack-'));
-    // dist/ is already built by `npm test`; --ignore-scripts skips the prepare rebuild.
-    const pack = run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], ROOT);
+    // With its scripts: prepack builds dist/ and drops `prepare` from the packed package.json, postpack restores it.
+    const before = readFileSync(path.join(ROOT, 'package.json'), 'utf8');
+    const pack = run('npm', ['pack', '--json', '--loglevel=error', '--pack-destination', work], ROOT, 300_000);
     expect(pack.status, pack.stderr).to.equal(0);
-    const info = JSON.parse(pack.stdout)[0] as { filename: string; files: { path: string }[] };
-    packed = info.files.map((f) => f.path);
-    app = path.join(work, 'app');
-    mkdirSync(app);
-    writeFileSync(path.join(app, 'package.json'), JSON.stringify({
-      name: 'phi4-docs-app', private: true, type: 'module',
-      dependencies: { 'phi4-ts': `file:../${path.basename(info.filename)}` },
-    }, null, 2));
-    // From the npm cache only (npm ci filled it; --offline: the test never reaches the network, and
-    // a package missing from the cache fails here by name); tfjs-node (optional) is left out.
-    const inst = run('npm', ['install', '--offline', '--omit=optional', '--no-audit', '--no-fund', '--loglevel=error'], app);
-    expect(inst.status, inst.stderr).to.equal(0);
-    writeFileSync(path.join(app, 'tsconfig.json'), JSON.stringify({
-      compilerOptions: {
-        target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, outDir: 'out',
-        // as `tsc --init` sets it: tfjs's own declarations name globals (EmscriptenModule, Long)
-        // that only further @types packages declare; the examples themselves are checked in full
-        skipLibCheck: true,
-        // the app's own @types/node, borrowed from the repo rather than installed again
-        typeRoots: [path.join(ROOT, 'node_modules', '@types')], types: ['node'],
-      },
-      include: ['*.ts'],
-    }, null, 2));
+    expect(readFileSync(path.join(ROOT, 'package.json'), 'utf8'), 'package.json after npm pack').to.equal(before);
+    const info = JSON.parse(pack.stdout.slice(pack.stdout.indexOf('['))) as { filename: string; files: { path: string }[] }[];
+    packed = info[0]!.files.map((f) => f.path);
+    const tarball = path.join(work, path.basename(info[0]!.filename));
+    const tar = run('tar', ['-xzf', tarball, '-O', 'package/package.json'], work);
+    manifest = JSON.parse(tar.stdout);
+    esmApp = path.join(work, 'esm-app');
+    cjsApp = path.join(work, 'cjs-app');
+    installLog = freshApp(esmApp, tarball, true) + freshApp(cjsApp, tarball, false);
   });
 
   after(() => {
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
+  it('ships without a prepare script, so an installing app is shown no install script', () => {
+    expect(manifest.scripts ?? {}).to.not.have.property('prepare');
+    expect(installLog).to.not.match(/install scripts|allowScripts/);
+  });
+
   it('holds the entry point with declarations, the sources the errors name, checkpoints and docs, and no tests', () => {
-    for (const f of ['package.json', 'README.md', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/cli.js', 'bin/phi4.js', 'layers/taps.ts',
+    for (const f of ['package.json', 'README.md', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/esm.js', 'dist/src/esm.d.ts', 'dist/src/cli/cli.js', 'bin/phi4.js', 'layers/taps.ts',
       'docs/hooks.md', 'golden/models/phi4-mini-tiny/config.json', 'golden/models/phi4-mini-tiny/model.safetensors.index.json']) {
       expect(packed, f).to.include(f);
     }
@@ -119,20 +155,36 @@ describe('the packed package and the docs examples', function () {
     expect(examples.map((e) => e.file)).to.include.members(['docs/hooks.md', 'docs/generation.md']);
   });
 
-  it('compiles every TypeScript example with tsc --strict and runs every example; a misspelt tap name does not compile', function () {
-    const names: string[] = [];
-    examples.forEach((e, i) => {
+  it('compiles every TypeScript example under tsc --init and runs every example, leaving no tensor alive; a misspelt tap name does not compile', function () {
+    const byApp = new Map<string, string[]>([[esmApp, []], [cjsApp, []]]);
+    const names = examples.map((e, i) => {
+      const app = e.commonjs ? cjsApp : esmApp;
       const name = `example${i}_${e.file.replace(/\W+/g, '_')}_${e.line}`;
-      writeFileSync(path.join(app, `${name}.${e.lang === 'ts' ? 'ts' : 'mjs'}`), e.code);
-      names.push(name);
+      const ext = e.lang === 'ts' ? 'ts' : e.commonjs ? 'cjs' : 'mjs';
+      writeFileSync(path.join(app, `${name}.${ext}`), e.code);
+      byApp.get(app)!.push(name);
+      return { app, js: e.lang === 'ts' ? `${name}.js` : `${name}.${ext}` };
     });
-    writeFileSync(path.join(app, 'typed_taps.ts'), TYPED_TAPS);
-    const tsc = run(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', '.'], app);
-    expect(tsc.status, `tsc --strict on the docs examples and the typed tap names (TYPED_TAPS):\n${tsc.stdout}${tsc.stderr}`).to.equal(0);
+    writeFileSync(path.join(esmApp, 'typed_taps.ts'), TYPED_TAPS);
+    // the README's library example, in both kinds of app: its printed shapes are the ones it promises
+    const readme = examples.filter((e) => e.file === 'README.md').map((e) => e.commonjs);
+    expect(readme, 'README.md: an ES-module and a CommonJS library example').to.include.members([true, false]);
+    for (const app of byApp.keys()) compile(app, `the docs examples${app === esmApp ? ' and the typed tap names (TYPED_TAPS)' : ''} (${path.basename(app)})`);
     examples.forEach((e, i) => {
-      const js = e.lang === 'ts' ? path.join('out', `${names[i]}.js`) : `${names[i]}.mjs`;
-      const r = run(process.execPath, [js], app, 120_000);
-      expect(r.status, `${e.file}:${e.line} example failed:\n${r.stderr}${r.stdout}`).to.equal(0);
+      const stdout = runExample(names[i]!.app, names[i]!.js, `${e.file}:${e.line}`);
+      if (e.file === 'README.md') expect(stdout, `${e.file}:${e.line}`).to.contain('[ 1, 3, 1024 ] [ 1, 6, 3, 3 ]');
     });
+    // docs/dump-format.md's candidate dump: the installed CLI compares it with the golden dump it mirrors
+    expect(examples.some((e) => e.file === 'docs/dump-format.md' && e.code.includes("'candidate.safetensors'"))).to.equal(true);
+    const cmp = run(process.execPath, ['node_modules/phi4-ts/bin/phi4.js', 'compare', 'node_modules/phi4-ts/golden/dumps/phi4-mini-tiny.short.safetensors', 'candidate.safetensors'], esmApp);
+    expect(cmp.status, `${cmp.stderr}${cmp.stdout}`).to.equal(0);
+    expect(cmp.stdout).to.match(/^ {2}embed {2,}1x11x96 +0 +0 +1\.00000000 {2}ok$/m);
+  });
+
+  it('the leak check fails an example that leaves a tensor alive', () => {
+    writeFileSync(path.join(esmApp, 'leaky.mjs'), "import { tf } from 'phi4-ts';\nconst t = tf.zeros([2]);\nconsole.log(t.shape);\n");
+    const r = run(process.execPath, ['--require', LEAK_CHECK, 'leaky.mjs'], esmApp);
+    expect(r.status).to.equal(1);
+    expect(r.stderr).to.match(/1 tensor/);
   });
 });

@@ -81,6 +81,47 @@ describe('tokenizer: Phi-4-mini-style tokenizer.json from o200k_base against js-
     expect(pieces.some((p) => p.includes('\uFFFD'))).to.equal(false);
   });
 
+  it('every bundled tokenizer streams a character split into one token per byte without U+FFFD, and any id sequence as its whole decode', () => {
+    const text = '€ 日本 héllo 🙂 👨‍👩‍👧';
+    // GPT-2's byte alphabet (byte-level BPE) or <0xNN> byte-fallback tokens: one token per UTF-8 byte
+    const gpt2 = new Map<number, string>();
+    let extra = 0;
+    for (let b = 0; b < 256; b++) {
+      const printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
+      gpt2.set(b, String.fromCodePoint(printable ? b : 256 + extra++));
+    }
+    let checked = 0;
+    for (const name of ['phi4-mini-tiny', 'phi3-mini-tiny', 'phi35-mini-tiny', 'phi3-medium-tiny']) {
+      const t = loadTokenizer(modelDir(name))!;
+      const byteId = (b: number) => t.tokenId(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`) ?? t.tokenId(gpt2.get(b)!);
+      const ids = [...Buffer.from(text, 'utf8')].map(byteId);
+      expect(ids.every((id) => id !== undefined), `${name}: a token for every byte`).to.equal(true);
+      for (const skip of [false, true]) {
+        const pieces: string[] = [];
+        const s = new TextStreamer(t, (p) => pieces.push(p), skip);
+        for (const id of ids) s.push(id!);
+        s.flush();
+        expect(pieces.join(''), name).to.equal(t.decode(ids as number[], skip));
+        expect(t.decode(ids as number[], skip).trim(), name).to.equal(text.trim());
+        expect(pieces.filter((p) => p.includes('\uFFFD')), `${name}: a piece with U+FFFD`).to.deep.equal([]);
+      }
+      // random ids (what a random-weight model samples): the streamed text is the whole sequence's decode
+      let seed = 12345;
+      const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+      const vocab = JSON.parse(fs.readFileSync(path.join(modelDir(name), 'config.json'), 'utf8')).vocab_size as number;
+      for (let k = 0; k < 20; k++) {
+        const rand = Array.from({ length: 40 }, () => next() % vocab);
+        const pieces: string[] = [];
+        const s = new TextStreamer(t, (p) => pieces.push(p), true);
+        for (const id of rand) s.push(id);
+        s.flush();
+        expect(pieces.join(''), `${name}: ${rand.join(',')}`).to.equal(t.decode(rand, true));
+        checked++;
+      }
+    }
+    expect(checked).to.equal(80);
+  });
+
   it('renders system + tools + user + tool call + tool response + assistant exactly', () => {
     const tools = [{
       type: 'function',
@@ -159,6 +200,6 @@ describe('checkpoint by repo id (fake Hugging Face cache)', () => {
   it('an unknown repo id says where it looked', () => {
     const where = path.join(home, 'hub', 'models--microsoft--Phi-5', 'snapshots');
     expect(() => resolveCheckpoint('microsoft/Phi-5', { HF_HOME: home })).to.throw(`microsoft/Phi-5: not a directory, and not in the local Hugging Face cache (looked in ${where})`);
-    expect(() => resolveCheckpoint('./no/such/dir/here', { HF_HOME: home })).to.throw('no such checkpoint directory');
+    expect(() => resolveCheckpoint('./no/such/dir/here', { HF_HOME: home })).to.throw('no such file or directory');
   });
 });

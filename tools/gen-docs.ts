@@ -177,6 +177,7 @@ export function docValues(root = PROJECT_ROOT): Map<string, string> {
   for (const [k, x] of Object.entries(configFacts('toy', toy.config))) v.set(k, x);
   const shown: string[] = [];
   verify(FORWARD_CASES.filter((c) => c.name === 'phi4-mini-tiny.long'), (line) => shown.push(line));
+  v.set('readme.caseCount', String(FORWARD_CASES.length));
   v.set('readme.verify', '```\n$ npx phi4 verify --case phi4-mini-tiny.long --backend cpu\n' + shown.join('\n').trim() + '\n```');
   return v;
 }

@@ -1,5 +1,6 @@
-// A checkpoint named by a local directory or by a Hugging Face repo id, found in the local
-// Hugging Face cache without any network access.
+// A checkpoint named by a local directory (or .gguf file), by the name of a bundled one
+// (src/checkpoint/bundled.ts), or by a Hugging Face repo id, found in the local Hugging Face
+// cache without any network access.
 //
 //   <hub>/models--<owner>--<name>/refs/main          the revision "main" points at
 //   <hub>/models--<owner>--<name>/snapshots/<rev>/   config.json, *.safetensors, tokenizer.json, ...
@@ -11,11 +12,12 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { InputError } from '../errors.js';
+import { bundledDir, bundledNames } from './bundled.js';
 
 const REPO_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
 
 /** The hub cache directory the environment selects. */
-export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+export function hubCacheDir(env: Record<string, string | undefined> = process.env): string {
   if (env.HF_HUB_CACHE) return env.HF_HUB_CACHE;
   if (env.HF_HOME) return join(env.HF_HOME, 'hub');
   if (env.XDG_CACHE_HOME) return join(env.XDG_CACHE_HOME, 'huggingface', 'hub');
@@ -24,15 +26,24 @@ export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
 
 const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
 
+/** What a checkpoint argument may be, for the refusals. */
+function accepted(): string {
+  return `a checkpoint directory, a .gguf file, a bundled checkpoint (${bundledNames().join(', ')}) or a repo id in the local Hugging Face cache`;
+}
+
 /**
- * A checkpoint directory (or .gguf file) from a path or a repo id ("microsoft/Phi-4-mini-instruct"). A path that
- * exists wins; a repo id resolves to the snapshot refs/main names, else to the only (or newest)
- * snapshot holding a config.json. Throws an InputError saying where it looked.
+ * A checkpoint directory (or .gguf file) from a path, a bundled checkpoint's name ("phi4-mini-tiny")
+ * or a repo id ("microsoft/Phi-4-mini-instruct"). A path that exists wins, then a bundled name; a
+ * repo id resolves to the snapshot refs/main names, else to the only (or newest) snapshot holding
+ * a config.json. Throws an InputError saying what the argument is and where it looked.
  */
-export function resolveCheckpoint(arg: string, env: NodeJS.ProcessEnv = process.env): string {
+export function resolveCheckpoint(arg: string, env: Record<string, string | undefined> = process.env): string {
   if (isDir(arg)) return resolve(arg);
   if (arg.toLowerCase().endsWith('.gguf') && existsSync(arg) && statSync(arg).isFile()) return resolve(arg); // a GGUF checkpoint (src/checkpoint/gguf/)
-  if (!REPO_ID.test(arg) || existsSync(arg)) throw new InputError(`${arg}: no such checkpoint directory`);
+  if (existsSync(arg)) throw new InputError(`${arg}: a file, not a checkpoint (expected ${accepted()})`);
+  const bundled = bundledDir(arg);
+  if (bundled !== null) return bundled;
+  if (!REPO_ID.test(arg)) throw new InputError(`${arg}: no such file or directory (expected ${accepted()})`);
 
   const [owner, name] = arg.split('/');
   const repoDir = join(hubCacheDir(env), `models--${owner}--${name}`);

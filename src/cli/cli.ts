@@ -7,6 +7,7 @@ import { COMMANDS } from './commands/index.js';
 import { VERSION } from '../version.js';
 import { errorLine } from '../safety/error-text.js';
 import { exitCodeOf } from '../errors.js';
+import { bundledNames } from '../checkpoint/bundled.js';
 
 const USAGE = `phi4-ts ${VERSION}: a reference implementation of Phi-4-mini (Phi3ForCausalLM) in TypeScript
 
@@ -14,6 +15,10 @@ usage:
 ${Object.values(COMMANDS).map((c) => '  ' + c.usage).join('\n')}
   phi4 <command> --help     one command's usage
   phi4 --version            the version
+
+a checkpoint is a directory with config.json and *.safetensors, a .gguf file, a Hugging Face repo id in the
+local cache (microsoft/Phi-4-mini-instruct), or the name of one bundled with the package:
+  ${bundledNames().join(', ')}
 
 backends: tensorflow (when @tensorflow/tfjs-node loads), wasm (default), cpu; or set PHI4_BACKEND`;
 

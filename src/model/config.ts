@@ -8,6 +8,7 @@
 // Anything this implementation cannot honour is refused with an error naming the field.
 
 import { createHash } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RopeConfig } from '../../layers/rotary.js';
 import { isGgufPath } from '../checkpoint/gguf/checkpoint.js';
@@ -190,6 +191,10 @@ export function parseConfig(raw: unknown, source = 'config.json'): Phi3Config {
 export function loadConfig(pathOrDir: string): Phi3Config {
   if (isGgufPath(pathOrDir)) return parseConfig(readGgufConfigJson(pathOrDir), `${pathOrDir} (GGUF metadata)`);
   const file = pathOrDir.endsWith('.json') ? pathOrDir : join(pathOrDir, 'config.json');
+  if (file !== pathOrDir && existsSync(pathOrDir)) { // a directory, or what stands where one was named
+    if (!statSync(pathOrDir).isDirectory()) throw new ConfigError(`${pathOrDir}: a file, not a checkpoint directory or a config .json`);
+    if (!existsSync(file)) throw new ConfigError(`${pathOrDir}: no config.json, so not a checkpoint directory`);
+  }
   let text: string;
   try {
     text = readSmallFile(file, MAX_CONFIG_BYTES);

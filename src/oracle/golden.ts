@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SafetensorsFile } from '../../weights/index.js';
 import { readInputs } from '../checkpoint/inputs.js';
+import { BUNDLED_DIR } from '../checkpoint/bundled.js';
 import { maxAbs, relL2, selectPositions } from './metrics.js';
 import type { Phi3Model } from '../model/model.js';
 import { captureTaps } from '../capture/host.js';
@@ -57,7 +58,7 @@ export function manifestF64Cases(): string[] {
   return m.cases.map((c) => /^dumps\/(.+)\.f64\.safetensors$/.exec(c.file)?.[1]).filter((n): n is string => n !== undefined);
 }
 
-export const modelDir = (model: string) => join(GOLDEN_DIR, 'models', model);
+export const modelDir = (model: string) => join(BUNDLED_DIR, model);
 export const dumpPath = (name: string) => join(GOLDEN_DIR, 'dumps', `${name}.safetensors`);
 
 export interface TapCheck {

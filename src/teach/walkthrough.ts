@@ -178,11 +178,16 @@ const fullTap = (tap: Exclude<StepTap, ''>, layer: number): TapName =>
   (tap[0] === '@' ? `layers.${layer}.${tap.slice(1) as LayerTapName}` : tap as ModelTapName | HeadTapName);
 
 /** Runs the model on `inputs` and builds every step for decoder layer `layer`. */
+/** Refuses a layer the checkpoint does not have (the CLI calls it before the backend starts, runWalkthrough again). */
+export function checkWalkthroughLayer(cfg: Phi3Config, layer: number, source: string): void {
+  if (!(Number.isInteger(layer) && layer >= 0 && layer < cfg.numLayers)) {
+    throw new InputError(`--layer: ${layer} is not a layer of ${source} (0 .. ${cfg.numLayers - 1})`);
+  }
+}
+
 export function runWalkthrough(model: Phi3Model, inputs: ForwardInputs, layer: number, real: Phi3Config): Walkthrough {
   const cfg = model.config;
-  if (!(Number.isInteger(layer) && layer >= 0 && layer < cfg.numLayers)) {
-    throw new InputError(`--layer: ${layer} is not a layer of ${model.source} (0 .. ${cfg.numLayers - 1})`);
-  }
+  checkWalkthroughLayer(cfg, layer, model.source);
   if (inputs.batch !== 1) throw new InputError('walkthrough: one row of ids only');
   const names = TAP_STEPS.flatMap((s) => (s.tap ? [fullTap(s.tap, layer)] : []));
   const got = captureTaps(model, inputs, names);

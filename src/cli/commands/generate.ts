@@ -5,7 +5,7 @@ import { parseIds } from '../../checkpoint/inputs.js';
 import { Phi3Model } from '../../model/model.js';
 import { checkSampling } from '../../generate/sampling.js';
 import { readFileSync } from 'node:fs';
-import { type ChatMessage, TextStreamer, loadTokenizer, parseToolCalls } from '../../text/tokenizer.js';
+import { type ChatMessage, type Phi4Tokenizer, TextStreamer, loadTokenizer, parseToolCalls } from '../../text/tokenizer.js';
 import { checkOutput } from '../../safety/outputs.js';
 import { precheckCheckpoint, precheckInputs } from '../../safety/precheck.js';
 import { type Command, start } from './common.js';
@@ -36,17 +36,43 @@ function readTools(path: string): string {
   return text;
 }
 
+/**
+ * What the printed text does not show: special tokens left out (all of them, or how many), and
+ * bytes that are not UTF-8 (a random-weight checkpoint samples any byte), which print as U+FFFD
+ * as transformers decodes them. A character split across tokens is never one of those: the
+ * streamer holds its first bytes until it completes.
+ */
+export function textNotes(tok: Phi4Tokenizer, ids: ArrayLike<number>, printed: string, showSpecial: boolean): string[] {
+  const notes: string[] = [];
+  if (!showSpecial) {
+    const special = new Map<string, number>();
+    for (const id of Array.from(ids)) {
+      if (tok.decode([id], true) !== '') continue;
+      const text = tok.decode([id]);
+      if (text !== '') special.set(text, (special.get(text) ?? 0) + 1);
+    }
+    const n = [...special.values()].reduce((a, b) => a + b, 0);
+    const which = [...special].map(([t, k]) => `${t}${k > 1 ? ` x${k}` : ''}`).join(', ');
+    if (n > 0 && n === ids.length) notes.push(`note: all ${n} new tokens are special tokens, which the text leaves out (${which}); --show-special prints them`);
+    else if (n > 0) notes.push(`note: ${n} special token${n > 1 ? 's' : ''} left out of the text (${which}); --show-special prints them`);
+  }
+  const bad = printed.split('\uFFFD').length - 1;
+  if (bad > 0) notes.push(`note: the new tokens' bytes are not valid UTF-8 in ${bad} place${bad > 1 ? 's' : ''}, printed as U+FFFD (as transformers decodes them)`);
+  return notes;
+}
+
 export const generateCommand: Command = {
   usage: `phi4 generate <checkpoint-dir | repo-id> (--ids 5,17 | --prompt TEXT | --chat TEXT [--system TEXT] [--tools FILE.json]) --max-new-tokens N
         [--temperature T] [--top-k K] [--top-p P] [--seed S] [--rope-policy ${ROPE_POLICIES.join('|')}] [--no-cache]
         [--prefill-chunk N] [--context N]
-        [--json] [--out FILE.safetensors [--force]] [--backend NAME]
-      generate tokens (greedy unless --temperature > 0), streamed; text when the checkpoint has a tokenizer;
+        [--json] [--show-special] [--out FILE.safetensors [--force]] [--backend NAME]
+      generate tokens (greedy unless --temperature > 0), streamed; text when the checkpoint has a tokenizer,
+      special tokens (<|end|>, <|assistant|>, ...) left out unless --show-special prints them as written;
       --json prints one JSON object instead (ids, text, tool calls parsed from <|tool_call|>...<|/tool_call|>);
       --prefill-chunk N: the prompt N tokens per forward call (required by --rope-policy chunked: each call picks its own factor set);
       --context N: the allocated context --rope-policy from-context picks the factor set from (docs/generation.md)`,
   async run(argv) {
-    const p = parseArgs(argv, ['ids', 'prompt', 'chat', 'system', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'rope-policy', 'out', 'backend', 'tools', 'prefill-chunk', 'context'], ['no-cache', 'json', 'force']);
+    const p = parseArgs(argv, ['ids', 'prompt', 'chat', 'system', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'rope-policy', 'out', 'backend', 'tools', 'prefill-chunk', 'context'], ['no-cache', 'json', 'force', 'show-special']);
     if (p.positional.length !== 1) throw new UsageError('generate needs one checkpoint directory or repo id');
     const inputs = (['ids', 'prompt', 'chat'] as const).filter((f) => str(p, f) !== undefined);
     if (inputs.length !== 1) throw new UsageError('generate needs exactly one of --ids, --prompt and --chat');
@@ -73,8 +99,11 @@ export const generateCommand: Command = {
     checkSampling(sampling);
     const seedText = str(p, 'seed');
     if (seedText !== undefined && !/^\d+$/.test(seedText)) throw new UsageError(`--seed: "${seedText}" is not a non-negative integer`); // any size: a BigInt
+    const showSpecial = p.flags.get('show-special') === true;
+    if (showSpecial && json) throw new UsageError('--show-special goes with text output, not --json (which has the ids)');
     const out = str(p, 'out');
     const dir = resolveCheckpoint(p.positional[0]);
+    const config = precheckCheckpoint(dir); // config, shard headers and shapes: refusals come before the banner
     if (out) checkOutput(out, { protectedDirs: [dir], force: p.flags.has('force') });
     const tokenizer = loadTokenizer(dir);
     let prompt: number[];
@@ -92,7 +121,6 @@ export const generateCommand: Command = {
       }
     }
 
-    const config = precheckCheckpoint(dir); // config, shard headers and shapes: refusals come before the banner
     checkLength(config, prompt.length, maxNew);
     checkPolicy(policy, { noCache, prefillChunk, context }, prompt.length + maxNew);
     precheckInputs(config, { inputIds: Int32Array.from(prompt), batch: 1, seq: prompt.length });
@@ -100,7 +128,8 @@ export const generateCommand: Command = {
     const backend = await start(str(p, 'backend'));
     const model = Phi3Model.load(dir);
     try {
-      const streamer = tokenizer && !json ? new TextStreamer(tokenizer, (s) => process.stdout.write(s), true) : null;
+      let printed = '';
+      const streamer = tokenizer && !json ? new TextStreamer(tokenizer, (s) => { printed += s; process.stdout.write(s); }, !showSpecial) : null;
       const r = generate(model, prompt, {
         maxNewTokens: maxNew, sampling, eosIds, seed: seedText === undefined ? 0 : BigInt(seedText), ropePolicy: policy, noCache, prefillChunk, context,
         onToken: json ? undefined : (id, step) => (streamer ? streamer.push(id) : process.stdout.write(`${step ? ' ' : ''}${id}`)),
@@ -119,6 +148,7 @@ export const generateCommand: Command = {
       const chunks = prefillChunk === undefined ? '' : `, prefilled in ${r.prefillLong.length} call${r.prefillLong.length > 1 ? 's' : ''} of <= ${prefillChunk} tokens (${sets(r.prefillLong)})`;
       const ctx = context === undefined ? '' : ` (context ${context}: ${config.rope.type !== 'longrope' ? 'no LongRoPE factor sets in this model' : `the ${r.ropeLong[0] ? 'long' : 'short'} factors throughout`})`;
       console.error(`${r.ids.length} tokens (stopped by ${r.stoppedBy}), prompt ${prompt.length} tokens, rope policy ${policy}${ctx}${noCache ? ' without cache' : ''}${chunks}${rebuilt}`);
+      if (streamer && tokenizer) for (const note of textNotes(tokenizer, r.ids, printed, showSpecial)) console.error(note);
       if (out) {
         writeGeneration(out, model, prompt, r, {
           backend, rope_policy: policy, no_cache: String(noCache), seed: seedText ?? '0',

@@ -9,7 +9,7 @@ import { Phi3Model } from '../../model/model.js';
 import { loadTokenizer } from '../../text/tokenizer.js';
 import { trainingSummary } from '../../teach/toy/report.js';
 import { TOY_DIR } from '../../teach/toy/train.js';
-import { DEFAULT_WALKTHROUGH_CHECKPOINT, defaultIds, formatWalkthrough, loadRealConfig, promptToInputs, runWalkthrough } from '../../teach/walkthrough.js';
+import { DEFAULT_WALKTHROUGH_CHECKPOINT, checkWalkthroughLayer, defaultIds, formatWalkthrough, loadRealConfig, promptToInputs, runWalkthrough } from '../../teach/walkthrough.js';
 import { precheckCheckpoint, precheckInputs } from '../../safety/precheck.js';
 import { type Command, checkOutPath, start } from './common.js';
 
@@ -33,11 +33,12 @@ export const walkthroughCommand: Command = {
     const given = ids !== undefined ? parseIds(ids) : prompt !== undefined ? promptToInputs(dir, prompt) : undefined;
     const config = precheckCheckpoint(dir); // refusals come before the banner
     if (given) precheckInputs(config, given);
+    const layer = layerText !== undefined ? Number(layerText) : html !== undefined ? config.numLayers - 1 : 0;
+    checkWalkthroughLayer(config, layer, dir);
     await start(str(p, 'backend'));
     const model = Phi3Model.load(dir);
     try {
       const inputs = given ?? defaultIds(model.config.vocabSize);
-      const layer = layerText !== undefined ? Number(layerText) : html !== undefined ? model.config.numLayers - 1 : 0;
       const w = runWalkthrough(model, inputs, layer, loadRealConfig());
       if (html === undefined) {
         console.log(formatWalkthrough(w));
