@@ -43,10 +43,18 @@
   ;; One row of a (decoding one token): y[n] = float32(alpha * sum_k a[k] b[n, k]) for bf16 rows of
   ;; b, two at a time, widened as they are read (each is used once, so there is no panel to share).
   ;; Same signature as dots_bf16; M, ldy, panel and rows are not used. N a multiple of 2, K of 8.
+  ;; Reading the weights is the floor here, so every step of widening counts:
+  ;;   - even/odd split: 8 bf16 values are 4 words [b1 b0 | b3 b2 | ...]; shifting each word left by
+  ;;     16 leaves b0 b2 b4 b6 as float32, masking off its low half leaves b1 b3 b5 b7: two
+  ;;     operations widen 8 values to float32 (a bf16 value is the top half of a float32). So the
+  ;;     caller packs a in the same order, each 8 values of k as a0 a2 a4 a6 a1 a3 a5 a7.
+  ;;   - a pairwise sum of a row's four products before it meets the row's running sum: the
+  ;;     running sum then waits on one add per 8 values of k, not four in a row (a chain of
+  ;;     dependent adds, not the adder's throughput, bounded the earlier loop).
   (func (export "dots_row_bf16") (param $a i32) (param $b i32) (param $y i32) (param $M i32) (param $N i32) (param $K i32) (param $ldy i32) (param $alpha f64) (param $panel i32) (param $rows i32)
     (local $n i32) (local $brow i32) (local $p i32) (local $q0 i32) (local $q1 i32) (local $qend i32)
     (local $c0 v128) (local $c1 v128)
-    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $v v128) (local $x v128)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $v v128) (local $e v128) (local $o v128)
     (local.set $brow (i32.shl (local.get $K) (i32.const 1)))
     (loop $cols
       (local.set $p (local.get $a))
@@ -55,25 +63,27 @@
       (local.set $qend (i32.add (local.get $q0) (local.get $brow)))
       (local.set $c0 (v128.const i64x2 0 0))
       (local.set $c1 (v128.const i64x2 0 0))
-      (loop $k ;; 8 values of k: a[k..k+8] in four float64x2, against each row's 8 bf16 values
+      (loop $k ;; 8 values of k: a[k..k+8] (even, then odd) in four float64x2, against each row's 8 bf16 values
         (local.set $a0 (v128.load offset=0 (local.get $p)))
         (local.set $a1 (v128.load offset=16 (local.get $p)))
         (local.set $a2 (v128.load offset=32 (local.get $p)))
         (local.set $a3 (v128.load offset=48 (local.get $p)))
         (local.set $v (v128.load (local.get $q0)))
-        (local.set $x (i32x4.shl (i32x4.extend_low_i16x8_u (local.get $v)) (i32.const 16)))
-        (local.set $c0 (f64x2.add (local.get $c0) (f64x2.mul (local.get $a0) (f64x2.promote_low_f32x4 (local.get $x)))))
-        (local.set $c0 (f64x2.add (local.get $c0) (f64x2.mul (local.get $a1) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x) (local.get $x))))))
-        (local.set $x (i32x4.shl (i32x4.extend_high_i16x8_u (local.get $v)) (i32.const 16)))
-        (local.set $c0 (f64x2.add (local.get $c0) (f64x2.mul (local.get $a2) (f64x2.promote_low_f32x4 (local.get $x)))))
-        (local.set $c0 (f64x2.add (local.get $c0) (f64x2.mul (local.get $a3) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x) (local.get $x))))))
+        (local.set $e (i32x4.shl (local.get $v) (i32.const 16)))
+        (local.set $o (v128.and (local.get $v) (v128.const i32x4 0xffff0000 0xffff0000 0xffff0000 0xffff0000)))
+        (local.set $c0 (f64x2.add (local.get $c0) (f64x2.add
+          (f64x2.add (f64x2.mul (local.get $a0) (f64x2.promote_low_f32x4 (local.get $e)))
+                     (f64x2.mul (local.get $a1) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $e) (local.get $e)))))
+          (f64x2.add (f64x2.mul (local.get $a2) (f64x2.promote_low_f32x4 (local.get $o)))
+                     (f64x2.mul (local.get $a3) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $o) (local.get $o))))))))
         (local.set $v (v128.load (local.get $q1)))
-        (local.set $x (i32x4.shl (i32x4.extend_low_i16x8_u (local.get $v)) (i32.const 16)))
-        (local.set $c1 (f64x2.add (local.get $c1) (f64x2.mul (local.get $a0) (f64x2.promote_low_f32x4 (local.get $x)))))
-        (local.set $c1 (f64x2.add (local.get $c1) (f64x2.mul (local.get $a1) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x) (local.get $x))))))
-        (local.set $x (i32x4.shl (i32x4.extend_high_i16x8_u (local.get $v)) (i32.const 16)))
-        (local.set $c1 (f64x2.add (local.get $c1) (f64x2.mul (local.get $a2) (f64x2.promote_low_f32x4 (local.get $x)))))
-        (local.set $c1 (f64x2.add (local.get $c1) (f64x2.mul (local.get $a3) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x) (local.get $x))))))
+        (local.set $e (i32x4.shl (local.get $v) (i32.const 16)))
+        (local.set $o (v128.and (local.get $v) (v128.const i32x4 0xffff0000 0xffff0000 0xffff0000 0xffff0000)))
+        (local.set $c1 (f64x2.add (local.get $c1) (f64x2.add
+          (f64x2.add (f64x2.mul (local.get $a0) (f64x2.promote_low_f32x4 (local.get $e)))
+                     (f64x2.mul (local.get $a1) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $e) (local.get $e)))))
+          (f64x2.add (f64x2.mul (local.get $a2) (f64x2.promote_low_f32x4 (local.get $o)))
+                     (f64x2.mul (local.get $a3) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $o) (local.get $o))))))))
         (local.set $p (i32.add (local.get $p) (i32.const 64)))
         (local.set $q0 (i32.add (local.get $q0) (i32.const 16)))
         (local.set $q1 (i32.add (local.get $q1) (i32.const 16)))
