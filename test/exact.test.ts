@@ -68,8 +68,9 @@ describe('exact sums', () => {
 
   // Weights read in place from a weight memory, after bytes of another tensor (odd offsets, odd
   // row counts, a K the kernel's step does not divide, more rows of a than the scratch holds at
-  // once, panels of rows that do not divide N, and one row of a: the decoding kernel).
-  for (const [M, N, K] of [[1, 1, 8], [3, 5, 7], [5, 3, 16], [7, 33, 100], [9, 131, 3072], [700, 3, 8192], [6, 517, 1024], [1, 130, 3072], [1, 517, 1024]]) {
+  // once, panels of rows that do not divide N, rows of a and values of k that the kernel's blocks
+  // (64 rows, 256 values) do not divide, and one row of a: the decoding kernel).
+  for (const [M, N, K] of [[1, 1, 8], [3, 5, 7], [5, 3, 16], [7, 33, 100], [9, 131, 3072], [700, 3, 8192], [6, 517, 1024], [70, 37, 1004], [1, 130, 3072], [1, 517, 1024]]) {
     it(`the kernel reads weights in place: [${M}, ${K}] x [${N}, ${K}]^T, float32 and bf16`, () => {
       const a = rand(M * K, M + 3);
       const b = rand(N * K, N + 4).map((v) => v * 3);

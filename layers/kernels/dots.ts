@@ -35,7 +35,7 @@ export type DotsWeights =
   | { resident: { memory: WebAssembly.Memory; at: number; bf16: boolean } };
 
 /** Bytes at the front of a weight memory that belong to the kernel during a call: activations and outputs. */
-export const WEIGHT_MEMORY_SCRATCH = 16 * 2 ** 20;
+export const WEIGHT_MEMORY_SCRATCH = 32 * 2 ** 20;
 
 /**
  * A shared memory of `bytes` (a multiple of 64 KiB, at most 4 GiB) whose weights the kernel can
@@ -48,7 +48,12 @@ export function weightMemory(bytes: number): WebAssembly.Memory {
 }
 
 const BLOCK_BYTES = 32 * 2 ** 20; // weight rows, and outputs, copied per kernel call
-const PANEL_BYTES = 256 * 2 ** 10; // a thread's float64 panel of weight rows (dots.wat): within a core's L2 beside 4 rows of a
+// A thread's float64 panel of weight rows (dots.wat): every block of rows of a is read once per
+// panel, so the more rows it holds the fewer times a is read; the tiles walk it 256 values of k at a
+// time, so only that slice (at most 128 rows: 256 KiB) has to stay in a core's second-level cache.
+const PANEL_BYTES = 1536 * 2 ** 10;
+const PANEL_MAX_ROWS = 128;
+const SUMS_BYTES_PER_ROW = 64 * 16; // the tiles' sums between chunks of k: 64 rows of a (a block) by 2 lanes of float64
 const PAGE = 65536;
 const up = (n: number, m: number) => Math.ceil(n / m) * m;
 
@@ -178,8 +183,8 @@ function packRow(a: Float32Array, K: number, dst: Float64Array): void {
 
 /** Rows of b per panel, and the bytes of one thread's panel buffer, for rows of K values. */
 function panelShape(K: number): { rows: number; bytes: number } {
-  const rows = Math.max(2, Math.floor(PANEL_BYTES / (K * 8) / 2) * 2);
-  return { rows, bytes: up(rows * K * 8, 16) };
+  const rows = Math.min(PANEL_MAX_ROWS, Math.max(2, Math.floor(PANEL_BYTES / (K * 8) / 2) * 2));
+  return { rows, bytes: up(rows * K * 8 + rows * SUMS_BYTES_PER_ROW, 16) }; // the panel, then its tiles' sums (dots.wat)
 }
 
 /** Bytes of the panel buffers of every thread. */
