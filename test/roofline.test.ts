@@ -1,14 +1,18 @@
 // The bench's machine limits (bench/limits.ts, layers/kernels/roofline.wat): the committed module
 // is the assembly of its source, the micro-kernels compute what they claim (so a fast number
-// cannot come from skipped work), and a small measurement runs on every thread.
+// cannot come from skipped work), and a small measurement runs on every thread. And its llama.cpp
+// anchor (bench/llama-bench.ts): arguments checked, output read, failures reported.
 
-import { readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { ROOFLINE_WASM } from '../layers/kernels/roofline-wasm.js';
 import { KERNEL_DIR, assemble, kernelSource } from '../tools/assemble-kernels.js';
 import { D_CHAIN, M_CHAIN, rooflineInstance } from '../bench/limits-worker.js';
 import { chainsExpected, measureLimits } from '../bench/limits.js';
+import { checkLlamaBench, runLlamaBench } from '../bench/llama-bench.js';
+import { UsageError } from '../src/cli/args.js';
 import { rand } from './helpers.js';
 
 describe('machine limits (bench/limits.ts)', () => {
@@ -47,5 +51,42 @@ describe('machine limits (bench/limits.ts)', () => {
     for (const v of [l.f64_roofline_flops_one_thread, l.f64_roofline_flops, l.f32_roofline_flops_one_thread, l.f32_roofline_flops, l.read_bytes_per_s_one_thread, l.read_bytes_per_s]) {
       expect(v).to.be.greaterThan(1e8).and.lessThan(1e13); // a rate, not a zero or an infinity from a skipped loop
     }
+  });
+});
+
+describe('the llama.cpp anchor (bench/llama-bench.ts)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'phi4-llama-bench-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('refuses a missing, non-file or non-executable llama-bench and a missing GGUF, as usage errors', () => {
+    const plain = join(dir, 'plain');
+    writeFileSync(plain, '');
+    chmodSync(plain, 0o644);
+    for (const [exe, gguf] of [[join(dir, 'none'), plain], [dir, plain], [plain, plain]]) {
+      expect(() => checkLlamaBench(exe!, gguf!)).to.throw(UsageError, /--llama-bench/);
+    }
+    const exe = join(dir, 'exe');
+    writeFileSync(exe, '#!/bin/sh\n');
+    chmodSync(exe, 0o755);
+    expect(() => checkLlamaBench(exe, join(dir, 'none.gguf'))).to.throw(UsageError, /--gguf/);
+    expect(() => checkLlamaBench(exe, plain)).to.not.throw();
+  });
+
+  it('reads prefill and decode from llama-bench JSON, and fails on a failed or unreadable run', () => {
+    // a stand-in printing what llama-bench -o json prints (two records), after checking its arguments
+    const exe = join(dir, 'fake-llama-bench');
+    const records = [
+      { build_commit: 'abc1234', model_type: 'phi3 3B BF16', n_threads: 2, n_prompt: 32, n_gen: 0, avg_ts: 40.5 },
+      { build_commit: 'abc1234', model_type: 'phi3 3B BF16', n_threads: 2, n_prompt: 0, n_gen: 4, avg_ts: 4 },
+    ];
+    writeFileSync(exe, `#!/bin/sh\n[ "$*" = "-m model.gguf -p 32 -n 4 -t 2 -r 2 -o json" ] || { echo "bad args: $*" >&2; exit 3; }\necho '${JSON.stringify(records)}'\n`);
+    chmodSync(exe, 0o755);
+    const r = runLlamaBench(exe, 'model.gguf', 32, 4, 2, 2);
+    expect([r.prompt_tokens_per_s, r.decode_tokens_per_s, r.decode_s_per_token, r.threads, r.build_commit]).to.deep.equal([40.5, 4, 0.25, 2, 'abc1234']);
+    expect(() => runLlamaBench(exe, 'model.gguf', 33, 4, 2, 2)).to.throw(/exited with 3.*bad args/);
+    const garbled = join(dir, 'garbled');
+    writeFileSync(garbled, '#!/bin/sh\necho "| model | size |"\n');
+    chmodSync(garbled, 0o755);
+    expect(() => runLlamaBench(garbled, 'model.gguf', 32, 4, 2, 2)).to.throw(/not the JSON/);
   });
 });
