@@ -11,13 +11,15 @@
 ;;
 ;; The rows of b go a panel at a time (`rows` rows, even): the panel is first widened to float64
 ;; (exact) into the thread's own buffer at `panel`, packed like a in pairs of rows, then every
-;; group of 4 rows of a passes over it. Widening once per panel, not once per 4 rows of a, leaves
-;; the inner loop nothing but loads, multiplies and adds; each weight byte comes from main memory
-;; once; and the packing keeps the loop to two pointers, so the 8 float64x2 accumulators of a
-;; tile of 4 rows of a by 2 rows of b (lanes: even and odd k) and its 6 loads fit the 16 vector
-;; registers without spilling.
+;; group of 4 rows of a passes over it ($tiles, blocked for the caches). Widening once per panel,
+;; not once per 4 rows of a, leaves the inner loop nothing but loads, multiplies and adds; each
+;; weight byte comes from main memory once; and the packing keeps the loop to two pointers, so the
+;; 8 float64x2 accumulators of a tile of 4 rows of a by 2 rows of b (lanes: even and odd k) and its
+;; 6 loads fit the 16 vector registers without spilling. After the panel, at panel + rows * K * 8,
+;; the thread's room for the tiles' sums between chunks of k (rows * 1024 bytes).
 ;;
-;; The memory is shared: threads run the same module over it, each on its own rows of b.
+;; The memory is shared: threads run the same module over it, each on the chunks of rows of b it
+;; claims (dots.ts, claimRows).
 ;; Assembled by `npm run kernels` (wabt) into dots-wasm.ts; test/exact.test.ts checks the two agree.
 (module
   (import "env" "memory" (memory 1 65536 shared))
