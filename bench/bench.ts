@@ -1,22 +1,30 @@
-// npm run bench -- <checkpoint> [--prompt-tokens 64] [--new-tokens 8] [--backend NAME]
-//                  [--weights MODE] [--onnx FILE] [--tiny DIR] [--json]
+// npm run bench -- <checkpoint> [--prompt-tokens 512] [--new-tokens 8] [--backend NAME]
+//                  [--weights MODE] [--onnx FILE] [--tiny DIR]
+//                  [--llama-bench PATH --gguf FILE] [--json]
 //
 // The arguments, the checkpoint's config and headers and the run's length are checked first (bad
 // input: one line, exit 2, before any measuring). One run then measures, in this order: the
-// machine's limits (memory bandwidth by a large copy, and read bandwidth by a streaming sum over
-// a large buffer on every core, which is what one decode step does to the weights; the backend's
-// matmul peak on a 2048 x 2048 product), then the checkpoint: load seconds, prefill of
+// machine's limits (bench/limits.ts, in a child process: the float64 and float32 SIMD rooflines
+// and the SIMD read bandwidth of a buffer as big as the weights, one thread and every thread;
+// the copy bandwidth, the backend's float32 matmul; the bf16 widening rate), the exact kernel
+// alone on full-size shapes (bench/kernel.ts); llama.cpp's llama-bench on the GGUF when asked
+// (bench/llama-bench.ts); then the checkpoint: load seconds, a first pass, a prefill of
 // --prompt-tokens random ids, --new-tokens decode steps with the KV cache, peak resident memory;
-// then the ratios against the limits; then the tiny golden checkpoint against ONNX Runtime on the
+// llama-bench again; then the ratios: prefill against the float64 roofline, decode against the
+// read floor, both against llama.cpp; then the tiny golden checkpoint against ONNX Runtime on the
 // exported tiny model. The keys of the JSON output are documented in docs/performance.md.
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import type { KvCache } from '../layers/attention.js';
-import { Worker } from 'node:worker_threads';
-import { existsSync } from 'node:fs';
+import { kernelThreads } from '../layers/kernels/dots.js';
+import { type Limits, formatLimits } from './limits.js';
+import { measureKernel } from './kernel.js';
+import { type LlamaBenchRun, checkLlamaBench, runLlamaBench } from './llama-bench.js';
 import { UsageError, intFlag, parseArgs, str } from '../src/cli/args.js';
 import { loadConfig } from '../src/model/config.js';
 import { checkLength } from '../src/generate/generate.js';
@@ -62,47 +70,15 @@ function bandwidth(bytes = 512 * 2 ** 20): number {
   return (2 * bytes) / best;
 }
 
-/** Each worker sums its share of a shared Float64Array once per message, four accumulators wide. */
-const SUM_WORKER = `
-const { parentPort, workerData } = require('node:worker_threads');
-const a = new Float64Array(workerData.buffer, workerData.from * 8, workerData.count);
-parentPort.on('message', () => {
-  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  const n = a.length - (a.length % 4);
-  for (let i = 0; i < n; i += 4) { s0 += a[i]; s1 += a[i + 1]; s2 += a[i + 2]; s3 += a[i + 3]; }
-  parentPort.postMessage(s0 + s1 + s2 + s3);
-});`;
-
 /**
- * Read bandwidth: bytes read per second by a streaming sum over a 1 GiB buffer, split across one
- * worker per core (a decode step reads every weight once, on every core), best of 5.
+ * The machine's limits (bench/limits.ts) in a child process, so that the read buffer, as big as
+ * the weights, is returned to the system before the checkpoint loads.
  */
-async function readBandwidth(bytes = 2 ** 30, threads = os.cpus().length): Promise<number> {
-  const buffer = new SharedArrayBuffer(bytes);
-  new Float64Array(buffer).fill(1);
-  const n = bytes / 8;
-  const workers = Array.from({ length: threads }, (_, i) => {
-    const from = Math.floor((i * n) / threads);
-    return new Worker(SUM_WORKER, { eval: true, workerData: { buffer, from, count: Math.floor(((i + 1) * n) / threads) - from } });
-  });
-  const pass = () => Promise.all(workers.map((w) => new Promise<number>((done) => { w.once('message', done); w.postMessage(0); })));
-  try {
-    const warm = await pass(); // compile the loop, fault nothing new (the fill did)
-    if (warm.reduce((x, y) => x + y, 0) !== n) throw new Error('read bandwidth: the workers summed the wrong number of elements');
-    let best = Infinity;
-    for (let r = 0; r < 5; r++) {
-      const t0 = now();
-      await pass();
-      best = Math.min(best, now() - t0);
-    }
-    return bytes / best;
-  } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
-  }
+function measureLimitsApart(readBytes: number, threads: number): Limits {
+  const script = fileURLToPath(new URL('./limits.js', import.meta.url));
+  const out = execFileSync(process.execPath, [script, '--read-bytes', String(readBytes), '--threads', String(threads), '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  return JSON.parse(out) as Limits;
 }
-
-/** Targets apply to checkpoints at least this big: smaller weights sit in cache, and the overheads of one op dominate. */
-const TARGET_MIN_WEIGHT_BYTES = 2 ** 30;
 
 /** Bytes per second written into freshly allocated memory (page faults included), then again. */
 function firstTouch(bytes = 256 * 2 ** 20): { fresh: number; again: number } {
@@ -163,9 +139,13 @@ function forwardFlops(m: Phi3Model, t: number, past: number): { flops: number; m
   return { flops: 2 * matrixParams * t + attention, matrixParams };
 }
 
+/** Tokens of the first pass after loading: any pass reads every weight once, which is what makes it slow. */
+const FIRST_PASS_TOKENS = 16;
+
 interface ModelRun {
   load_s: number;
-  prefill_cold_s: number;
+  first_pass_tokens: number;
+  first_pass_s: number;
   prefill_s: number;
   prefill_tokens_per_s: number;
   prefill_flops: number;
@@ -176,11 +156,13 @@ interface ModelRun {
 function runModel(m: Phi3Model, prompt: number, steps: number, seed: number): Omit<ModelRun, 'load_s'> {
   const ids = randomIds(prompt + steps, m.config.vocabSize, seed);
   // The first pass after loading runs cold (on a virtual machine the first reads of the freshly
-  // loaded bytes can be slow); it is timed on its own, then the same prefill again, warm.
+  // loaded bytes can be slow, and the engine compiles the kernels' hot code again, optimised): a
+  // short one, timed on its own, before the prefill that is measured.
+  const first = Math.min(prompt, FIRST_PASS_TOKENS);
   let t0 = now();
-  const cold = m.forward({ inputIds: ids.subarray(0, prompt), batch: 1, seq: prompt });
+  const cold = m.forward({ inputIds: ids.subarray(0, first), batch: 1, seq: first });
   cold.logits.dataSync();
-  const prefillCold = now() - t0;
+  const firstPass = now() - t0;
   tf.dispose(cold.logits);
   disposeCache(cold.cache);
   t0 = now();
@@ -202,7 +184,8 @@ function runModel(m: Phi3Model, prompt: number, steps: number, seed: number): Om
   disposeCache(past);
   const sorted = [...decode].sort((a, b) => a - b);
   return {
-    prefill_cold_s: prefillCold,
+    first_pass_tokens: first,
+    first_pass_s: firstPass,
     prefill_s: prefill,
     prefill_tokens_per_s: prompt / prefill,
     prefill_flops: forwardFlops(m, prompt, 0).flops,
@@ -272,33 +255,45 @@ async function tinyVsOrt(onnxPath: string, tinyDir: string, tokens: number, step
 }
 
 async function main(argv: string[]): Promise<void> {
-  const p = parseArgs(argv, ['prompt-tokens', 'new-tokens', 'backend', 'weights', 'onnx', 'tiny'], ['json']);
+  const p = parseArgs(argv, ['prompt-tokens', 'new-tokens', 'backend', 'weights', 'onnx', 'tiny', 'llama-bench', 'gguf'], ['json']);
   if (p.positional.length !== 1) throw new UsageError('bench needs one checkpoint directory: npm run bench -- <checkpoint>');
-  const prompt = intFlag(p, 'prompt-tokens', 1) ?? 64;
+  const prompt = intFlag(p, 'prompt-tokens', 1) ?? 512;
   const steps = intFlag(p, 'new-tokens', 1) ?? 8;
   const mode: WeightMode = weightMode(str(p, 'weights'));
   const onnx = str(p, 'onnx') ?? join(GOLDEN_DIR, 'onnx', 'phi4-mini-tiny.long-rope.onnx');
   const tiny = str(p, 'tiny') ?? modelDir('phi4-mini-tiny');
+  const [llamaExe, gguf] = [str(p, 'llama-bench'), str(p, 'gguf')];
   // every check before any measuring
+  if ((llamaExe === undefined) !== (gguf === undefined)) throw new UsageError('--llama-bench and --gguf go together: llama-bench runs on the GGUF of the same weights');
+  if (llamaExe !== undefined) checkLlamaBench(llamaExe, gguf!);
   const dir = resolveCheckpoint(p.positional[0]!);
   const config = loadConfig(dir);
   checkLength(config, prompt, steps);
-  Checkpoint.open(dir).close(); // headers and index
+  const ckpt = Checkpoint.open(dir); // headers and index
+  const weightBytes = ckpt.totalBytes;
+  ckpt.close();
   if (!existsSync(onnx)) throw new UsageError(`--onnx: ${onnx} does not exist`);
   resolveCheckpoint(tiny);
   const backend = await initBackend(str(p, 'backend'));
   const log = (s: string) => process.stderr.write(s + '\n');
+  const threads = kernelThreads();
+  const g = (x: number) => (x / 1e9).toFixed(2);
 
+  const loadavgStart = os.loadavg();
+  const limits = measureLimitsApart(weightBytes, threads);
+  log(formatLimits(limits));
   const machine = {
     cpus: os.cpus().length,
+    available_parallelism: os.availableParallelism(),
+    kernel_threads: threads,
     cpu_model: os.cpus()[0]?.model ?? '',
     total_memory_bytes: os.totalmem(),
-    loadavg_start: os.loadavg(),
+    loadavg_start: loadavgStart,
     node: process.version,
     backend,
     tfjs: tf.version_core,
+    ...limits,
     bandwidth_bytes_per_s: bandwidth(),
-    read_bandwidth_bytes_per_s: await readBandwidth(),
     first_touch_bytes_per_s: 0,
     rewrite_bytes_per_s: 0,
     matmul_peak_flops: matmulPeak(),
@@ -307,13 +302,19 @@ async function main(argv: string[]): Promise<void> {
   const touch = firstTouch();
   machine.first_touch_bytes_per_s = touch.fresh;
   machine.rewrite_bytes_per_s = touch.again;
-  log(`machine: ${machine.cpus} cpus, load ${machine.loadavg_start.map((x) => x.toFixed(2)).join(' ')}, copy ${(machine.bandwidth_bytes_per_s / 1e9).toFixed(1)} GB/s, read ${(machine.read_bandwidth_bytes_per_s / 1e9).toFixed(1)} GB/s, ` +
-    `${backend} matmul ${(machine.matmul_peak_flops / 1e9).toFixed(1)} GFLOP/s, widen ${(machine.widen_bf16_bytes_per_s / 1e9).toFixed(2)} GB/s of bf16`);
+  const kernel = backend === 'cpu' ? null : measureKernel(prompt); // the cpu backend does not use the kernel
+  if (kernel) log(`kernel       prefill ${g(kernel.prefill_flops_per_s_one_thread)} GFLOP/s on one thread, ${g(kernel.prefill_flops_per_s)} on ${threads}; decode ${g(kernel.decode_bytes_per_s_one_thread)} GB/s, ${g(kernel.decode_bytes_per_s)}`);
+
+  const llama: LlamaBenchRun[] = [];
+  const runLlama = () => {
+    if (llamaExe === undefined) return;
+    llama.push(runLlamaBench(llamaExe, gguf!, prompt, steps, threads, 2));
+    const l = llama[llama.length - 1]!;
+    log(`llama-bench  ${l.prompt_tokens_per_s.toFixed(2)} tokens/s prefill (${prompt}), ${l.decode_s_per_token.toFixed(3)} s/token decode (${l.threads} threads)`);
+  };
+  runLlama(); // before phi4-ts's own runs, and again after them
 
   const peakReset = resetPeakRss();
-  const ckpt = Checkpoint.open(dir);
-  const weightBytes = ckpt.totalBytes;
-  ckpt.close();
   let t0 = now();
   const m = Phi3Model.load(dir, { weights: mode, progress: (total) => new ProgressBar('load', total) });
   const load = now() - t0;
@@ -323,28 +324,30 @@ async function main(argv: string[]): Promise<void> {
   const { matrixParams } = forwardFlops(m, 1, 0);
   const weightsMode = m.weights.mode;
   m.dispose();
+  runLlama();
 
   const prefillFlopsPerS = run.prefill_flops / run.prefill_s;
-  const floor = weightBytes / machine.read_bandwidth_bytes_per_s;
-  const targetsApply = weightBytes >= TARGET_MIN_WEIGHT_BYTES;
-  const target = (met: boolean) => (targetsApply ? met : null);
+  const floor = weightBytes / limits.read_bytes_per_s;
+  const mean = (f: (l: LlamaBenchRun) => number) => llama.reduce((s, l) => s + f(l), 0) / llama.length;
   const result = {
     machine,
+    kernel,
     checkpoint: { dir, weight_bytes: weightBytes, matrix_params: matrixParams, layers: m.config.numLayers, weights_mode: weightsMode },
     run: { prompt_tokens: prompt, new_tokens: steps, load_s: load, ...run, peak_rss_bytes: peak, peak_rss_reset_before_load: peakReset },
+    llama_bench: llama.length ? { path: llamaExe, gguf, runs: llama } : null,
     ratios: {
       prefill_flops_per_s: prefillFlopsPerS,
+      prefill_over_f64_roofline: prefillFlopsPerS / limits.f64_roofline_flops,
       prefill_over_matmul_peak: prefillFlopsPerS / machine.matmul_peak_flops,
       decode_floor_s: floor,
       decode_over_floor: run.decode_s_per_token_median / floor,
+      kernel_prefill_over_f64_roofline_one_thread: kernel ? kernel.prefill_flops_per_s_one_thread / limits.f64_roofline_flops_one_thread : null,
+      kernel_prefill_over_f64_roofline: kernel ? kernel.prefill_flops_per_s / limits.f64_roofline_flops : null,
+      kernel_decode_over_read_bandwidth: kernel ? kernel.decode_bytes_per_s / limits.read_bytes_per_s : null,
+      // llama.cpp's rate over ours (how many times faster it is), against the mean of its runs
+      llama_prefill_speedup: llama.length ? mean((l) => l.prompt_tokens_per_s) / run.prefill_tokens_per_s : null,
+      llama_decode_speedup: llama.length ? run.decode_s_per_token_median / mean((l) => l.decode_s_per_token) : null,
       peak_rss_over_weight_bytes: peak / weightBytes,
-    },
-    // null where a target does not apply (a checkpoint under TARGET_MIN_WEIGHT_BYTES)
-    targets: {
-      weights_mode: weightsMode,
-      peak_rss_at_most_1_25x_weights: target(peak <= 1.25 * weightBytes),
-      prefill_at_least_half_matmul_peak: target(prefillFlopsPerS >= 0.5 * machine.matmul_peak_flops),
-      decode_at_most_4x_floor: target(run.decode_s_per_token_median <= 4 * floor),
     },
     tiny_vs_onnxruntime: await tinyVsOrt(onnx, tiny, 16, 1),
     loadavg_end: os.loadavg(),
@@ -353,23 +356,26 @@ async function main(argv: string[]): Promise<void> {
     console.log(JSON.stringify(result, null, 2));
     return;
   }
-  const g = (x: number) => (x / 1e9).toFixed(2);
   const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
   const t = result.tiny_vs_onnxruntime as Record<string, any>;
-  const verdict = (rule: string, met: boolean | null) => (met === null ? '' : ` (target ${rule}, weights ${weightsMode}: ${met ? 'met' : 'MISSED'})`);
+  const r = result.ratios;
   console.log([
     `checkpoint   ${dir}: ${result.checkpoint.layers} layers, ${g(weightBytes)} GB of weights, held as ${weightsMode}, backend ${backend}`,
-    `machine      ${machine.cpus} cpus (${machine.cpu_model}), load average ${machine.loadavg_start.map((x) => x.toFixed(2)).join(' ')} -> ${result.loadavg_end.map((x) => x.toFixed(2)).join(' ')}`,
-    `limits       copy bandwidth ${g(machine.bandwidth_bytes_per_s)} GB/s (read + write), read bandwidth ${g(machine.read_bandwidth_bytes_per_s)} GB/s (sum on ${machine.cpus} threads), matmul peak ${g(machine.matmul_peak_flops)} GFLOP/s, bf16 widening ${g(machine.widen_bf16_bytes_per_s)} GB/s`,
+    `machine      ${machine.cpus} cpus (${machine.cpu_model}), kernel threads ${threads}, load average ${machine.loadavg_start.map((x) => x.toFixed(2)).join(' ')} -> ${result.loadavg_end.map((x) => x.toFixed(2)).join(' ')}`,
+    formatLimits(limits),
+    `limits       copy bandwidth ${g(machine.bandwidth_bytes_per_s)} GB/s (read + write), ${backend} float32 matmul ${g(machine.matmul_peak_flops)} GFLOP/s, bf16 widening ${g(machine.widen_bf16_bytes_per_s)} GB/s`,
     `memory       filling fresh pages ${g(machine.first_touch_bytes_per_s)} GB/s, the same pages again ${g(machine.rewrite_bytes_per_s)} GB/s`,
+    ...(kernel ? [`kernel       [${kernel.prefill_shape}]: ${g(kernel.prefill_flops_per_s_one_thread)} GFLOP/s on one thread = ${pct(r.kernel_prefill_over_f64_roofline_one_thread!)} of its roofline, ` +
+      `${g(kernel.prefill_flops_per_s)} on ${threads} = ${pct(r.kernel_prefill_over_f64_roofline!)}; one row [${kernel.decode_shape}]: ${g(kernel.decode_bytes_per_s_one_thread)} GB/s, ${g(kernel.decode_bytes_per_s)} = ${pct(r.kernel_decode_over_read_bandwidth!)} of the read bandwidth`] : []),
     `load         ${load.toFixed(1)} s`,
-    `peak RSS     ${g(peak)} GB = ${result.ratios.peak_rss_over_weight_bytes.toFixed(2)}x the weights${verdict('<= 1.25x', result.targets.peak_rss_at_most_1_25x_weights)}`,
-    `prefill      first pass after loading ${run.prefill_cold_s.toFixed(2)} s; then ${prompt} tokens in ${run.prefill_s.toFixed(2)} s = ${run.prefill_tokens_per_s.toFixed(2)} tokens/s, ${g(prefillFlopsPerS)} GFLOP/s = ${pct(result.ratios.prefill_over_matmul_peak)} of the matmul peak${verdict('>= 50%', result.targets.prefill_at_least_half_matmul_peak)}`,
-    `decode       ${run.decode_s_per_token_median.toFixed(3)} s/token (median of ${steps}), floor ${floor.toFixed(3)} s = weights / read bandwidth: ${result.ratios.decode_over_floor.toFixed(1)}x${verdict('<= 4x', result.targets.decode_at_most_4x_floor)}`,
+    `peak RSS     ${g(peak)} GB = ${r.peak_rss_over_weight_bytes.toFixed(2)}x the weights`,
+    `prefill      first pass (${run.first_pass_tokens} tokens) ${run.first_pass_s.toFixed(2)} s; then ${prompt} tokens in ${run.prefill_s.toFixed(2)} s = ${run.prefill_tokens_per_s.toFixed(2)} tokens/s, ${g(prefillFlopsPerS)} GFLOP/s = ${pct(r.prefill_over_f64_roofline)} of the float64 roofline on ${threads} threads`,
+    `decode       ${run.decode_s_per_token_median.toFixed(3)} s/token (median of ${steps}) = ${r.decode_over_floor.toFixed(2)}x the floor of ${floor.toFixed(3)} s (weights / SIMD read bandwidth)`,
+    ...llama.map((l, i) => `llama.cpp    ${i === 0 ? 'before' : 'after'}: prefill ${l.prompt_tokens_per_s.toFixed(2)} tokens/s, decode ${l.decode_s_per_token.toFixed(3)} s/token (llama-bench, ${l.threads} threads, build ${l.build_commit})`),
+    ...(llama.length ? [`vs llama.cpp prefill: llama.cpp ${r.llama_prefill_speedup!.toFixed(2)}x faster; decode: ${r.llama_decode_speedup!.toFixed(2)}x faster`] : []),
     `tiny vs ORT  ${t.tokens} tokens: ours ${t.ours_forward_ms.toFixed(2)} ms/forward, ${t.ours_decode_ms_per_token.toFixed(2)} ms/token cached; ` +
       Object.entries(t).filter(([k]) => k.startsWith('ort_')).map(([k, v]: [string, any]) =>
         `${k.replace('ort_threads_', 'ORT ')} thread(s) ${v.forward_ms.toFixed(2)} ms/forward, ${v.decode_ms_per_token.toFixed(2)} ms/token (recompute, max |d logits| ${v.logits_max_abs_diff_vs_ours.toExponential(1)})`).join('; '),
-    ...(targetsApply ? [] : [`targets      not applied: ${g(weightBytes)} GB of weights is under ${g(TARGET_MIN_WEIGHT_BYTES)} GB (they are for the full-size model)`]),
   ].join('\n'));
 }
 

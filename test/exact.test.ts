@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { rowDots, softmax } from '../layers/exact.js';
 import { rmsNorm } from '../layers/rmsnorm.js';
-import { WEIGHT_MEMORY_SCRATCH, exactDots, releaseWeightMemory, weightMemory } from '../layers/kernels/dots.js';
+import { WEIGHT_MEMORY_SCRATCH, exactDots, releaseWeightMemory, useKernelThreads, weightMemory } from '../layers/kernels/dots.js';
 import { DOTS_WASM } from '../layers/kernels/dots-wasm.js';
 import { KERNEL_DIR, assemble, kernelSource, moduleSource } from '../tools/assemble-kernels.js';
 import { BF16_SHARED_WASM, BF16_WASM } from '../layers/kernels/bf16-wasm.js';
@@ -68,8 +68,9 @@ describe('exact sums', () => {
 
   // Weights read in place from a weight memory, after bytes of another tensor (odd offsets, odd
   // row counts, a K the kernel's step does not divide, more rows of a than the scratch holds at
-  // once, panels of rows that do not divide N, and one row of a: the decoding kernel).
-  for (const [M, N, K] of [[1, 1, 8], [3, 5, 7], [5, 3, 16], [7, 33, 100], [9, 131, 3072], [700, 3, 8192], [6, 517, 1024], [1, 130, 3072], [1, 517, 1024]]) {
+  // once, panels of rows that do not divide N, rows of a and values of k that the kernel's blocks
+  // (64 rows, 256 values) do not divide, and one row of a: the decoding kernel).
+  for (const [M, N, K] of [[1, 1, 8], [3, 5, 7], [5, 3, 16], [7, 33, 100], [9, 131, 3072], [700, 3, 8192], [6, 517, 1024], [70, 37, 1004], [1, 130, 3072], [1, 517, 1024]]) {
     it(`the kernel reads weights in place: [${M}, ${K}] x [${N}, ${K}]^T, float32 and bf16`, () => {
       const a = rand(M * K, M + 3);
       const b = rand(N * K, N + 4).map((v) => v * 3);
@@ -84,6 +85,29 @@ describe('exact sums', () => {
       expect(offByMoreThanUlp(dotsBf16, expected(a, bAsBf16, M, N, K, 0.5))).to.equal(0);
       const dotsF32 = exactDots(a, M, K, { resident: { memory, at: f32At, bf16: false } }, N);
       expect(offByMoreThanUlp(dotsF32, expected(a, b, M, N, K))).to.equal(0);
+    });
+  }
+
+  // The threads take chunks of rows from a shared counter: which thread sums a row must not change
+  // its value. One thread and every thread, the tile path and the one-row path, many chunks.
+  for (const [M, N, K] of [[1, 1030, 3072], [13, 700, 256]]) {
+    it(`one thread and every thread give the same bits: [${M}, ${K}] x [${N}, ${K}]^T, bf16 in place`, () => {
+      const a = rand(M * K, 21);
+      const bits = Uint16Array.from(rand(N * K, 22), (v) => float32ToBf16Bits(v * 3));
+      const memory = weightMemory(WEIGHT_MEMORY_SCRATCH + N * K * 2);
+      new Uint16Array(memory.buffer, WEIGHT_MEMORY_SCRATCH, N * K).set(bits);
+      const w = { resident: { memory, at: WEIGHT_MEMORY_SCRATCH, bf16: true } };
+      const before = useKernelThreads(1);
+      let one: Float32Array;
+      try {
+        one = exactDots(a, M, K, w, N);
+      } finally {
+        useKernelThreads(before);
+      }
+      const all = exactDots(a, M, K, w, N);
+      expect(Buffer.from(all.buffer).equals(Buffer.from(one.buffer))).to.equal(true);
+      expect(offByMoreThanUlp(all, expected(a, Float32Array.from(bits, (h) => bf16BitsToFloat32(h)), M, N, K))).to.equal(0);
+      releaseWeightMemory(memory);
     });
   }
 

@@ -1,16 +1,16 @@
 // A worker thread of the exact dot-product kernel (./dots.ts): waits on its control slot in the
-// kernel's memory, runs the job posted there on its share of the weight rows, and marks it done.
+// kernel's memory, runs the job posted there on the chunks of weight rows it claims (claimRows), and marks it done.
 // Weight memories come and go over the port (sent before the first job that names one, released
 // when their holder is disposed of); a job takes what is waiting there first. A failure is
 // marked in the slot, never left for the main thread to wait on.
 
 import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { type DotsExports, FAILED, SLOT_WORDS, kernelFn } from './dots.js';
+import { CONTROL_WORDS, type DotsExports, FAILED, SLOT_WORDS, claimRows, kernelFn } from './dots.js';
 
 const { module, memory, slot, port } = workerData as { module: WebAssembly.Module; memory: WebAssembly.Memory; slot: number; port: MessagePort };
 const instance = (m: WebAssembly.Memory) => new WebAssembly.Instance(module, { env: { memory: m } }).exports as unknown as DotsExports;
 const fns = new Map<number, DotsExports>([[0, instance(memory)]]); // by memory number
-const ctl = new Int32Array(memory.buffer, 0, SLOT_WORDS * (slot + 1));
+const ctl = new Int32Array(memory.buffer, 0, CONTROL_WORDS);
 const s = slot * SLOT_WORDS;
 
 /** Takes the memories sent and released since the last job, then the job's own. */
@@ -33,8 +33,8 @@ for (;;) {
   try {
     const [kind, a, b, y, M, N, K, ldy, mem] = ctl.subarray(s + 1, s + 10);
     const alpha = new Float64Array(memory.buffer, (s + 10) * 4, 1)[0];
-    const [panel, rows] = ctl.subarray(s + 12, s + 14);
-    kernelFn(memoryFns(mem!), kind!)(a!, b!, y!, M!, N!, K!, ldy!, alpha!, panel!, rows!);
+    const [panel, chunk] = ctl.subarray(s + 12, s + 14);
+    claimRows(kernelFn(memoryFns(mem!), kind!), ctl, kind!, a!, b!, y!, M!, N!, K!, ldy!, alpha!, panel!, chunk!);
   } catch (err) {
     console.error(err); // the main thread throws when it sees the failure: never leave it waiting
     state = FAILED;

@@ -35,7 +35,7 @@ export type DotsWeights =
   | { resident: { memory: WebAssembly.Memory; at: number; bf16: boolean } };
 
 /** Bytes at the front of a weight memory that belong to the kernel during a call: activations and outputs. */
-export const WEIGHT_MEMORY_SCRATCH = 16 * 2 ** 20;
+export const WEIGHT_MEMORY_SCRATCH = 32 * 2 ** 20;
 
 /**
  * A shared memory of `bytes` (a multiple of 64 KiB, at most 4 GiB) whose weights the kernel can
@@ -48,21 +48,29 @@ export function weightMemory(bytes: number): WebAssembly.Memory {
 }
 
 const BLOCK_BYTES = 32 * 2 ** 20; // weight rows, and outputs, copied per kernel call
-const PANEL_BYTES = 256 * 2 ** 10; // a thread's float64 panel of weight rows (dots.wat): within a core's L2 beside 4 rows of a
+// A thread's float64 panel of weight rows (dots.wat): every block of rows of a is read once per
+// panel, so the more rows it holds the fewer times a is read; the tiles walk it 256 values of k at a
+// time, so only that slice (at most 128 rows: 256 KiB) has to stay in a core's second-level cache.
+const PANEL_BYTES = 1536 * 2 ** 10;
+const PANEL_MAX_ROWS = 128;
+const SUMS_BYTES_PER_ROW = 64 * 16; // the tiles' sums between chunks of k: 64 rows of a (a block) by 2 lanes of float64
 const PAGE = 65536;
 const up = (n: number, m: number) => Math.ceil(n / m) * m;
 
 /**
  * The control block at the start of the kernel's own memory: one 16-word slot per worker thread,
- *   [state, kind, a, b, y, M, N, K, ldy, memory, alpha as float64 at word 10, panel, rows]
+ *   [state, kind, a, b, y, M, N, K, ldy, memory, alpha as float64 at word 10, panel, chunk]
  * state: 0 idle, 1 a job is posted, 2 done, 3 failed (the worker caught an error). `memory`
  * numbers the memory the job's addresses are in: 0 the kernel's own, then each weight memory in
  * the order first used (sent to the workers over their ports before the first job that names it).
+ * After the slots, CLAIM_WORD: the next row of b not yet taken by a thread (see claimRows).
  */
 export const SLOT_WORDS = 16;
 export const FAILED = 3;
 const MAX_WORKERS = 7;
-const DATA_AT = SLOT_WORDS * 4 * MAX_WORKERS;
+export const CLAIM_WORD = SLOT_WORDS * MAX_WORKERS;
+export const CONTROL_WORDS = CLAIM_WORD + SLOT_WORDS;
+const DATA_AT = CONTROL_WORDS * 4;
 
 interface Kernel {
   memory: WebAssembly.Memory;
@@ -78,12 +86,40 @@ interface Kernel {
 }
 
 let kernelState: Kernel | undefined;
+let activeThreads = 0; // 0: every thread started (useKernelThreads)
 
 /** Threads for the kernel: PHI4_THREADS, else the machine's cores (at most 8). */
 export function kernelThreads(): number {
   const env = Number(process.env.PHI4_THREADS);
   const n = Number.isInteger(env) && env >= 1 ? env : availableParallelism();
   return Math.min(n, MAX_WORKERS + 1);
+}
+
+/**
+ * Runs the following products on at most `n` threads (at least 1; 0 or undefined: every thread
+ * the kernel starts, kernelThreads()). For measuring how the threads scale (bench/kernel.ts).
+ * Returns the setting it replaces.
+ */
+export function useKernelThreads(n: number | undefined): number {
+  const before = activeThreads;
+  activeThreads = n === undefined || n <= 0 ? 0 : Math.max(1, Math.floor(n));
+  return before;
+}
+
+/** Rows of b a thread takes at a time for one row of a (a decoding step): 64 KiB of bf16 at K = 3072. */
+const ROW_CHUNK = 32;
+
+/**
+ * Dynamic sharing: each thread, the caller's included, takes the next `chunk` rows of b from the
+ * shared counter (CLAIM_WORD, an atomic add) until none are left, and runs the kernel on them. A
+ * thread that another process slows down, or that starts late, takes fewer chunks instead of
+ * holding the others back at the end, as fixed equal shares did.
+ */
+export function claimRows(fn: DotsExports['dots'], ctl: Int32Array, kind: number, a: number, b: number, y: number, M: number, N: number, K: number, ldy: number, alpha: number, panel: number, chunk: number): void {
+  const rowBytes = K * (kind === Kind.F32 ? 4 : 2);
+  for (let n0 = Atomics.add(ctl, CLAIM_WORD, chunk); n0 < N; n0 = Atomics.add(ctl, CLAIM_WORD, chunk)) {
+    fn(a, b + n0 * rowBytes, y + 4 * n0, M, Math.min(chunk, N - n0), K, ldy, alpha, panel, chunk);
+  }
 }
 
 function kernel(bytes: number): Kernel {
@@ -100,7 +136,7 @@ function kernel(bytes: number): Kernel {
       port1.unref();
       ports.push(port1);
     }
-    kernelState = { memory, module, fns: new Map([[0, fns]]), next: 1, numbers: new WeakMap([[memory, 0]]), ports, ctl: new Int32Array(memory.buffer, 0, DATA_AT / 4), workers };
+    kernelState = { memory, module, fns: new Map([[0, fns]]), next: 1, numbers: new WeakMap([[memory, 0]]), ports, ctl: new Int32Array(memory.buffer, 0, CONTROL_WORDS), workers };
   }
   const have = kernelState.memory.buffer.byteLength;
   if (bytes > have) kernelState.memory.grow(Math.ceil((bytes - have) / PAGE));
@@ -132,10 +168,23 @@ function packRows(a: Float32Array, m: number, K: number, Kp: number, dst: Float6
   }
 }
 
+/**
+ * One row a [K] (K a multiple of 8) widened into `dst` in the order dots_row_bf16 reads it: each 8
+ * values of k as a0 a2 a4 a6 a1 a3 a5 a7 (the order its even/odd split widens bf16 rows in).
+ */
+function packRow(a: Float32Array, K: number, dst: Float64Array): void {
+  for (let k = 0; k < K; k += 8) {
+    for (let j = 0; j < 4; j++) {
+      dst[k + j] = a[k + 2 * j]!;
+      dst[k + 4 + j] = a[k + 2 * j + 1]!;
+    }
+  }
+}
+
 /** Rows of b per panel, and the bytes of one thread's panel buffer, for rows of K values. */
 function panelShape(K: number): { rows: number; bytes: number } {
-  const rows = Math.max(2, Math.floor(PANEL_BYTES / (K * 8) / 2) * 2);
-  return { rows, bytes: up(rows * K * 8, 16) };
+  const rows = Math.min(PANEL_MAX_ROWS, Math.max(2, Math.floor(PANEL_BYTES / (K * 8) / 2) * 2));
+  return { rows, bytes: up(rows * K * 8 + rows * SUMS_BYTES_PER_ROW, 16) }; // the panel, then its tiles' sums (dots.wat)
 }
 
 /** Bytes of the panel buffers of every thread. */
@@ -157,31 +206,29 @@ export function releaseWeightMemory(memory: WebAssembly.Memory): void {
 }
 
 /**
- * Runs one block in memory `mem`: rows [0, N) of b split between this thread and the workers,
- * each widening its panels into its own buffer from `panels` on.
+ * Runs one block in memory `mem`: rows [0, N) of b shared between this thread and the workers
+ * (claimRows), each widening its panels into its own buffer from `panels` on.
  */
 function runBlock(k: Kernel, mem: number, kind: Kind, a: number, b: number, y: number, M: number, N: number, K: number, alpha: number, panels: number): void {
   const panel = panelShape(K);
-  const parts = Math.min(k.workers + 1, N / 2);
-  const share = up(Math.ceil(N / parts), 2);
-  const esize = kind === Kind.F32 ? 4 : 2;
+  const chunk = kind === Kind.RowBf16 ? ROW_CHUNK : panel.rows;
+  const parts = Math.min(activeThreads || k.workers + 1, k.workers + 1, Math.ceil(N / chunk));
+  Atomics.store(k.ctl, CLAIM_WORD, 0);
   const posted: number[] = [];
   for (let p = 1; p < parts; p++) {
-    const n0 = p * share;
-    if (n0 >= N) break;
     const s = (p - 1) * SLOT_WORDS;
-    k.ctl.set([kind, a, b + n0 * K * esize, y + 4 * n0, M, Math.min(share, N - n0), K, N, mem], s + 1);
+    k.ctl.set([kind, a, b, y, M, N, K, N, mem], s + 1);
     new Float64Array(k.memory.buffer, (s + 10) * 4, 1)[0] = alpha;
-    k.ctl.set([panels + p * panel.bytes, panel.rows], s + 12);
+    k.ctl.set([panels + p * panel.bytes, chunk], s + 12);
     Atomics.store(k.ctl, s, 1);
     Atomics.notify(k.ctl, s);
     posted.push(s);
   }
   const fns = k.fns.get(mem);
-  if (fns === undefined) throw new Error(`exact kernel: memory ${mem} was released`);
   let failed = false;
   try {
-    kernelFn(fns, kind)(a, b, y, M, Math.min(share, N), K, N, alpha, panels, panel.rows);
+    if (fns === undefined) throw new Error(`exact kernel: memory ${mem} was released`);
+    claimRows(kernelFn(fns, kind), k.ctl, kind, a, b, y, M, N, K, N, alpha, panels, chunk);
   } finally { // the workers finish (or fail) their shares before anything else is posted to them
     for (const s of posted) {
       while (Atomics.load(k.ctl, s) === 1) Atomics.wait(k.ctl, s, 1);
@@ -236,7 +283,7 @@ function residentDots(a: Float32Array, M: number, K: number, w: { memory: WebAss
     const kind = m === 1 && w.bf16 ? Kind.RowBf16 : w.bf16 ? Kind.Bf16 : Kind.F32; // one row (decoding): no padding to 4
     const Mp = kind === Kind.RowBf16 ? 1 : up(m, 4);
     const A = new Float64Array(w.memory.buffer, aAt, Mp * K);
-    if (kind === Kind.RowBf16) A.set(a.subarray(m0 * K, m0 * K + K)); // one row, as it is
+    if (kind === Kind.RowBf16) packRow(a.subarray(m0 * K, m0 * K + K), K, A); // one row, in the order of its even/odd split
     else packRows(a.subarray(m0 * K, (m0 + m) * K), m, K, K, A); // [Mp, K] packed in groups of 4 rows
     const yAt = aAt + Mp * K * 8;
     const Nb = Math.max(2, Math.floor((WEIGHT_MEMORY_SCRATCH - yAt) / (Mp * 4) / 2) * 2); // output columns per call
