@@ -1,13 +1,13 @@
 // node dist/bench/reference-speed.js <checkpoint> [--tokens 512] [--threads N] [--no-numpy]
-//                                    [--out DUMP] [--json]
+//                                    [--rounding none|f32|bf16|f16] [--out DUMP] [--json]
 //
 // The float64 reference (src/oracle/reference/) timed against its anchor in the same run (issue 22,
 // item 4): bench/numpy-forward.py, an independent numpy float64 forward over the same checkpoint and
 // the same ids ((i * 7919 + 11) % vocab, i < --tokens), run first; then the reference, in this
 // process, with --threads threads (default os.availableParallelism(); --out always uses the
-// default, as `phi4 dump` does). With --out it writes the
-// reference's full dump (every tap, F64) as `phi4 dump --precision float64` does, and the time
-// includes the writing. Without python3 and numpy the anchor is reported as missing, not guessed.
+// default, as `phi4 dump` does). With --out it streams the reference's full dump (every tap,
+// F64, all rows) as `phi4 dump --precision float64 --taps '*'` does, and the time includes the
+// writing; --rounding as in `phi4 dump`. Without python3 and numpy the anchor is reported as missing, not guessed.
 // Prints the machine (cores, load average before and after), both times, their ratio (the issue
 // asks for at most 2x) and the reference's peak RSS.
 
@@ -18,7 +18,9 @@ import { fileURLToPath } from 'node:url';
 import { UsageError, intFlag, parseArgs, str } from '../src/cli/args.js';
 import { resolveCheckpoint } from '../src/checkpoint/hub.js';
 import { loadConfig } from '../src/model/config.js';
-import { writeReferenceDump } from '../src/oracle/dump.js';
+import { resolveSelection } from '../src/capture/selection.js';
+import { writeSelectedReferenceDump } from '../src/oracle/dump.js';
+import { ROUNDINGS, type Rounding } from '../src/oracle/reference/rounding.js';
 import { referenceForward } from '../src/oracle/reference/forward.js';
 import { Checkpoint } from '../weights/index.js';
 
@@ -40,11 +42,13 @@ function numpyAnchor(dir: string, tokens: number): Record<string, unknown> {
 }
 
 function main(argv: string[]): void {
-  const p = parseArgs(argv, ['tokens', 'threads', 'out'], ['no-numpy', 'json']);
+  const p = parseArgs(argv, ['tokens', 'threads', 'out', 'rounding'], ['no-numpy', 'json']);
   if (p.positional.length !== 1) throw new UsageError('reference-speed needs one checkpoint directory');
   const tokens = intFlag(p, 'tokens', 1) ?? 512;
   const threads = intFlag(p, 'threads', 1) ?? availableParallelism();
   const out = str(p, 'out');
+  const rounding = (str(p, 'rounding') ?? 'none') as Rounding;
+  if (!ROUNDINGS.includes(rounding)) throw new UsageError(`--rounding: "${rounding}" is not one of ${ROUNDINGS.join(', ')}`);
   const dir = resolveCheckpoint(p.positional[0]!);
   const config = loadConfig(dir);
   if (tokens > config.maxPositions) throw new UsageError(`--tokens: ${tokens} is past max_position_embeddings = ${config.maxPositions}`);
@@ -55,12 +59,13 @@ function main(argv: string[]): void {
   const loadBefore = loadavg();
   const numpy = p.flags.has('no-numpy') ? { missing: '--no-numpy' } : numpyAnchor(dir, tokens);
   const t0 = now();
-  if (out) {
-    writeReferenceDump(dir, config, inputs, out, 'none', 'none (float64 reference)');
+  if (out) { // every tap, streamed to the file as it is computed
+    const sel = resolveSelection({ taps: '*' }, config.numLayers, tokens);
+    writeSelectedReferenceDump(dir, config, inputs, sel, out, rounding, 'none (float64 reference)');
   } else {
     const ckpt = Checkpoint.open(dir);
     try {
-      referenceForward(ckpt, config, inputs, { threads });
+      referenceForward(ckpt, config, inputs, { threads, rounding });
     } finally {
       ckpt.close();
     }
@@ -72,7 +77,7 @@ function main(argv: string[]): void {
     layers: config.numLayers,
     tokens,
     machine: { cores: availableParallelism(), load_average_before: loadBefore[0], load_average_after: loadavg()[0] },
-    reference: { seconds, tokens_per_s: tokens / seconds, threads, wrote_dump: out ?? null, peak_rss_bytes: peakRss() },
+    reference: { seconds, tokens_per_s: tokens / seconds, threads, rounding, wrote_dump: out ?? null, peak_rss_bytes: peakRss() },
     numpy,
     reference_over_numpy: numpyS === undefined ? null : seconds / numpyS,
   };
