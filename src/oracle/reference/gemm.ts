@@ -70,6 +70,16 @@ export class GemmPool {
   close(): void {
     for (const w of this.workers) void w.terminate();
     this.workers.length = 0;
+    if (GemmPool.shared === this) GemmPool.shared = undefined;
+  }
+
+  /**
+   * After a pass: a WebAssembly memory never shrinks, so a pool whose arena grew past `keepBytes`
+   * is closed (its memory goes with it) rather than kept for the next pass.
+   */
+  static release(keepBytes = 256 * 2 ** 20): void {
+    const p = GemmPool.shared;
+    if (p && p.memory.buffer.byteLength > keepBytes) p.close();
   }
 
   /** Empties the arena (what was put there is no longer valid). */

@@ -18,10 +18,12 @@ export class Products {
     this.pool = GemmPool.get(threads);
   }
 
+  /** Closes the files; the pool stays for the next pass unless its memory grew large. */
   close(): void {
     for (const fd of this.fds.values()) closeSync(fd);
     this.fds.clear();
     this.pool.reset();
+    GemmPool.release();
   }
 
   /** Elements [first, first + count) of a checkpoint tensor into the arena: its address and kind. */
