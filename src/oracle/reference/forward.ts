@@ -1,13 +1,16 @@
 // The float64 reference forward pass of Phi3ForCausalLM: plain TypeScript over Float64Array
-// (./ops.ts), no tensor library, every sum exact to float64. It is the yardstick the tfjs model
+// (./ops.ts), no tensor library, every sum exact to float64. Its products (the linear layers and
+// attention's two per head) run on every core in its own WebAssembly (./products.ts, ./gemm.wat),
+// none of it shared with the model's kernels, which it judges. It is the yardstick the tfjs model
 // (src/model/model.ts) is measured against at full size, where transformers' float64 dumps do not reach.
 //
 //   x      = embed_tokens[input_ids]                                      [R, H]   R = B * T
 //   for each layer:  h = x + attention(rmsNorm(x));  x = h + mlp(rmsNorm(h))
 //   logits = rmsNorm(x) W_head^T                                          [R, V]
 //
-// The weights are streamed: one layer's matrices at a time, the embedding and a tied head a block
-// of rows at a time, so the full 3.8 B model runs in about 1 GB beyond the page cache.
+// The weights are streamed: one matrix at a time, as it lies in the checkpoint (bf16 is widened
+// inside the product), the embedding and a tied head a block of rows at a time, so the full 3.8 B
+// model runs in about 1 GB beyond the page cache.
 //
 // Every tap of the tap table (layers/taps.ts) is emitted in the tfjs model's layout, and after each
 // tap the value that flows on can be rounded to a storage format (./rounding.ts): `f32` is an
@@ -23,7 +26,8 @@ import { rotaryTableData } from '../../../layers/rope-tables.js';
 import type { Checkpoint } from '../../../weights/index.js';
 import type { Phi3Config } from '../../model/config.js';
 import type { ForwardInputs } from '../../model/model.js';
-import { linear, rmsNorm, rotate, silu, softmax } from './ops.js';
+import { rmsNorm, rotate, silu } from './ops.js';
+import { Products } from './products.js';
 import { type Rounding, roundInPlace } from './rounding.js';
 import { ReferenceInputError } from '../../errors.js';
 
@@ -40,6 +44,8 @@ export interface ReferenceOptions {
   memoryBudget?: number;
   /** Stop after this layer (no head; returns an empty array): a selection that needs no later tap. */
   lastLayer?: number;
+  /** Threads for the products (default os.availableParallelism()); the result is the same for any count. */
+  threads?: number;
 }
 
 const MASKED = -3.4028234663852886e38; // float32's lowest, as transformers adds for a masked key
@@ -82,10 +88,12 @@ function tensor(ckpt: Checkpoint, name: string, shape: number[], into: { buf: Fl
   return ckpt.readFloat64Range(name, 0, n, into.buf).subarray(0, n);
 }
 
-/** Elements [first, first + count) of a tensor into the reused buffer. */
-function tensorRows(ckpt: Checkpoint, name: string, first: number, count: number, into: { buf: Float64Array }): Float64Array {
-  if (into.buf.length < count) into.buf = new Float64Array(count);
-  return ckpt.readFloat64Range(name, first, count, into.buf).subarray(0, count);
+/** Checks a checkpoint matrix's shape against the config; returns its name. */
+function matrix(ckpt: Checkpoint, name: string, shape: number[]): string {
+  if (!ckpt.has(name)) throw new ReferenceInputError(`${ckpt.dir}: tensor "${name}" is missing`);
+  const got = ckpt.info(name).shape;
+  if (got.join(',') !== shape.join(',')) throw new ReferenceInputError(`${ckpt.dir}: tensor "${name}" has shape [${got}], expected [${shape}]`);
+  return name;
 }
 
 /**
@@ -93,9 +101,8 @@ function tensorRows(ckpt: Checkpoint, name: string, first: number, count: number
  * Returns the logits [batch * seq, V], row-major.
  */
 export function referenceForward(ckpt: Checkpoint, cfg: Phi3Config, inp: ForwardInputs, opts: ReferenceOptions = {}): Float64Array {
-  const { hiddenSize: H, intermediateSize: I, numHeads: nh, numKvHeads: nkv, headDim: d, vocabSize: V, rmsNormEps: eps } = cfg;
+  const { hiddenSize: H, vocabSize: V } = cfg;
   const { batch: B, seq: T } = inp;
-  const R = B * T;
   const positions = checkInputs(cfg, inp);
   const need = referenceBytes(cfg, B, T);
   const budget = opts.memoryBudget ?? freemem();
@@ -115,6 +122,19 @@ export function referenceForward(ckpt: Checkpoint, cfg: Phi3Config, inp: Forward
     if (got !== `${V},${H}`) throw new ReferenceInputError(`${ckpt.dir}: tensor "${name}" is ${got === 'missing' ? got : `[${got}]`}, expected [${V}, ${H}]`);
   }
 
+  const mm = new Products(ckpt, opts.threads);
+  try {
+    return forwardLayers(ckpt, cfg, inp, opts, positions, tap, headName, mm);
+  } finally {
+    mm.close();
+  }
+}
+
+function forwardLayers(ckpt: Checkpoint, cfg: Phi3Config, inp: ForwardInputs, opts: ReferenceOptions, positions: Int32Array,
+  tap: (name: string, a: Float64Array, shape: number[]) => Float64Array, headName: string, mm: Products): Float64Array {
+  const { hiddenSize: H, intermediateSize: I, numHeads: nh, numKvHeads: nkv, headDim: d, vocabSize: V, rmsNormEps: eps } = cfg;
+  const { batch: B, seq: T } = inp;
+  const R = B * T;
   // Embedding: the rows of the ids.
   let x = new Float64Array(R * H); // [R, H]
   for (let r = 0; r < R; r++) x.set(ckpt.readFloat64Range('model.embed_tokens.weight', inp.inputIds[r] * H, H), r * H);
@@ -139,7 +159,7 @@ export function referenceForward(ckpt: Checkpoint, cfg: Phi3Config, inp: Forward
 
     // Attention.
     const n1 = tap(at('input_norm'), rmsNorm(x, R, H, tensor(ckpt, `${p}input_layernorm.weight`, [H], wbuf), eps), [B, T, H]);
-    const qkv = tap(at('qkv'), linear(n1, R, tensor(ckpt, `${p}self_attn.qkv_proj.weight`, [qkvDim, H], wbuf), qkvDim, H), [B, T, qkvDim]);
+    const qkv = tap(at('qkv'), mm.linear(n1, R, matrix(ckpt, `${p}self_attn.qkv_proj.weight`, [qkvDim, H]), qkvDim, H), [B, T, qkvDim]);
     const q = new Float64Array(B * nh * T * d); // [B, nh, T, d]
     const k = new Float64Array(B * nkv * T * d); // [B, nkv, T, d]
     const v = new Float64Array(B * nkv * T * d); // [B, nkv, T, d]
@@ -162,54 +182,24 @@ export function referenceForward(ckpt: Checkpoint, cfg: Phi3Config, inp: Forward
     tap(at('q_rot'), q, [B, nh, T, d]);
     tap(at('k_rot'), k, [B, nkv, T, d]);
 
-    const probs = new Float64Array(B * nh * T * T); // [B, nh, T, S]
-    const scale = 1 / Math.sqrt(d);
-    for (let b = 0; b < B; b++) {
-      for (let h = 0; h < nh; h++) {
-        const kh = (b * nkv + Math.floor(h / g)) * T * d; // the key head this query head reads
-        for (let i = 0; i < T; i++) {
-          const qi = ((b * nh + h) * T + i) * d;
-          const row = ((b * nh + h) * T + i) * T;
-          for (let j = 0; j < T; j++) {
-            let s = 0;
-            for (let c = 0; c < d; c++) s += q[qi + c] * k[kh + j * d + c];
-            probs[row + j] = s * scale + (allowed(b, i, j) ? 0 : MASKED);
-          }
-          softmax(probs, row, T);
-        }
-      }
-    }
+    // softmax(q k^T / sqrt(d) + mask) v, per head, on every core
+    const { probs, out: attnOut } = mm.attention(q, k, v, B, T, nh, nkv, d, 1 / Math.sqrt(d), (b, i, j) => (allowed(b, i, j) ? 0 : MASKED));
     tap(at('attn_probs'), probs, [B, nh, T, T]);
-
-    const attnOut = new Float64Array(R * nh * d); // [B, T, nh * d]
-    for (let b = 0; b < B; b++) {
-      for (let h = 0; h < nh; h++) {
-        const vh = (b * nkv + Math.floor(h / g)) * T * d;
-        for (let i = 0; i < T; i++) {
-          const row = ((b * nh + h) * T + i) * T;
-          const dst = (b * T + i) * nh * d + h * d;
-          for (let j = 0; j < T; j++) {
-            const pij = probs[row + j];
-            for (let c = 0; c < d; c++) attnOut[dst + c] += pij * v[vh + j * d + c];
-          }
-        }
-      }
-    }
     tap(at('attn_out'), attnOut, [B, T, nh * d]);
-    const o = tap(at('o_proj'), linear(attnOut, R, tensor(ckpt, `${p}self_attn.o_proj.weight`, [H, nh * d], wbuf), H, nh * d), [B, T, H]);
+    const o = tap(at('o_proj'), mm.linear(attnOut, R, matrix(ckpt, `${p}self_attn.o_proj.weight`, [H, nh * d]), H, nh * d), [B, T, H]);
     const h1 = new Float64Array(R * H);
     for (let i = 0; i < h1.length; i++) h1[i] = x[i] + o[i];
     tap(at('post_attn_residual'), h1, [B, T, H]);
 
     // MLP.
     const n2 = tap(at('post_attn_norm'), rmsNorm(h1, R, H, tensor(ckpt, `${p}post_attention_layernorm.weight`, [H], wbuf), eps), [B, T, H]);
-    const gateUp = tap(at('gate_up'), linear(n2, R, tensor(ckpt, `${p}mlp.gate_up_proj.weight`, [2 * I, H], wbuf), 2 * I, H), [B, T, 2 * I]);
+    const gateUp = tap(at('gate_up'), mm.linear(n2, R, matrix(ckpt, `${p}mlp.gate_up_proj.weight`, [2 * I, H]), 2 * I, H), [B, T, 2 * I]);
     const act = new Float64Array(R * I); // silu(gate) * up
     for (let r = 0; r < R; r++) {
       for (let i = 0; i < I; i++) act[r * I + i] = silu(gateUp[r * 2 * I + i]) * gateUp[r * 2 * I + I + i];
     }
     tap(at('mlp_act'), act, [B, T, I]);
-    const m = tap(at('mlp_out'), linear(act, R, tensor(ckpt, `${p}mlp.down_proj.weight`, [H, I], wbuf), H, I), [B, T, H]);
+    const m = tap(at('mlp_out'), mm.linear(act, R, matrix(ckpt, `${p}mlp.down_proj.weight`, [H, I]), H, I), [B, T, H]);
     x = new Float64Array(R * H);
     for (let i = 0; i < x.length; i++) x[i] = h1[i] + m[i];
     tap(at('out'), x, [B, T, H]);
@@ -222,7 +212,7 @@ export function referenceForward(ckpt: Checkpoint, cfg: Phi3Config, inp: Forward
   const block = Math.max(1, Math.floor(HEAD_BLOCK_BYTES / (8 * H)));
   for (let v0 = 0; v0 < V; v0 += block) {
     const n = Math.min(block, V - v0);
-    const part = linear(fn, R, tensorRows(ckpt, headName, v0 * H, n * H, wbuf), n, H); // [R, n]
+    const part = mm.linear(fn, R, headName, n, H, v0); // [R, n]
     for (let r = 0; r < R; r++) logits.set(part.subarray(r * n, (r + 1) * n), r * V + v0);
   }
   return tap('logits', logits, [B, T, V]);

@@ -3,34 +3,8 @@
 // float64 (53 bits), so for the sizes of these models (sums of at most 10^4 to 10^5 terms) its
 // rounding error is about 1e-12 relative or below: exact for any float32 comparison.
 //
-// T rows (batch x positions), H hidden, d head dim; shapes in the comments.
-
-/** y = x W^T: x [T, inDim], W [outDim, inDim] (the checkpoint's layout) -> [T, outDim]. */
-export function linear(x: Float64Array, T: number, w: Float64Array, outDim: number, inDim: number): Float64Array {
-  const y = new Float64Array(T * outDim);
-  let o = 0;
-  for (; o + 4 <= outDim; o += 4) { // four rows of W against each row of x: each x value read once for four sums
-    const w0 = o * inDim, w1 = w0 + inDim, w2 = w1 + inDim, w3 = w2 + inDim;
-    for (let t = 0; t < T; t++) {
-      const xt = t * inDim;
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      for (let i = 0; i < inDim; i++) {
-        const xi = x[xt + i];
-        s0 += xi * w[w0 + i];
-        s1 += xi * w[w1 + i];
-        s2 += xi * w[w2 + i];
-        s3 += xi * w[w3 + i];
-      }
-      const yt = t * outDim + o;
-      y[yt] = s0;
-      y[yt + 1] = s1;
-      y[yt + 2] = s2;
-      y[yt + 3] = s3;
-    }
-  }
-  for (; o < outDim; o++) for (let t = 0; t < T; t++) y[t * outDim + o] = dot(x, t * inDim, w, o * inDim, inDim);
-  return y;
-}
+// The matrix products are in ./products.ts (on every core). T rows (batch x positions), H hidden,
+// d head dim; shapes in the comments.
 
 /** sum_i a[ai + i] b[bi + i], i < n, with four partial sums (the same float64 result, four times as fast). */
 export function dot(a: Float64Array, ai: number, b: Float64Array, bi: number, n: number): number {
