@@ -1,0 +1,132 @@
+// The rotary fit (issue 20, item 4): from a candidate's own qkv and q_rot, rope_theta, each
+// token's position, the pairing and the rotary dims are solved for and named. The candidates are
+// our model run with one bug planted (a config value, a position scheme), or a q_rot rotated by
+// hand with interleaved pairs; the fit never sees what was planted.
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { expect } from 'chai';
+import * as tf from '@tensorflow/tfjs-core';
+import { inverseFrequencies } from '../layers/rotary.js';
+import { loadConfig } from '../src/model/config.js';
+import { type ForwardInputs, Phi3Model } from '../src/model/model.js';
+import { fitRotary, rotateWith } from '../src/compare/diagnose/rope-fit.js';
+import { describePositions, ropeFingerprint } from '../src/compare/diagnose/rope-fingerprint.js';
+import { useBackend } from './helpers.js';
+import { ROOT } from './cli-helpers.js';
+
+const MODEL = path.join(ROOT, 'golden', 'models', 'phi4-mini-tiny');
+const IDS = Array.from({ length: 48 }, (_, i) => (i * 37 + 11) % 1000);
+
+/** A copy of the tiny checkpoint (shards linked) with config.json changed. */
+export function plantedCheckpoint(tmp: string, name: string, change: (cfg: Record<string, unknown>) => Record<string, unknown>): string {
+  const dir = path.join(tmp, name);
+  fs.mkdirSync(dir);
+  for (const f of fs.readdirSync(MODEL)) if (f !== 'config.json') fs.symlinkSync(path.join(MODEL, f), path.join(dir, f));
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(change(JSON.parse(fs.readFileSync(path.join(MODEL, 'config.json'), 'utf8')))));
+  return dir;
+}
+
+type Got = { shape: number[]; data: Float32Array };
+
+/** layers.0.qkv and layers.0.q_rot of `dir` run on `inp`. */
+function layer0(dir: string, inp: ForwardInputs): { qkv: Got; q: Got } {
+  const m = Phi3Model.load(dir);
+  try {
+    const { logits, taps } = m.runWithCache(inp);
+    const get = (n: string) => ({ shape: taps.get(n)!.shape, data: taps.get(n)!.dataSync() as Float32Array });
+    const out = { qkv: get('layers.0.qkv'), q: get('layers.0.q_rot') };
+    tf.dispose([logits, ...taps.values()]);
+    return out;
+  } finally {
+    m.dispose();
+  }
+}
+
+const one = (ids: number[], positionIds?: number[]): ForwardInputs => ({
+  inputIds: Int32Array.from(ids), batch: 1, seq: ids.length, ...(positionIds ? { positionIds: Int32Array.from(positionIds) } : {}),
+});
+
+describe('rotary fit: theta, positions, pairing and dims solved from the candidate (issue 20)', function () {
+  this.timeout(120_000);
+  let tmp: string;
+  const rope = loadConfig(MODEL).rope;
+  before(async () => {
+    await useBackend('wasm');
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phi4-ropefit-'));
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it('the reference itself fits to the config exactly: short factors, theta 1e4, rotate-half, 12 dims, positions 0..10', () => {
+    const { qkv, q } = layer0(MODEL, one(IDS.slice(0, 11)));
+    const fit = fitRotary(rope, qkv, q)!;
+    expect(fit).to.include({ set: 'short', theta: 1e4, pairing: 'rotate-half', rotaryDims: 12 });
+    expect(fit.positions).to.deep.equal(Array.from({ length: 11 }, (_, t) => t));
+    expect(fit.relL2).to.be.below(1e-6);
+    const fp = ropeFingerprint(rope, 0, qkv, q)!;
+    expect(fp.causes).to.deep.equal([]);
+  });
+
+  it('rope_theta 5e5 (a Llama-3 value) is fitted and named against the config\'s 1e4', () => {
+    const dir = plantedCheckpoint(tmp, 'theta', (c) => ({ ...c, rope_theta: 500000 }));
+    const { qkv, q } = layer0(dir, one(IDS.slice(0, 11)));
+    const fp = ropeFingerprint(rope, 0, qkv, q)!;
+    expect(fp.fit!.theta / 5e5).to.be.closeTo(1, 1e-2);
+    expect(fp.fit!.positions).to.deep.equal(Array.from({ length: 11 }, (_, t) => t));
+    expect(fp.causes).to.deep.equal(['rope_theta ≈ 5.0e5, the config says 1.0e4']);
+    expect(fp.text).to.match(/^rotary fit \(layer 0\): rope_theta ≈ 5\.0e5, the config says 1\.0e4 \(the fitted rotation reproduces the candidate's q_rot from its qkv to \d/);
+  });
+
+  it('positions that restart at 0 every 16 tokens (a chunked prefill) are named, with the short factors each chunk picked', () => {
+    const { qkv, q } = layer0(MODEL, one(IDS, IDS.map((_, t) => t % 16)));
+    const fp = ropeFingerprint(rope, 0, qkv, q)!;
+    expect(fp.reference).to.equal('long'); // 48 tokens > original 32
+    expect(fp.fit!.set).to.equal('short');
+    expect(fp.causes).to.deep.equal(['positions restart at 0 every 16 tokens from position 16', 'the short factors where the reference uses the long set']);
+  });
+
+  it('an offset of +3 on every position, and every token at position 0, are named', () => {
+    let { qkv, q } = layer0(MODEL, one(IDS.slice(0, 11), IDS.slice(0, 11).map((_, t) => t + 3)));
+    expect(ropeFingerprint(rope, 0, qkv, q)!.causes).to.deep.equal(['positions offset by +3 (token at position 0 rotated at 3)']);
+    ({ qkv, q } = layer0(MODEL, one(IDS.slice(0, 11), IDS.slice(0, 11).map(() => 0))));
+    expect(ropeFingerprint(rope, 0, qkv, q)!.causes).to.deep.equal(['every token rotated at position 0']);
+  });
+
+  it('interleaved pairs and a rotation over 8 of the 12 dims are told apart from rotate-half over 12', () => {
+    const { qkv } = layer0(MODEL, one(IDS.slice(0, 11)));
+    const shape = { B: 1, T: 11, W: qkv.shape[2], nh: 6, d: 16 };
+    const pos = Array.from({ length: 11 }, (_, t) => t);
+    const inter = rotateWith(qkv.data, shape, 'interleaved', inverseFrequencies(rope, false), pos, rope.attentionScaling);
+    const fp = ropeFingerprint(rope, 0, qkv, { shape: [1, 6, 11, 16], data: Float32Array.from(inter) })!;
+    expect(fp.fit).to.include({ pairing: 'interleaved', rotaryDims: 12, theta: 1e4, set: 'short' });
+    expect(fp.causes).to.have.length(1);
+    expect(fp.causes[0]).to.match(/^interleaved pairs \(2i, 2i\+1\) where the model rotates halves/);
+    const r8 = { ...rope, rotaryDim: 8, shortFactor: rope.shortFactor!.slice(0, 4), longFactor: rope.longFactor!.slice(0, 4) };
+    const narrow = rotateWith(qkv.data, shape, 'rotate-half', inverseFrequencies({ ...r8, type: 'default' }, false), pos, 1);
+    const fp8 = ropeFingerprint(rope, 0, qkv, { shape: [1, 6, 11, 16], data: Float32Array.from(narrow) })!;
+    expect(fp8.fit!.rotaryDims).to.equal(8);
+    expect(fp8.causes[0]).to.equal('the candidate rotates 8 dims of each head where the config rotates 12 (partial_rotary_factor)');
+  });
+
+  it('a left-padded row rotated at unshifted positions is named by row, the unpadded row cleared', () => {
+    const T = 11;
+    const pad = 5;
+    const ids = [...IDS.slice(0, T), ...Array(pad).fill(0), ...IDS.slice(20, 20 + T - pad)];
+    const mask = [...Array(T).fill(1), ...Array(pad).fill(0), ...Array(T - pad).fill(1)];
+    // the reference's position_ids: cumsum(mask) - 1, pads at 1 (transformers' generate)
+    const shifted = [...Array.from({ length: T }, (_, t) => t), ...Array(pad).fill(1), ...Array.from({ length: T - pad }, (_, t) => t)];
+    const unshifted = [...Array.from({ length: T }, (_, t) => t), ...Array.from({ length: T }, (_, t) => t)];
+    const inp = (p: number[]): ForwardInputs => ({ inputIds: Int32Array.from(ids), batch: 2, seq: T, attentionMask: Int32Array.from(mask), positionIds: Int32Array.from(p) });
+    const { qkv, q } = layer0(MODEL, inp(unshifted));
+    const fp = ropeFingerprint(rope, 0, qkv, q, { positions: Int32Array.from(shifted), mask })!;
+    expect(fp.causes).to.deep.equal(['row 1 (left-padded by 5): its tokens were rotated at unshifted positions (counting the 5 pad tokens), +5 from the reference\'s position_ids; row 0 at the reference\'s positions']);
+    // the same candidate judged against its own positions: nothing to name
+    expect(ropeFingerprint(rope, 0, qkv, q, { positions: Int32Array.from(unshifted), mask })!.causes).to.deep.equal([]);
+  });
+
+  it('describePositions: agreeing positions say nothing; scattered ones are listed', () => {
+    expect(describePositions([0, 1, 2], [0, 1, 2], 1, 3)).to.equal(null);
+    expect(describePositions([0, 1, 7, 3], [0, 1, 2, 3], 1, 4)).to.equal('positions differ at 1 of 4 tokens: token 2 at 7 (reference 2)');
+  });
+});
