@@ -11,5 +11,7 @@ export interface Entry {
   /** Integer dtype (ids, masks): compared exactly, never as a tap. */
   int: boolean;
   read(): Numeric;
+  /** The op that made it, where the dump records ops (a llama.cpp capture's `ops` metadata): "ROPE", "SCALE". */
+  op?: string;
 }
 export type Entries = Map<string, Entry>;

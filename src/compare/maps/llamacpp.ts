@@ -18,6 +18,14 @@
 // ffn_norm-N, ffn_up-N, ffn_swiglu-N, ffn_out-N, l_out-N   post_attn_norm, gate_up, mlp_act, mlp_out, out
 // result_norm, result_output                   final_norm, logits          [1, T, H], [1, T, V]
 //
+// ggml gives one name to several nodes: Qcur-N names the view of wqkv, the rotated query and the
+// scaled query (Kcur-N the view and the rotated key). A capture tool must make them unique, and
+// tools do it differently (ours: Qcur-0.rope, Qcur-0.scale; another: Qcur-0@ROPE; another keeps
+// Qcur-0, Qcur-0_1, Qcur-0_2). The rotated one is told by the op that made it: from the dump's
+// metadata when it records ops (`ops`: {"name": "ROPE", ...}, read into each entry's `op`), else
+// from an op word after the name (".rope", "@ROPE", "(rope)"), else by graph order, which is the
+// order of the tensors' data in the file: the second node of the name (view, rope, scale).
+//
 // llama.cpp has no rope.cos / rope.sin node. Every other node (the raw rms_norm before its weight,
 // the scaled query, the KV cache views and permutes, the un-normalised kq) matches no tap and is
 // summarised by compare as "only in candidate".
@@ -52,11 +60,42 @@ export function looksLikeLlamaCpp(names: Iterable<string>): boolean {
   return hit.size >= 3;
 }
 
+/** The op a node name carries after its graph name: "Qcur-0.rope", "Qcur-0@ROPE", "Qcur-0 (rope)" -> "rope". */
+function opInName(suffix: string): string | null {
+  const m = /^\s*[.@:/|(]\s*([A-Za-z][A-Za-z_]*)\)?(?:#\d+)?$/.exec(suffix);
+  return m ? m[1].toLowerCase() : null;
+}
+
+/**
+ * The nodes that are the rotated query / key of each layer, among the names Qcur-N / Kcur-N share:
+ * name -> (Q or K, layer). By op where the dump or the name says it, else the second in graph order.
+ */
+export function rotatedNodes(entries: Entries): Map<string, { which: 'Q' | 'K'; layer: string }> {
+  const groups = new Map<string, { name: string; op: string | null }[]>();
+  for (const [name, e] of entries) {
+    const m = /^(Q|K)cur-(\d+)(?!\d)(.*)$/.exec(name);
+    if (!m || e.int) continue;
+    const key = `${m[1]}:${m[2]}`;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key)!.push({ name, op: e.op?.toLowerCase() ?? opInName(m[3]) });
+  }
+  const out = new Map<string, { which: 'Q' | 'K'; layer: string }>();
+  for (const [key, nodes] of groups) {
+    const [which, layer] = key.split(':') as ['Q' | 'K', string];
+    const byOp = nodes.find((n) => n.op === 'rope');
+    // graph order only where nothing names an op (a dump that records ops and has no rope has none)
+    const pick = byOp ?? (nodes.every((n) => n.op === null) && nodes.length >= 2 ? nodes[1] : undefined);
+    if (pick) out.set(pick.name, { which, layer });
+  }
+  return out;
+}
+
 /** The rules for one dump: a rule per node that corresponds to a tap, with its sizes filled in. */
 export function llamaCppRules(entries: Entries): MapRule[] {
   const ids = entries.get('input_ids');
   const T = ids ? ids.shape[ids.shape.length - 1] : undefined;
   const rules: MapRule[] = [];
+  const rotated = rotatedNodes(entries);
   for (const [name, e] of entries) {
     if (e.int) continue;
     const row = ROW_TAPS.find(([re]) => re.test(name));
@@ -66,10 +105,10 @@ export function llamaCppRules(entries: Entries): MapRule[] {
       rules.push({ from: name, to: name.replace(row[0], row[1]), reshape: [1, -1, n] });
       continue;
     }
-    const rot = /^(Q|K)cur-(\d+)\.rope$/.exec(name);
+    const rot = rotated.get(name);
     if (rot) {
       const [nh, d] = e.shape.slice(-2);
-      const to = `layers.${rot[2]}.${rot[1] === 'Q' ? 'q_rot' : 'k_rot'}`;
+      const to = `layers.${rot.layer}.${rot.which === 'Q' ? 'q_rot' : 'k_rot'}`;
       // [T, nh, d] -> [nh, T, d] -> [1, nh, T, d]; with T = 1 ggml already wrote [nh, d]
       rules.push(e.shape.length === 3 ? { from: name, to, permute: [1, 0, 2], reshape: [1, nh, -1, d] } : { from: name, to, reshape: [1, nh, 1, d] });
       continue;
