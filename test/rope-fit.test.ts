@@ -13,20 +13,12 @@ import { loadConfig } from '../src/model/config.js';
 import { type ForwardInputs, Phi3Model } from '../src/model/model.js';
 import { fitRotary, rotateWith } from '../src/compare/diagnose/rope-fit.js';
 import { describePositions, ropeFingerprint } from '../src/compare/diagnose/rope-fingerprint.js';
-import { useBackend } from './helpers.js';
-import { ROOT } from './cli-helpers.js';
+import { plantedCheckpoint, useBackend } from './helpers.js';
+import { type TensorToWrite, writeSafetensors } from '../weights/index.js';
+import { ROOT, phi4, show } from './cli-helpers.js';
 
 const MODEL = path.join(ROOT, 'golden', 'models', 'phi4-mini-tiny');
 const IDS = Array.from({ length: 48 }, (_, i) => (i * 37 + 11) % 1000);
-
-/** A copy of the tiny checkpoint (shards linked) with config.json changed. */
-export function plantedCheckpoint(tmp: string, name: string, change: (cfg: Record<string, unknown>) => Record<string, unknown>): string {
-  const dir = path.join(tmp, name);
-  fs.mkdirSync(dir);
-  for (const f of fs.readdirSync(MODEL)) if (f !== 'config.json') fs.symlinkSync(path.join(MODEL, f), path.join(dir, f));
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(change(JSON.parse(fs.readFileSync(path.join(MODEL, 'config.json'), 'utf8')))));
-  return dir;
-}
 
 type Got = { shape: number[]; data: Float32Array };
 
@@ -69,7 +61,7 @@ describe('rotary fit: theta, positions, pairing and dims solved from the candida
   });
 
   it('rope_theta 5e5 (a Llama-3 value) is fitted and named against the config\'s 1e4', () => {
-    const dir = plantedCheckpoint(tmp, 'theta', (c) => ({ ...c, rope_theta: 500000 }));
+    const dir = plantedCheckpoint(MODEL, tmp, 'theta', (c) => ({ ...c, rope_theta: 500000 }));
     const { qkv, q } = layer0(dir, one(IDS.slice(0, 11)));
     const fp = ropeFingerprint(rope, 0, qkv, q)!;
     expect(fp.fit!.theta / 5e5).to.be.closeTo(1, 1e-2);
@@ -128,5 +120,90 @@ describe('rotary fit: theta, positions, pairing and dims solved from the candida
   it('describePositions: agreeing positions say nothing; scattered ones are listed', () => {
     expect(describePositions([0, 1, 2], [0, 1, 2], 1, 3)).to.equal(null);
     expect(describePositions([0, 1, 7, 3], [0, 1, 2, 3], 1, 4)).to.equal('positions differ at 1 of 4 tokens: token 2 at 7 (reference 2)');
+  });
+});
+
+describe('rotary causes named by plain `phi4 compare` (issue 20)', function () {
+  this.timeout(180_000);
+  let tmp: string;
+  before(async () => {
+    await useBackend('wasm');
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phi4-ropecli-'));
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  /** Our model on `inp` with `runInp`'s positions (the bug), written with `inp`'s inputs, as another runtime's dump. */
+  function candidateDump(out: string, inp: ForwardInputs, runInp: ForwardInputs, dir = MODEL): string {
+    const m = Phi3Model.load(dir);
+    try {
+      const { logits, taps } = m.runWithCache(runInp);
+      const { batch: B, seq: T } = inp;
+      const tensors: TensorToWrite[] = [{ name: 'input_ids', dtype: 'I32', shape: [B, T], data: inp.inputIds }];
+      if (inp.attentionMask) tensors.push({ name: 'attention_mask', dtype: 'I32', shape: [B, T], data: inp.attentionMask });
+      if (inp.positionIds) tensors.push({ name: 'position_ids', dtype: 'I32', shape: [B, T], data: inp.positionIds });
+      for (const [name, t] of taps) tensors.push({ name, dtype: 'F32', shape: t.shape, data: t.dataSync() as Float32Array });
+      tf.dispose([logits, ...taps.values()]);
+      writeSafetensors(out, tensors);
+    } finally {
+      m.dispose();
+    }
+    return out;
+  }
+
+  /** Our reference dump of MODEL on `inp` (written as an --inputs file first). */
+  function referenceDump(name: string, inp: ForwardInputs): string {
+    const inputs = path.join(tmp, `${name}.inputs.safetensors`);
+    const { batch: B, seq: T } = inp;
+    writeSafetensors(inputs, [
+      { name: 'input_ids', dtype: 'I32', shape: [B, T], data: inp.inputIds },
+      ...(inp.attentionMask ? [{ name: 'attention_mask', dtype: 'I32' as const, shape: [B, T], data: inp.attentionMask }] : []),
+      ...(inp.positionIds ? [{ name: 'position_ids', dtype: 'I32' as const, shape: [B, T], data: inp.positionIds }] : []),
+    ]);
+    const out = path.join(tmp, `${name}.ref.safetensors`);
+    const r = phi4(['dump', MODEL, '--inputs', inputs, '--out', out]);
+    expect(r.status, show(r)).to.equal(0);
+    return out;
+  }
+
+  const verdict = (r: { stdout: string }) => r.stdout.trim().split('\n').at(-1)!;
+
+  it('rope_theta 5e5: "rope_theta ≈ 5.0e5, the config says 1.0e4", in place of the checklist', () => {
+    const inp = one(IDS.slice(0, 11));
+    const ref = referenceDump('theta', inp);
+    const cand = candidateDump(path.join(tmp, 'theta.safetensors'), inp, inp, plantedCheckpoint(MODEL, tmp, 'theta5e5', (c) => ({ ...c, rope_theta: 500000 })));
+    const r = phi4(['compare', ref, cand, '--no-blame']);
+    expect(r.status, show(r)).to.equal(1);
+    expect(verdict(r)).to.match(/^FAIL: first divergence at rope\.cos \(.*\): rotary fit \(layer 0\): rope_theta ≈ 5\.0e5, the config says 1\.0e4 \(/);
+    expect(verdict(r)).to.not.include('check rope_theta, partial_rotary_factor'); // the checklist gives way to the cause
+    // with the blame (the default), the blamed rotary step leads and the fit still names the cause
+    const b = phi4(['compare', ref, cand]);
+    expect(verdict(b)).to.match(/^FAIL: per-step blame: .* is the first step whose own error jumps.*rope_theta ≈ 5\.0e5, the config says 1\.0e4/);
+  });
+
+  it('a chunked prefill whose positions restart every 16 tokens: "positions restart at 0 every 16 tokens from position 16"', () => {
+    const inp = one(IDS);
+    const ref = referenceDump('chunk', inp);
+    const cand = candidateDump(path.join(tmp, 'chunk.safetensors'), inp, one(IDS, IDS.map((_, t) => t % 16)));
+    const r = phi4(['compare', ref, cand, '--no-blame', '--json']);
+    expect(r.status, show(r)).to.equal(1);
+    const j = JSON.parse(r.stdout);
+    expect(j.ropeFingerprint.causes).to.deep.equal(['positions restart at 0 every 16 tokens from position 16', 'the short factors where the reference uses the long set']);
+    expect(j.diagnosis).to.include('rotary fit (layer 0): positions restart at 0 every 16 tokens from position 16');
+  });
+
+  it('a left-padded batch whose padded row was rotated at unshifted positions: the row is named, and that only it diverges', () => {
+    const T = 11;
+    const pad = 5;
+    const ids = [...IDS.slice(0, T), ...Array(pad).fill(0), ...IDS.slice(20, 20 + T - pad)];
+    const mask = [...Array(T).fill(1), ...Array(pad).fill(0), ...Array(T - pad).fill(1)];
+    const shifted = [...Array.from({ length: T }, (_, t) => t), ...Array(pad).fill(1), ...Array.from({ length: T - pad }, (_, t) => t)];
+    const unshifted = [...Array.from({ length: T }, (_, t) => t), ...Array.from({ length: T }, (_, t) => t)];
+    const inp = (p: number[]): ForwardInputs => ({ inputIds: Int32Array.from(ids), batch: 2, seq: T, attentionMask: Int32Array.from(mask), positionIds: Int32Array.from(p) });
+    const ref = referenceDump('padded', inp(shifted));
+    const cand = candidateDump(path.join(tmp, 'padded.safetensors'), inp(shifted), inp(unshifted));
+    const r = phi4(['compare', ref, cand, '--no-blame']);
+    expect(r.status, show(r)).to.equal(1);
+    expect(r.stdout).to.match(/rope\.cos .* DIVERGES .*row 1 of 2 diverges \(only the padded row: row 1 has 5 pad positions\)/);
+    expect(verdict(r)).to.include('rotary fit (layer 0): row 1 (left-padded by 5): its tokens were rotated at unshifted positions (counting the 5 pad tokens), +5 from the reference\'s position_ids; row 0 at the reference\'s positions');
   });
 });

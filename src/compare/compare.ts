@@ -12,6 +12,7 @@ import { describeMeta, diagnose } from './diagnosis.js';
 import { fmt } from './format.js';
 import { ropeFingerprint } from './diagnose/rope-fingerprint.js';
 import { windowFromPositions, windowFromProbs } from './diagnose/sliding-window.js';
+import { rowErrors } from './rows.js';
 import { maxAbs, relL2, relL2Along, rmsOf, selectPositions } from '../oracle/metrics.js';
 import { HEAD_TAPS, LAYER_TAPS, MODEL_TAPS, seqAxis, tapInfo } from '../../layers/taps.js';
 
@@ -71,7 +72,14 @@ function incomparable(name: string, a: Entry, b: Entry): string | null {
   if (a.int !== b.int) return `dtypes differ: reference ${a.int ? 'integer' : 'float'}, candidate ${b.int ? 'integer' : 'float'}`;
   if (!sameShape(a.shape, b.shape)) {
     const layout = tapInfo(name)?.layout;
-    let why = `shapes differ: reference [${a.shape}], candidate [${b.shape}]${layout ? ` (layout ${layout}; transpose with --map)` : ''}`;
+    // the same sizes in another order is a layout (a transpose fixes it); other sizes are another model or config
+    const sorted = (x: number[]) => x.slice().sort((p, q) => p - q).join(',');
+    const size = (x: number[]) => x.reduce((p, q) => p * q, 1);
+    const fix = sorted(a.shape) === sorted(b.shape) ? 'transpose with --map' : size(a.shape) === size(b.shape) ? 'reshape with --map' : null;
+    const sizes = a.shape.length === b.shape.length ? a.shape.flatMap((x, i) => (x === b.shape[i] ? [] : [`${x} vs ${b.shape[i]}`])) : [];
+    let why = `shapes differ: reference [${a.shape}], candidate [${b.shape}]` + (fix
+      ? (layout ? ` (layout ${layout}; ${fix})` : ` (${fix})`)
+      : `${layout ? ` (layout ${layout})` : ''}: ${sizes.length ? `sizes ${sizes.join(', ')}` : 'different sizes'}, not a layout: a different model or config`);
     if (/^rope\.(cos|sin)$/.test(name) && a.shape.length === b.shape.length && a.shape.slice(0, -1).every((x, i) => x === b.shape[i])) {
       why += `; the candidate rotates ${b.shape.at(-1)} dims where the reference rotates ${a.shape.at(-1)}: check partial_rotary_factor`;
     }
@@ -162,6 +170,10 @@ export function compare(ref: Entries, cand: Entries, opts: CompareOptions = {}):
       if (hv) r.heads = relL2Along(a, b, hv[0], hv[1]);
     }
     const [B, T] = [shape[0], axis >= 0 ? shape[axis] : -1];
+    if ((padded || B > 1) && axis > 0) {
+      const rows = rowErrors(a, b, shape, axis, padded ? mask : null);
+      if (rows) r.rows = rows;
+    }
     if (padded && axis > 0 && B * T === mask!.length) {
       a = selectPositions(a, shape, axis, mask!);
       b = selectPositions(b, shape, axis, mask!);
@@ -177,23 +189,32 @@ export function compare(ref: Entries, cand: Entries, opts: CompareOptions = {}):
   const first = report.taps.find((t) => !t.ok);
   report.firstDivergent = first?.name ?? null;
   report.ok = !first && report.metadata?.sameConfig !== false;
-  report.diagnosis = diagnose(report, first, tol);
   const rot = first && /^(rope\.(cos|sin)|layers\.(\d+)\.(q_rot|k_rot))$/.exec(first.name);
+  let specific: string | undefined;
+  let extra = '';
   if (rot && opts.rope) {
     const layer = rot[3] !== undefined ? Number(rot[3]) : 0;
     const qkv = cand.get(`layers.${layer}.qkv`);
     const q = cand.get(`layers.${layer}.q_rot`);
     if (qkv && q && !qkv.int && !q.int) {
-      const fp = ropeFingerprint(opts.rope, layer, { shape: qkv.shape, data: qkv.read() }, { shape: q.shape, data: q.read() });
+      // the positions the reference rotated at: its position_ids, else 0..T-1 in every row
+      const pe = ref.get('position_ids');
+      const positions = pe?.int ? Int32Array.from(pe.read()) : undefined;
+      const fp = ropeFingerprint(opts.rope, layer, { shape: qkv.shape, data: qkv.read() }, { shape: q.shape, data: q.read() },
+        { positions, mask: padded ? mask! : undefined });
       if (fp) {
         report.ropeFingerprint = fp;
         // a runtime that records its allocated context (phi4-tapdump's n_ctx) shows where the set came from
         const nCtx = Number(opts.metadata?.candidate.n_ctx);
         const allocated = fp.candidate === 'long' && fp.reference === 'short' && nCtx > opts.rope.originalMaxPositions;
-        report.diagnosis += `; ${fp.text}${allocated ? `; the candidate's dump records an allocated n_ctx of ${nCtx}, past the original ${opts.rope.originalMaxPositions}` : ''}`;
+        const text = `${fp.text}${allocated ? `; the candidate's dump records an allocated n_ctx of ${nCtx}, past the original ${opts.rope.originalMaxPositions}` : ''}`;
+        // a fit that names the cause replaces the checklist; otherwise it follows the verdict
+        if (fp.causes.length) specific = text;
+        else extra = `; ${text}`;
       }
     }
   }
+  report.diagnosis = diagnose(report, first, tol, specific) + extra;
   const W = opts.slidingWindow;
   const inLayer = first && !first.finding ? /^layers\.(\d+)\.(.+)$/.exec(first.name) : null;
   if (W && inLayer && !report.ropeFingerprint) {

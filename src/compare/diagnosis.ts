@@ -3,6 +3,7 @@
 
 import type { CompareReport, DumpMeta, TapResult } from './report.js';
 import { fmt, ranges } from './format.js';
+import { describeRows } from './rows.js';
 
 /** Where the first divergent tap sits, and what usually goes wrong there. */
 const HINTS: [RegExp, string][] = [
@@ -20,11 +21,12 @@ const HINTS: [RegExp, string][] = [
   [/\.mlp_act$/, 'the MLP activation differs: silu(gate) * up, gate first'],
   [/\.mlp_out$/, 'the down projection differs: check its weight layout [H, I]'],
   [/\.out$/, 'the decoder layer output differs; dump the layer\'s inner taps (input_norm .. mlp_out) to see which step'],
-  [/^final_norm$/, 'the final RMSNorm differs'],
+  [/^final_norm$/, 'the final RMSNorm differs: check eps and float32 statistics'],
   [/^logits$/, 'the head differs: check lm_head (tied to embed_tokens for Phi-4-mini) and its dtype'],
 ];
 
-function hint(name: string): string {
+/** What usually goes wrong at a tap's step: the checklist, for when nothing more specific is known. */
+export function hint(name: string): string {
   for (const [re, text] of HINTS) if (re.test(name)) return text;
   return 'not a tap of the table (layers/taps.ts); no diagnosis for it';
 }
@@ -44,6 +46,10 @@ export function detail(t: TapResult, tol: number): string {
     if (p.length && p.length < t.positions.length) parts.push(`position${p.length > 1 ? 's' : ''} ${ranges(p)} of ${t.positions.length}`);
     else if (p.length) parts.push(`all ${t.positions.length} positions`);
   }
+  if (t.rows) {
+    const rows = describeRows(t.rows, tol, t.ok);
+    if (rows) parts.push(rows);
+  }
   return parts.join('; ');
 }
 
@@ -51,7 +57,11 @@ export function describeMeta(m: DumpMeta): string {
   return `${m.checkpoint ?? 'unknown checkpoint'} (config ${m.config_hash ?? 'unknown'})`;
 }
 
-export function diagnose(r: CompareReport, first: TapResult | undefined, tol: number): string {
+/**
+ * The verdict. `specific`, where a diagnosis found the cause (the rotary fit), stands in place of
+ * the tap's checklist (HINTS), which is only for when nothing more specific is known.
+ */
+export function diagnose(r: CompareReport, first: TapResult | undefined, tol: number, specific?: string): string {
   const taps = r.taps;
   const parts: string[] = [];
   if (r.metadata?.sameConfig === false) {
@@ -60,6 +70,8 @@ export function diagnose(r: CompareReport, first: TapResult | undefined, tol: nu
   if (!first) {
     const worst = taps.reduce((w, t) => (t.relL2 > w.relL2 ? t : w), taps[0]);
     parts.push(`all ${taps.length} common taps within rel L2 ${fmt(tol)}; worst ${worst.name} at ${fmt(worst.relL2)}`);
+    const padOnly = taps.filter((t) => t.rows && describeRows(t.rows, tol, true));
+    if (padOnly.length) parts.push(`${padOnly[0].name}: ${describeRows(padOnly[0].rows!, tol, true)}${padOnly.length > 1 ? ` (and ${padOnly.length - 1} more tap${padOnly.length > 2 ? 's' : ''})` : ''}`);
     return parts.join('; ');
   }
   const i = taps.indexOf(first);
@@ -71,7 +83,7 @@ export function diagnose(r: CompareReport, first: TapResult | undefined, tol: nu
   else if (first.relL2 <= tol) size = `rel L2 ${fmt(first.relL2)} overall, but the per-position rel L2 (RMS ${fmt(first.positionRms!)}) > ${fmt(tol)}: a few large values hide the error elsewhere`;
   else size = `rel L2 ${fmt(first.relL2)} > ${fmt(tol)}, max|d| ${fmt(first.maxAbs)}`;
   const where = first.finding ? '' : detail(first, tol);
-  parts.push(`first divergence at ${first.name} (${size}${where ? `; ${where}` : ''})${before}: ${hint(first.name)}`);
+  parts.push(`first divergence at ${first.name} (${size}${where ? `; ${where}` : ''})${before}: ${specific ?? hint(first.name)}`);
   const others = r.findings.filter((n) => n !== first.name);
   if (others.length) parts.push(`${others.length} more tap${others.length > 1 ? 's' : ''} could not be compared numerically: ${others.slice(0, 6).join(', ')}${others.length > 6 ? ', ...' : ''}`);
   return parts.join('; ');

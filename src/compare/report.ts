@@ -7,6 +7,7 @@ import type { RopeConfig } from '../../layers/rotary.js';
 import type { RopeFingerprint } from './diagnose/rope-fingerprint.js';
 import type { WindowFingerprint } from './diagnose/sliding-window.js';
 import type { BlameReport } from './diagnose/blame.js';
+import type { RowErrors } from './rows.js';
 
 /**
  * Relative-L2 tolerances per tap, from measurement (docs/compare.md, docs/fidelity.md):
@@ -50,6 +51,8 @@ export interface TapResult {
   positionRms?: number;
   /** rel L2 per head, for taps with a head axis (q_rot, k_rot, attn_probs; attn_out split by heads). */
   heads?: number[];
+  /** rel L2 per batch row (real and padded positions apart), for batched or padded dumps. */
+  rows?: RowErrors;
 }
 
 /** The provenance our dumps record (src/oracle/dump.ts); another runtime's dump may have none. */

@@ -85,10 +85,11 @@ function causesOf(rope: RopeConfig, fit: RotaryFit, reference: FactorSet, want: 
   const out: string[] = [];
   if (fit.rotaryDims !== rope.rotaryDim) out.push(`the candidate rotates ${fit.rotaryDims} dims of each head where the config rotates ${rope.rotaryDim} (partial_rotary_factor)`);
   if (fit.pairing !== 'rotate-half') out.push('interleaved pairs (2i, 2i+1) where the model rotates halves (i, i + r/2): a GPT-J / ggml "normal" rope instead of NeoX rotate-half');
-  if (fit.theta !== rope.theta) out.push(`rope_theta ≈ ${sci(fit.theta)}, the config says ${sci(rope.theta)}`);
+  if (fit.frequencies) out.push(`its frequencies (${fit.frequencies.map((v) => v.toPrecision(3)).join(', ')}) are no factor set of the config at any rope_theta`);
+  else if (fit.theta !== rope.theta) out.push(`rope_theta ≈ ${sci(fit.theta)}, the config says ${sci(rope.theta)}`);
   const pos = describePositions(fit.positions, want, B, T, mask);
   if (pos) out.push(pos);
-  if (fit.set !== reference && fit.theta === rope.theta) {
+  if (fit.set !== reference && fit.theta === rope.theta && !fit.frequencies) {
     out.push(fit.set === 'none' ? `plain RoPE without the LongRoPE factors (the reference uses the ${reference} set)` : `the ${fit.set} factors where the reference uses the ${reference} set`);
   }
   return out;
@@ -122,13 +123,13 @@ export function ropeFingerprint(rope: RopeConfig, layer: number, qkv: { shape: n
   const reference: FactorSet = rope.type !== 'longrope' ? 'none' : usesLongFactors(rope, seqLen - 1) ? 'long' : 'short';
   const fit = fitRotary(rope, qkv, qRot, reference);
   const trusted = fit && fit.relL2 <= 1e-3 ? fit : null;
-  const candidate = best.relL2 <= 1e-3 ? best.set : trusted ? trusted.set : null;
+  const candidate = best.relL2 <= 1e-3 ? best.set : trusted && !trusted.frequencies ? trusted.set : null;
   const table = fits.map((f) => `${f.set} ${f.relL2.toExponential(1)}`).join(', ');
   const span = `positions ${first}..${first + T - 1}`;
   const causes = trusted && best.relL2 > 1e-3 ? causesOf(rope, trusted, reference, want, B, T, mask) : [];
   let text: string;
   if (causes.length) {
-    text = `rotary fit (layer ${layer}): ${causes.join('; ')} (the fitted rotation reproduces the candidate's q_rot from its qkv to ${sci(trusted!.relL2)}; ${trusted!.set} factors, ${trusted!.pairing}, ${trusted!.rotaryDims} dims)`;
+    text = `rotary fit (layer ${layer}): ${causes.join('; ')} (the fitted rotation reproduces the candidate's q_rot from its qkv to ${sci(trusted!.relL2)}; ${trusted!.frequencies ? 'measured frequencies' : `${trusted!.set} factors`}, ${trusted!.pairing}, ${trusted!.rotaryDims} dims)`;
   } else if (candidate === null) {
     text = `LongRoPE fingerprint (layer ${layer}): no factor set at ${span} reproduces the candidate's q_rot from its qkv (${table}), and no rotation fits it${fit ? ` (best fit ${sci(fit.relL2)})` : ''}: the q_rot is not a rotation of the qkv; check the order of the q, k, v split and what is rotated`;
   } else if (candidate === reference) {

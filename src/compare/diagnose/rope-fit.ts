@@ -32,6 +32,8 @@ export interface RotaryFit {
   positions: (number | null)[];
   /** rel L2 of q_rot against qkv rotated with everything above: the fit is trusted when <= 1e-3. */
   relL2: number;
+  /** The measured frequency of each pair, when no factor set and theta make them (then `set` and `theta` are only the nearest). */
+  frequencies?: number[];
 }
 
 /** Query head h of token (b, t) starts at this offset of qkv [B, T, W]. */
@@ -175,23 +177,38 @@ export function fitRotary(rope: RopeConfig, qkv: { shape: number[]; data: Numeri
   }
   // a theta within 0.1% of the config's is the config's (the fit carries float32 noise)
   const theta = Math.abs(best.theta / rope.theta - 1) < 1e-3 ? rope.theta : Number(best.theta.toPrecision(3));
-  const inv = frequencies(rope, best.set, theta, r);
-
+  const fromConfig = frequencies(rope, best.set, theta, r);
+  const attempt = (inv: Float32Array) => {
+    const positions = positionsFor(inv);
+    const err = relL2(rotateWith(x, { B, T, W, nh, d }, pairing, inv, positions.map((p) => p ?? 0), scaling), y);
+    return { positions, err };
+  };
   // positions: from the slowest pair (one turn spans the most positions) to the fastest
-  const positions: (number | null)[] = [];
-  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) {
-    const slow = angle(b, t, J - 1);
-    let p = (slow < -Math.PI / 4 ? slow + 2 * Math.PI : slow) / inv[J - 1];
-    for (let j = J - 2; j >= 0; j--) {
-      const a = angle(b, t, j);
-      p = (a + 2 * Math.PI * Math.round((p * inv[j] - a) / (2 * Math.PI))) / inv[j];
+  const positionsFor = (inv: Float32Array): (number | null)[] => {
+    const positions: (number | null)[] = [];
+    for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) {
+      const slow = angle(b, t, J - 1);
+      let p = (slow < -Math.PI / 4 ? slow + 2 * Math.PI : slow) / inv[J - 1];
+      for (let j = J - 2; j >= 0; j--) {
+        const a = angle(b, t, j);
+        p = (a + 2 * Math.PI * Math.round((p * inv[j] - a) / (2 * Math.PI))) / inv[j];
+      }
+      const n = Math.round(p);
+      let miss = 0;
+      for (let j = 0; j < J; j++) miss = Math.max(miss, Math.abs(wrap(angle(b, t, j) - Math.fround(n * inv[j]))));
+      positions.push(Number.isFinite(n) && miss < 1e-2 ? n + 0 : null); // + 0: no -0
     }
-    const n = Math.round(p);
-    let miss = 0;
-    for (let j = 0; j < J; j++) miss = Math.max(miss, Math.abs(wrap(angle(b, t, j) - Math.fround(n * inv[j]))));
-    positions.push(Number.isFinite(n) && miss < 1e-2 ? n + 0 : null); // + 0: no -0
+    return positions;
+  };
+  let found = attempt(fromConfig);
+  let custom = false;
+  // frequencies no factor set and theta make (a config of another model): the measured ones, as they are
+  if (found.err > 1e-3 && T > 1 && f.every((v) => v > 0)) {
+    const measured = attempt(Float32Array.from(f));
+    if (measured.err < found.err) {
+      found = measured;
+      custom = true;
+    }
   }
-  const fitted = positions.map((p) => p ?? 0);
-  const err = relL2(rotateWith(x, { B, T, W, nh, d }, pairing, inv, fitted, scaling), y);
-  return { rotaryDims: r, pairing, set: best.set, theta, scaling, positions, relL2: err };
+  return { rotaryDims: r, pairing, set: best.set, theta, scaling, positions: found.positions, relL2: found.err, ...(custom ? { frequencies: f } : {}) };
 }
