@@ -75,13 +75,27 @@ export function compareFiles(refPath: string, candPath: string, opts: CompareOpt
 /** The tensors of an open safetensors file as entries (floats read as float32, F64 as float64). */
 export function fileEntries(f: SafetensorsFile): Entries {
   const out: Entries = new Map();
+  const ops = recordedOps(f);
   for (const t of f.tensors()) {
     const int = !isFloatDType(t.dtype);
     out.set(t.name, {
       shape: t.shape,
       int,
       read: () => (int ? f.readInt32(t.name) : t.dtype === 'F64' ? f.readFloat64(t.name) : f.readFloat32(t.name)),
+      ...(typeof ops[t.name] === 'string' ? { op: ops[t.name] as string } : {}),
     });
   }
   return out;
+}
+
+/** The op that made each tensor, where a capture tool records them (metadata `ops`: {"name": "ROPE"}); {} otherwise. */
+function recordedOps(f: SafetensorsFile): Record<string, unknown> {
+  const text = f.metadata.ops;
+  if (!text) return {};
+  try {
+    const o: unknown = JSON.parse(text);
+    return typeof o === 'object' && o !== null && !Array.isArray(o) ? (o as Record<string, unknown>) : {};
+  } catch {
+    return {}; // not ours to refuse: without ops the names and the graph order still tell
+  }
 }
