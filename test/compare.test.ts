@@ -376,9 +376,16 @@ describe('phi4 compare: files and the command line', function () {
       expect(fp32.ok).to.equal(false);
       expect(fp32.firstDivergent).to.equal('layers.0.out');
     }
-    const r = phi4(['compare', ours.long, dumpPath('phi4-mini-tiny.long.cuda-bf16')]);
+    const r = phi4(['compare', ours.long, dumpPath('phi4-mini-tiny.long.cuda-bf16'), '--no-blame']);
     expect(r.status, show(r)).to.equal(1);
     expect(r.stdout).to.match(/^FAIL: first divergence at layers\.0\.out/m);
+    // blamed by default (our dump records its checkpoint): under fp32 every bf16 step is a local error,
+    // under bf16 none is (the honest runtime's steps are within the bf16 blame threshold)
+    const fp32 = phi4(['compare', ours.long, dumpPath('phi4-mini-tiny.long.cuda-bf16')]);
+    expect(fp32.stdout).to.match(/^FAIL: per-step blame: layers\.0\.out is the first step whose own error jumps/m);
+    const bf16 = phi4(['compare', ours.long, dumpPath('phi4-mini-tiny.long.cuda-bf16'), '--preset', 'bf16']);
+    expect(bf16.status, show(bf16)).to.equal(0);
+    expect(bf16.stdout).to.include('per-step blame: every step re-run on the candidate\'s own input agrees to 3.0e-2');
   });
 
   it('cli --plot writes an SVG document atomically', () => {

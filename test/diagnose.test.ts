@@ -98,8 +98,9 @@ describe('LongRoPE fingerprint in compare', function () {
     const d = phi4(['dump', dir, '--ids', '1,5,9,300,7,42,17,99,512,3,8', '--out', raw]);
     expect(d.status, show(d)).to.equal(0);
     const cand = foreign(raw, path.join(tmp, 'eps6.safetensors'));
-    const plain = phi4(['compare', ref, cand]);
+    const plain = phi4(['compare', ref, cand, '--no-blame']);
     expect(plain.status, show(plain)).to.equal(0); // under 1e-5 everywhere: the numbers alone pass it
+    expect(plain.stdout).to.not.include('per-step blame:');
     const r = phi4(['compare', ref, cand, '--blame', MODEL, '--json']);
     expect(r.status, show(r)).to.equal(1);
     const j = JSON.parse(r.stdout);
@@ -213,9 +214,15 @@ describe('LongRoPE fingerprint in compare', function () {
     const d = phi4(['dump', dir, '--ids', '1,5,9,300,7,42,17,99,512,3,8', '--out', raw]);
     expect(d.status, show(d)).to.equal(0);
     const cand = foreign(raw, path.join(tmp, 'rot16.safetensors'));
-    const r = phi4(['compare', ref, cand]);
+    const r = phi4(['compare', ref, cand, '--no-blame']);
     expect(r.status, show(r)).to.equal(1); // a verdict, not exit 2
     expect(r.stdout).to.match(/rope\.cos +1x11x12 +CANNOT COMPARE: shapes differ: reference \[1,11,12\], candidate \[1,11,16\].*rotates 16 dims where the reference rotates 12: check partial_rotary_factor/);
+    // the rotary fit solves the dims from the candidate's own qkv and q_rot
+    expect(r.stdout).to.include('rotary fit (layer 0): the candidate rotates 16 dims of each head where the config rotates 12 (partial_rotary_factor)');
+    // with the blame (by default: the reference dump records its checkpoint), the blamed step leads
+    const b = phi4(['compare', ref, cand]);
+    expect(b.status, show(b)).to.equal(1);
+    expect(b.stdout).to.match(/^FAIL: per-step blame: layers\.0\.q_rot is the first step whose own error jumps.*rotary fit \(layer 0\): the candidate rotates 16 dims/m);
     expect(r.stdout).to.match(/layers\.0\.qkv .* ok/); // before the rotation nothing differs
     expect(r.stdout).to.match(/layers\.0\.q_rot .* DIVERGES/);
     expect(r.stdout).to.match(/logits .* DIVERGES/);

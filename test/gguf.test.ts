@@ -142,7 +142,8 @@ describe('GGUF checkpoints: phi4 dump model.gguf, and quantization told apart fr
   it('Q4_0 weights against float: fails bf16 from the embedding; with --weights-reference the same Q4_0 weights pass, "weight quantization"', () => {
     const plain = phi4(['compare', dumps.st, dumps.q4_0, '--preset', 'bf16']);
     expect(plain.status, show(plain)).to.equal(1);
-    expect(plain.stdout).to.include('FAIL: first divergence at embed');
+    // blamed by default on the float checkpoint the reference records: the Q4_0 embedding is its first own error
+    expect(plain.stdout).to.match(/^FAIL: per-step blame: embed is the first step whose own error jumps.*; the numbers: first divergence at embed/m);
     // a candidate on the Q4_0 weights with its own float noise (x (1 + 1e-4) everywhere)
     const noisy = path.join(tmp, 'noisy.safetensors');
     rewriteDump(dumps.q4_0, noisy, (_n, d, shape) => ({ data: d instanceof Float32Array ? d.map((x, i) => x * (1 + 1e-4 * ((i % 3) - 1))) : d, shape }), true);
@@ -159,7 +160,9 @@ describe('GGUF checkpoints: phi4 dump model.gguf, and quantization told apart fr
     const r = phi4(['compare', dumps.st, buggy, '--preset', 'bf16', '--weights-reference', dumps.q4_0]);
     expect(r.status, show(r)).to.equal(1);
     expect(r.stdout).to.match(/layers\.2\.attn_out\s+\S+\s+\S+\s+\S+\s+the candidate/);
-    expect(r.stdout).to.include('FAIL: not explained by weight quantization').and.include('first divergence at layers.2.attn_out').and.include('head 3 of 6');
+    expect(r.stdout).to.include('not explained by weight quantization').and.include('first divergence at layers.2.attn_out').and.include('head 3 of 6');
+    // re-run on the Q4_0 weights (the quantized reference's checkpoint), the blame is the planted step
+    expect(r.stdout).to.match(/^FAIL: per-step blame: layers\.2\.attn_out is the first step whose own error jumps/m);
   });
 
   it('a GGUF of another architecture is refused naming the file, nothing written', () => {

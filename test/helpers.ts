@@ -1,5 +1,7 @@
 // Shared test setup: backends, golden paths, small numeric helpers.
 
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend.js';
 import { SafetensorsFile, type TensorToWrite, writeSafetensors } from '../weights/index.js';
@@ -69,4 +71,13 @@ export function bitDiff(a: ArrayLike<number>, b: ArrayLike<number>): { length: n
     maxAbs = Math.max(maxAbs, Math.abs(a[i]! - b[i]!));
   }
   return { length: a.length, differing, maxAbs };
+}
+
+/** A copy of checkpoint `model` (shards linked) under tmp/name, with its config.json changed: a bug planted in a config value. */
+export function plantedCheckpoint(model: string, tmp: string, name: string, change: (cfg: Record<string, unknown>) => Record<string, unknown>): string {
+  const dir = path.join(tmp, name);
+  fs.mkdirSync(dir);
+  for (const f of fs.readdirSync(model)) if (f !== 'config.json') fs.symlinkSync(path.join(model, f), path.join(dir, f));
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(change(JSON.parse(fs.readFileSync(path.join(model, 'config.json'), 'utf8')))));
+  return dir;
 }

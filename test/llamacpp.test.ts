@@ -228,7 +228,10 @@ describe('llama.cpp Q8_0 and Q4_K_M: quantization told apart from bugs (--weight
     expect(r.stdout).to.include('PASS: the candidate matches the reference run on the same quantized weights');
     const wrong = phi4(['compare', ref.float, cand, '--preset', 'bf16', '--weights-reference', ref.Q4_K_M]);
     expect(wrong.status, show(wrong)).to.equal(1);
-    expect(wrong.stdout).to.include('FAIL: not explained by weight quantization');
+    expect(wrong.stdout).to.include('not explained by weight quantization');
+    // blamed by default on the quantized weights' own GGUF (the quantized reference records it): nothing
+    expect(r.stdout).to.include('per-step blame: every step re-run on the candidate\'s own input agrees to 3.0e-2');
+    expect(wrong.stdout).to.match(/^FAIL: per-step blame: layers\.0\.qkv is the first step whose own error jumps/m);
   });
 
   it('a kernel bug planted in the Q4_K_M run (layer 1\'s SwiGLU 10% off from position 4 on) is caught where it is', () => {
@@ -236,11 +239,13 @@ describe('llama.cpp Q8_0 and Q4_K_M: quantization told apart from bugs (--weight
     // ffn_swiglu-1 is [T = 8, I = 512]: a tiled kernel whose second tile is wrong
     rewrite(LLAMA('phi4-mini-q256.Q4_K_M.safetensors'), buggy, (n, d) => (n === 'ffn_swiglu-1' ? d.map((x, i) => (i >= 4 * 512 ? x * 1.1 : x)) : d));
     // against the float reference alone the bug is lost in quantization noise: it diverges from the first matmul
-    const plain = phi4(['compare', ref.float, buggy, '--preset', 'bf16']);
+    const plain = phi4(['compare', ref.float, buggy, '--preset', 'bf16', '--no-blame']);
     expect(plain.stdout).to.include('FAIL: first divergence at layers.0.qkv');
     const r = phi4(['compare', ref.float, buggy, '--preset', 'bf16', '--weights-reference', ref.Q4_K_M]);
     expect(r.status, show(r)).to.equal(1);
-    expect(r.stdout).to.include('FAIL: not explained by weight quantization').and.include('first divergence at layers.1.mlp_act').and.include('positions 4-7 of 8');
+    // re-run on the GGUF's own weights, the blame lands on the planted step
+    expect(r.stdout).to.match(/^FAIL: per-step blame: layers\.1\.mlp_act is the first step whose own error jumps/m);
+    expect(r.stdout).to.include('not explained by weight quantization').and.include('first divergence at layers.1.mlp_act').and.include('positions 4-7 of 8');
     expect(r.stdout).to.match(/\n  layers\.1\.mlp_act\s+\S+\s+\S+\s+\S+\s+the candidate/);
     expect(r.stdout).to.match(/\n  layers\.1\.gate_up\s+\S+\s+\S+\s+\S+\s+weight quantization/);
   });

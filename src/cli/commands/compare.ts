@@ -1,13 +1,11 @@
 import { UsageError, parseArgs, str } from '../args.js';
-import { applyMap } from '../../compare/map.js';
 import { resolveMap } from '../../compare/maps/index.js';
-import { blame } from '../../compare/diagnose/blame.js';
+import { addBlame, blameCheckpoint, noteNoBlame } from '../../compare/blame-run.js';
 import { resolveCheckpoint } from '../../checkpoint/hub.js';
-import { readInputs } from '../../checkpoint/inputs.js';
 import { Phi3Model } from '../../model/model.js';
 import { SafetensorsFile } from '../../../weights/index.js';
 import { PRESETS, type Preset } from '../../compare/report.js';
-import { compareFiles, fileEntries } from '../../compare/files.js';
+import { compareFiles } from '../../compare/files.js';
 import { formatReport } from '../../compare/render.js';
 import { plotSvg, writeTextAtomic } from '../../compare/plot.js';
 import { type Generation, addPolicyFit, compareGenerations, formatGeneration, isGeneration, readGeneration } from '../../compare/generation.js';
@@ -29,12 +27,12 @@ function readGenerations(refPath: string, candPath: string): [Generation, Genera
 }
 
 export const compareCommand: Command = {
-  usage: `phi4 compare <reference.safetensors> <candidate.safetensors> [--json] [--map FILE.json|llama.cpp|none] [--preset fp32|bf16|fp16] [--rtol X] [--plot FILE.svg] [--weights-reference QDUMP.safetensors] [--blame CHECKPOINT]
+  usage: `phi4 compare <reference.safetensors> <candidate.safetensors> [--json] [--map FILE.json|llama.cpp|none] [--preset fp32|bf16|fp16] [--rtol X] [--plot FILE.svg] [--weights-reference QDUMP.safetensors] [--checkpoint DIR | --no-blame]
        phi4 compare <reference-run.safetensors> <candidate-run.safetensors> [--checkpoint DIR] [--json] [--preset ...] [--rtol X]
-      every tap present in both, in forward order: errors, the first divergent tap and why (exit 1 when one diverges); --map llama.cpp (detected from the names when --map is not given): tools/llamacpp/phi4-tapdump's ggml nodes; --weights-reference: our dump on the candidate's quantized weights (phi4 dump q.gguf, same inputs), to tell quantization from bugs; --blame: re-run each step of CHECKPOINT on the candidate's own input to it and blame the first whose local error jumps;
+      every tap present in both, in forward order: errors, the first divergent tap and why (exit 1 when one diverges); --map llama.cpp (detected from the names when --map is not given): tools/llamacpp/phi4-tapdump's ggml nodes; --weights-reference: our dump on the candidate's quantized weights (phi4 dump q.gguf, same inputs), to tell quantization from bugs; per-step blame by default: each step of the checkpoint (--checkpoint, else the one the reference dump records; --blame CHECKPOINT is the same) re-run on the candidate's own input to it, the first whose local error jumps blamed first in the verdict; --no-blame skips it;
       two generate --out files: the step logits step by step, and which LongRoPE policy (default, stale, chunked, fixed-long, fixed-short) the candidate follows, recomputed with --checkpoint (default: the checkpoint the run records)`,
   async run(argv) {
-    const p = parseArgs(argv, ['map', 'preset', 'rtol', 'plot', 'weights-reference', 'blame', 'checkpoint'], ['json']);
+    const p = parseArgs(argv, ['map', 'preset', 'rtol', 'plot', 'weights-reference', 'blame', 'checkpoint'], ['json', 'no-blame']);
     if (p.positional.length !== 2) throw new UsageError(`compare needs two files, a reference and a candidate (got ${p.positional.length})`);
     const presetArg = str(p, 'preset') ?? 'fp32';
     if (!Object.hasOwn(PRESETS, presetArg)) throw new UsageError(`--preset: unknown preset "${presetArg}" (fp32, bf16, fp16)`);
@@ -68,28 +66,16 @@ export const compareCommand: Command = {
       } else console.log(formatGeneration(report, { reference: refPath, candidate: candPath }));
       return report.ok ? 0 : 1;
     }
-    if (str(p, 'checkpoint') !== undefined) throw new UsageError('--checkpoint applies to generate --out files (to name the LongRoPE policy); for dumps see --blame');
+    const given = str(p, 'checkpoint') ?? str(p, 'blame');
+    if (str(p, 'checkpoint') !== undefined && str(p, 'blame') !== undefined) throw new UsageError('--checkpoint and --blame name the same checkpoint; give one');
+    if (given !== undefined && p.flags.has('no-blame')) throw new UsageError(`--no-blame skips the blame that --${str(p, 'checkpoint') !== undefined ? 'checkpoint' : 'blame'} asks for; give one`);
     const { report, labels, map } = compareFiles(refPath, candPath, { preset: presetArg as Preset, tolerance: rtol, map: mapArg, weightsReference: str(p, 'weights-reference') });
-    const blameCkpt = str(p, 'blame');
-    if (blameCkpt !== undefined) {
-      await start(undefined);
-      const model = Phi3Model.load(resolveCheckpoint(blameCkpt));
-      const f = SafetensorsFile.open(candPath);
-      try {
-        let entries = fileEntries(f);
-        if (map && map.applyTo !== 'reference') entries = applyMap(entries, map, 'candidate');
-        const acc = new Map(report.taps.map((t) => [t.name, t.relL2]));
-        report.blame = blame(model, readInputs(refPath), entries, acc, report.tolerance);
-        if (report.blame.blamed) {
-          report.ok = false; // a step that is wrong on its own input is a bug, even under tolerance
-          report.diagnosis = `${report.blame.text}; the numbers: ${report.diagnosis}`;
-        } else {
-          report.diagnosis += `; ${report.blame.text}`;
-        }
-      } finally {
-        f.close();
-        model.dispose();
-      }
+    if (!p.flags.has('no-blame')) {
+      // with a quantized-weights reference, the steps are re-run on those weights (the verdict's basis)
+      const basis = str(p, 'weights-reference') ?? refPath;
+      const source = blameCheckpoint(basis, given === undefined ? undefined : resolveCheckpoint(given));
+      if (source) await addBlame(report, basis, candPath, map, source, async () => void (await start(undefined)));
+      else noteNoBlame(report, 'the reference dump records no checkpoint that can still be read');
     }
     if (p.flags.has('json')) {
       const finite = (_k: string, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v);

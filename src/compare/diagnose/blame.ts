@@ -22,9 +22,13 @@ export interface BlameTap {
 
 export interface BlameReport {
   taps: BlameTap[];
-  /** The first tap whose local error exceeds a tenth of the tolerance, or null. */
+  /** The first tap whose local error exceeds `threshold`, or null. */
   blamed: string | null;
   text: string;
+  /** The local error over which a step is blamed (blameThreshold in ../blame-run.ts). */
+  threshold: number;
+  /** The checkpoint the steps were re-run with (given, or the reference dump's recorded one). */
+  checkpoint?: string;
 }
 
 
@@ -32,7 +36,7 @@ export interface BlameReport {
  * `accumulated`: each tap's rel L2 from the comparison. Taps the candidate lacks, or holds in
  * another shape, are not forced (our value flows on there).
  */
-export function blame(model: Phi3Model, inputs: ForwardInputs, cand: Entries, accumulated: Map<string, number>, tol: number): BlameReport {
+export function blame(model: Phi3Model, inputs: ForwardInputs, cand: Entries, accumulated: Map<string, number>, threshold: number): BlameReport {
   const ours = new Map<string, Float32Array>();
   const hooks: Record<string, (t: tf.Tensor) => tf.Tensor> = {};
   for (const name of tapNames(model.config.numLayers)) {
@@ -57,14 +61,14 @@ export function blame(model: Phi3Model, inputs: ForwardInputs, cand: Entries, ac
     if (/\.(q_rot|k_rot|attn_probs)$/.test(name) && e.shape.length === 4) t.heads = relL2Along(c, mine, e.shape, 1);
     taps.push(t);
   }
-  const first = taps.find((t) => !(t.local <= tol / 10));
+  const first = taps.find((t) => !(t.local <= threshold));
   let text: string;
   if (!first) {
-    text = `per-step blame: every step re-run on the candidate's own input agrees to ${fmt(tol / 10)} (local errors at most ${fmt(Math.max(0, ...taps.map((t) => t.local)))}); the error is accumulated, not made by one step`;
+    text = `per-step blame: every step re-run on the candidate's own input agrees to ${fmt(threshold)} (local errors at most ${fmt(Math.max(0, ...taps.map((t) => t.local)))}); the error is accumulated, not made by one step`;
   } else {
-    const bad = first.heads ? first.heads.flatMap((h, i) => (h > tol / 10 ? [i] : [])) : [];
+    const bad = first.heads ? first.heads.flatMap((h, i) => (h > threshold ? [i] : [])) : [];
     const heads = first.heads && bad.length < first.heads.length ? `, in head${bad.length > 1 ? 's' : ''} ${bad.join(', ')} of ${first.heads.length}` : '';
     text = `per-step blame: ${first.name} is the first step whose own error jumps: re-run on the candidate's input to it, it differs by ${fmt(first.local)} (local${heads}; accumulated ${fmt(first.accumulated)})`;
   }
-  return { taps, blamed: first?.name ?? null, text };
+  return { taps, blamed: first?.name ?? null, text, threshold };
 }
