@@ -221,6 +221,26 @@ describe('llama.cpp Q8_0 and Q4_K_M: quantization told apart from bugs (--weight
     expect(mlp.fromQuantized).to.be.below(mlp.fromFloat / 4);
   });
 
+  it('--weights-reference takes the .gguf itself: compare dumps it on the reference\'s inputs, same verdict as our dump of it', () => {
+    const cand = LLAMA('phi4-mini-q256.Q4_K_M.safetensors');
+    const gguf = LLAMA('phi4-mini-q256.Q4_K_M.gguf');
+    const viaDump = JSON.parse(phi4(['compare', ref.float, cand, '--preset', 'bf16', '--weights-reference', ref.Q4_K_M, '--json', '--no-blame']).stdout);
+    const r = phi4(['compare', ref.float, cand, '--preset', 'bf16', '--weights-reference', gguf]);
+    expect(r.status, show(r)).to.equal(0);
+    expect(r.stderr.match(/^phi4-ts .* · backend /gm)).to.have.length(1); // one backend start for the dump and the blame
+    expect(r.stdout).to.include(`quantized-weights reference: our dump of ${gguf} on the reference's inputs, made by compare`);
+    expect(r.stdout).to.match(/^PASS: the candidate matches the reference run on the same quantized weights/m);
+    const j = JSON.parse(phi4(['compare', ref.float, cand, '--preset', 'bf16', '--weights-reference', gguf, '--json', '--no-blame']).stdout);
+    expect(j.quantization.taps.map((t: { fromQuantized: number }) => t.fromQuantized)).to.deep.equal(viaDump.quantization.taps.map((t: { fromQuantized: number }) => t.fromQuantized));
+    // a GGUF or a checkpoint where a dump is expected is named as such
+    for (const [args, what] of [[[gguf, cand], 'a GGUF checkpoint, not a dump'], [[ref.float, path.join(tmp, 'phi4-mini-q256')], 'a checkpoint directory, not a dump'],
+      [[ref.float, path.join(tmp, 'phi4-mini-q256', 'model-00001-of-00002.safetensors')], 'a checkpoint\'s weights']] as [string[], string][]) {
+      const bad = phi4(['compare', ...args]);
+      expect(bad.status, show(bad)).to.equal(2);
+      expect(bad.stderr).to.include(what).and.not.include('header length');
+    }
+  });
+
   it('Q8_0: passes with --weights-reference; the Q4_K_M weights are not its weights', () => {
     const cand = LLAMA('phi4-mini-q256.Q8_0.safetensors');
     const r = phi4(['compare', ref.float, cand, '--preset', 'bf16', '--weights-reference', ref.Q8_0]);

@@ -10,6 +10,8 @@ import { formatReport } from '../../compare/render.js';
 import { plotSvg, writeTextAtomic } from '../../compare/plot.js';
 import { type Generation, addPolicyFit, compareGenerations, formatGeneration, isGeneration, readGeneration } from '../../compare/generation.js';
 import { InputError } from '../../errors.js';
+import { dumpQuantizedWeights, expectDump, notADump } from '../../compare/quantized-reference.js';
+import { tfjsVersion } from '../../backend.js';
 import { existsSync } from 'node:fs';
 import { type Command, checkOutPath, start } from './common.js';
 
@@ -27,9 +29,9 @@ function readGenerations(refPath: string, candPath: string): [Generation, Genera
 }
 
 export const compareCommand: Command = {
-  usage: `phi4 compare <reference.safetensors> <candidate.safetensors> [--json] [--map FILE.json|llama.cpp|none] [--preset fp32|bf16|fp16] [--rtol X] [--plot FILE.svg] [--weights-reference QDUMP.safetensors] [--checkpoint DIR | --no-blame]
+  usage: `phi4 compare <reference.safetensors> <candidate.safetensors> [--json] [--map FILE.json|llama.cpp|none] [--preset fp32|bf16|fp16] [--rtol X] [--plot FILE.svg] [--weights-reference Q.gguf|QDUMP.safetensors] [--checkpoint DIR | --no-blame]
        phi4 compare <reference-run.safetensors> <candidate-run.safetensors> [--checkpoint DIR] [--json] [--preset ...] [--rtol X]
-      every tap present in both, in forward order: errors, the first divergent tap and why (exit 1 when one diverges); --map llama.cpp (detected from the names when --map is not given): tools/llamacpp/phi4-tapdump's ggml nodes; --weights-reference: our dump on the candidate's quantized weights (phi4 dump q.gguf, same inputs), to tell quantization from bugs; per-step blame by default: each step of the checkpoint (--checkpoint, else the one the reference dump records; --blame CHECKPOINT is the same) re-run on the candidate's own input to it, the first whose local error jumps blamed first in the verdict; --no-blame skips it;
+      every tap present in both, in forward order: errors, the first divergent tap and why (exit 1 when one diverges); --map llama.cpp (detected from the names when --map is not given): tools/llamacpp/phi4-tapdump's ggml nodes; --weights-reference: the candidate's quantized weights (a .gguf, which compare dumps on the reference's inputs, or our dump of them), to tell quantization from bugs; per-step blame by default: each step of the checkpoint (--checkpoint, else the one the reference dump records; --blame CHECKPOINT is the same) re-run on the candidate's own input to it, the first whose local error jumps blamed first in the verdict; --no-blame skips it;
       two generate --out files: the step logits step by step, and which LongRoPE policy (default, stale, chunked, fixed-long, fixed-short) the candidate follows, recomputed with --checkpoint (default: the checkpoint the run records)`,
   async run(argv) {
     const p = parseArgs(argv, ['map', 'preset', 'rtol', 'plot', 'weights-reference', 'blame', 'checkpoint'], ['json', 'no-blame']);
@@ -44,6 +46,8 @@ export const compareCommand: Command = {
     const mapArg = resolveMap(str(p, 'map'));
 
     const [refPath, candPath] = p.positional;
+    expectDump(refPath, 'reference');
+    expectDump(candPath, 'candidate');
     const runs = readGenerations(refPath, candPath);
     if (runs) {
       for (const f of ['map', 'plot', 'weights-reference', 'blame']) if (str(p, f) !== undefined) throw new UsageError(`--${f} applies to dumps; ${refPath} and ${candPath} are generations`);
@@ -69,21 +73,34 @@ export const compareCommand: Command = {
     const given = str(p, 'checkpoint') ?? str(p, 'blame');
     if (str(p, 'checkpoint') !== undefined && str(p, 'blame') !== undefined) throw new UsageError('--checkpoint and --blame name the same checkpoint; give one');
     if (given !== undefined && p.flags.has('no-blame')) throw new UsageError(`--no-blame skips the blame that --${str(p, 'checkpoint') !== undefined ? 'checkpoint' : 'blame'} asks for; give one`);
-    const { report, labels, map } = compareFiles(refPath, candPath, { preset: presetArg as Preset, tolerance: rtol, map: mapArg, weightsReference: str(p, 'weights-reference') });
-    if (!p.flags.has('no-blame')) {
-      // with a quantized-weights reference, the steps are re-run on those weights (the verdict's basis)
-      const basis = str(p, 'weights-reference') ?? refPath;
-      const source = blameCheckpoint(basis, given === undefined ? undefined : resolveCheckpoint(given));
-      if (source) await addBlame(report, basis, candPath, map, source, async () => void (await start(undefined)));
-      else noteNoBlame(report, 'the reference dump records no checkpoint that can still be read');
+    let started: Promise<string> | null = null;
+    const ready = () => (started ??= start(undefined)); // one backend, one banner
+    let weightsReference = str(p, 'weights-reference');
+    let made: { path: string; remove: () => void } | null = null;
+    if (weightsReference !== undefined && notADump(weightsReference)?.startsWith('a GGUF')) {
+      made = await dumpQuantizedWeights(weightsReference, refPath, ready, tfjsVersion());
+    } else if (weightsReference !== undefined) expectDump(weightsReference, '--weights-reference');
+    try {
+      if (made) weightsReference = made.path;
+      const { report, labels, map } = compareFiles(refPath, candPath, { preset: presetArg as Preset, tolerance: rtol, map: mapArg, weightsReference });
+      if (made) labels.reference = labels.reference.replace(made.path, `our dump of ${str(p, 'weights-reference')} on the reference's inputs, made by compare`);
+      if (!p.flags.has('no-blame')) {
+        // with a quantized-weights reference, the steps are re-run on those weights (the verdict's basis)
+        const basis = weightsReference ?? refPath;
+        const source = blameCheckpoint(basis, given === undefined ? undefined : resolveCheckpoint(given));
+        if (source) await addBlame(report, basis, candPath, map, source, async () => void (await ready()));
+        else noteNoBlame(report, 'the reference dump records no checkpoint that can still be read');
+      }
+      if (p.flags.has('json')) {
+        const finite = (_k: string, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v);
+        console.log(JSON.stringify({ reference: refPath, candidate: candPath, ...report }, finite, 2));
+      } else {
+        console.log(formatReport(report, labels));
+      }
+      if (plot) writeTextAtomic(plot, plotSvg(report, `${candPath} vs ${refPath}`));
+      return report.ok ? 0 : 1;
+    } finally {
+      made?.remove();
     }
-    if (p.flags.has('json')) {
-      const finite = (_k: string, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v);
-      console.log(JSON.stringify({ reference: refPath, candidate: candPath, ...report }, finite, 2));
-    } else {
-      console.log(formatReport(report, labels));
-    }
-    if (plot) writeTextAtomic(plot, plotSvg(report, `${candPath} vs ${refPath}`));
-    return report.ok ? 0 : 1;
   },
 };
