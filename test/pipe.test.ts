@@ -3,7 +3,7 @@
 // its time (`| (sleep 0.5; cat)`), the report must still be complete JSON. Before the CLI waited for stdout to drain,
 // 3 runs in 4 arrived cut at 65,536 bytes.
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -21,6 +21,21 @@ function slowPipe(args: string[], pauseS: number): Buffer {
   const r = spawnSync('sh', ['-c', cmd], { cwd: ROOT, env, maxBuffer: 64 * 2 ** 20, timeout: 90_000 });
   if (r.error) throw r.error;
   return r.stdout;
+}
+
+/** slowPipe, asynchronously: several can run at once. */
+function slowPipeAsync(args: string[], pauseS: number): Promise<Buffer> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.PHI4_BACKEND;
+  const q = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+  const cmd = `${[process.execPath, CLI, ...args].map(q).join(' ')} 2>/dev/null | (sleep ${pauseS}; cat)`;
+  return new Promise((resolve, reject) => {
+    const c = spawn('sh', ['-c', cmd], { cwd: ROOT, env });
+    const chunks: Buffer[] = [];
+    c.stdout.on('data', (d: Buffer) => chunks.push(d));
+    c.on('error', reject);
+    c.on('close', () => resolve(Buffer.concat(chunks)));
+  });
 }
 
 describe('stdout is complete through a slow pipe (issue 20)', function () {
@@ -46,6 +61,24 @@ describe('stdout is complete through a slow pipe (issue 20)', function () {
       expect(got.length, `run ${i}: bytes through the pipe`).to.equal(Buffer.byteLength(whole));
       const report = JSON.parse(got.toString('utf8'));
       expect(report.ok).to.equal(true);
+      expect(report.schemaVersion).to.equal(1);
     }
+  });
+
+  it('compare --json through a slow pipe: 50 runs, 5 at a time, every one parses whole', async () => {
+    // --no-blame keeps each run short (the blame re-runs 32 layers); the report is still > 64 KiB
+    const args = ['compare', dumpFile, dumpFile, '--json', '--no-blame'];
+    const whole = phi4(args).stdout;
+    expect(Buffer.byteLength(whole)).to.be.above(65_536);
+    let parsed = 0;
+    for (let round = 0; round < 10; round++) {
+      const got = await Promise.all(Array.from({ length: 5 }, (_, i) => slowPipeAsync(args, 0.1 + 0.05 * i)));
+      for (const g of got) {
+        expect(g.length, `run ${parsed}: bytes through the pipe`).to.equal(Buffer.byteLength(whole));
+        expect(JSON.parse(g.toString('utf8')).ok).to.equal(true);
+        parsed++;
+      }
+    }
+    expect(parsed).to.equal(50);
   });
 });

@@ -21,6 +21,12 @@ import type { RowErrors } from './rows.js';
 export const PRESETS = { fp32: F32_TOLERANCE, bf16: 6e-2, fp16: 8e-3 } as const;
 export type Preset = keyof typeof PRESETS;
 
+/**
+ * The version of `phi4 compare --json`'s schema (docs/compare.md, "compare in CI"), its first
+ * field. It goes up when a field is removed, renamed or changes meaning; new fields do not change it.
+ */
+export const COMPARE_SCHEMA_VERSION = 1;
+
 export const INPUT_NAMES = ['input_ids', 'attention_mask', 'position_ids'];
 
 export interface LogitStats {

@@ -4,7 +4,7 @@ import { addBlame, blameCheckpoint, noteNoBlame } from '../../compare/blame-run.
 import { resolveCheckpoint } from '../../checkpoint/hub.js';
 import { Phi3Model } from '../../model/model.js';
 import { SafetensorsFile } from '../../../weights/index.js';
-import { PRESETS, type Preset } from '../../compare/report.js';
+import { COMPARE_SCHEMA_VERSION, PRESETS, type Preset } from '../../compare/report.js';
 import { compareFiles } from '../../compare/files.js';
 import { formatReport } from '../../compare/render.js';
 import { plotSvg, writeTextAtomic } from '../../compare/plot.js';
@@ -66,7 +66,7 @@ export const compareCommand: Command = {
       }
       if (p.flags.has('json')) {
         const finite = (_k: string, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v);
-        console.log(JSON.stringify({ reference: refPath, candidate: candPath, ...report }, finite, 2));
+        console.log(JSON.stringify({ schemaVersion: COMPARE_SCHEMA_VERSION, reference: refPath, candidate: candPath, ...report }, finite, 2));
       } else console.log(formatGeneration(report, { reference: refPath, candidate: candPath }));
       return report.ok ? 0 : 1;
     }
@@ -93,7 +93,7 @@ export const compareCommand: Command = {
       }
       if (p.flags.has('json')) {
         const finite = (_k: string, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v);
-        console.log(JSON.stringify({ reference: refPath, candidate: candPath, ...report }, finite, 2));
+        console.log(JSON.stringify({ schemaVersion: COMPARE_SCHEMA_VERSION, reference: refPath, candidate: candPath, ...report }, finite, 2));
       } else {
         console.log(formatReport(report, labels));
       }
