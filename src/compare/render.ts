@@ -41,7 +41,7 @@ export function formatReport(r: CompareReport, labels: { reference: string; cand
   if (r.blame) {
     const shown = r.blame.taps.filter((t) => !(t.local <= r.blame!.threshold));
     out.push(`per-step blame: each step re-run on the candidate's own input; the ${shown.length} of ${r.blame.taps.length} steps whose local error is over ${fmt(r.blame.threshold)}`);
-    out.push(`  ${pad('tap', w)}${lpad('accumulated', 12)}${lpad('local', 12)}`);
+    if (shown.length) out.push(`  ${pad('tap', w)}${lpad('accumulated', 12)}${lpad('local', 12)}`);
     for (const t of shown.slice(0, 16)) out.push(`  ${pad(t.name, w)}${lpad(fmt(t.accumulated), 12)}${lpad(fmt(t.local), 12)}${t.name === r.blame.blamed ? '  <- blamed' : ''}`);
   }
   if (r.quantization) {
