@@ -11,6 +11,8 @@ import { type PolicyMatch, fitPolicies } from '../generate/rope-policy.js';
 import { relL2 } from '../oracle/metrics.js';
 import { type Phi3Model } from '../model/model.js';
 import { InputError } from '../errors.js';
+import type { RopeConfig } from '../../layers/rotary.js';
+import { type StepTaps, type StepTapsReport, compareStepTaps, readStepTaps } from './step-taps.js';
 
 /** What a generate file holds (src/generate/generate.ts writeGeneration; golden/dumps/*.generate* share it). */
 export interface Generation {
@@ -23,6 +25,8 @@ export interface Generation {
   configHash?: string;
   /** The prefill chunk the run recorded, if any (a hint for the chunked fit). */
   prefillChunk?: number;
+  /** Taps recorded at every step (`generate --taps`), if any. */
+  stepTaps?: StepTaps;
 }
 
 export interface GenerationStep {
@@ -52,6 +56,8 @@ export interface GenerationReport {
   /** First step whose logits differ beyond the tolerance. */
   firstDivergentStep: number | null;
   metadata: { reference: { checkpoint?: string; config_hash?: string }; candidate: { checkpoint?: string; config_hash?: string }; sameConfig: boolean | null };
+  /** When both runs recorded taps at every step: those compared step by step (./step-taps.ts). */
+  stepTaps?: StepTapsReport;
   /** With the checkpoint: the LongRoPE policy each run's logits follow. */
   policy?: { candidate: PolicyMatch; reference: PolicyMatch; checkpoint: string };
   diagnosis: string;
@@ -81,11 +87,12 @@ export function readGeneration(path: string, f: SafetensorsFile): Generation {
     logits: Array.from({ length: is[0] }, (_, i) => data.slice(i * V, (i + 1) * V)),
     checkpoint: f.metadata.checkpoint, configHash: f.metadata.config_hash,
     prefillChunk: Number.isInteger(chunk) && chunk > 0 ? chunk : undefined,
+    stepTaps: readStepTaps(path, f),
   };
 }
 
 /** The two runs step by step, without a model. */
-export function compareGenerations(ref: Generation, cand: Generation, opts: { preset?: Preset; tolerance?: number } = {}): GenerationReport {
+export function compareGenerations(ref: Generation, cand: Generation, opts: { preset?: Preset; tolerance?: number; rope?: RopeConfig } = {}): GenerationReport {
   const preset = opts.preset ?? 'fp32';
   const tol = opts.tolerance ?? PRESETS[preset];
   if (ref.prompt.length !== cand.prompt.length || ref.prompt.some((x, i) => x !== cand.prompt[i])) {
@@ -114,13 +121,16 @@ export function compareGenerations(ref: Generation, cand: Generation, opts: { pr
     metadata: { reference: { checkpoint: ref.checkpoint, config_hash: ref.configHash }, candidate: { checkpoint: cand.checkpoint, config_hash: cand.configHash }, sameConfig: same(ref.configHash, cand.configHash) },
     diagnosis: '', ok: false,
   };
-  report.ok = !bad && diff === null && report.metadata.sameConfig !== false;
+  if (ref.stepTaps && cand.stepTaps) report.stepTaps = compareStepTaps(ref.stepTaps, cand.stepTaps, comparable, tol, opts.rope);
+  report.ok = !bad && diff === null && report.metadata.sameConfig !== false && report.stepTaps?.firstStep == null;
   report.diagnosis = diagnoseGeneration(report);
   return report;
 }
 
 function diagnoseGeneration(r: GenerationReport): string {
   const parts: string[] = [];
+  // a divergence inside a step, where taps were recorded, is the most specific thing known: it leads
+  if (r.stepTaps && r.stepTaps.firstStep !== null) parts.push(r.stepTaps.text);
   if (r.metadata.sameConfig === false) parts.push(`different checkpoint/config: reference config ${r.metadata.reference.config_hash}, candidate config ${r.metadata.candidate.config_hash}; the runs come from different models`);
   const worst = r.steps.reduce((w, s) => (s.relL2 > w ? s.relL2 : w), 0);
   if (r.firstDivergentStep === null) {
@@ -130,6 +140,7 @@ function diagnoseGeneration(r: GenerationReport): string {
     parts.push(`the step logits diverge from step ${s.step} (the token at position ${s.position}; rel L2 ${fmt(s.relL2)} > ${fmt(r.tolerance)}; worst ${fmt(worst)})` +
       (r.firstDifferentToken === null ? '' : `; the chosen tokens differ from step ${r.firstDifferentToken}, so later steps are not compared`));
   }
+  if (r.stepTaps && r.stepTaps.firstStep === null) parts.push(r.stepTaps.text);
   if (r.policy) {
     parts.push(`candidate: ${r.policy.candidate.text}`);
     const ref = r.policy.reference;

@@ -29,6 +29,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { writeSafetensors } from '../../weights/index.js';
 import type { KvCache } from '../../layers/attention.js';
 import { usesLongFactors } from '../../layers/rotary.js';
+import { seqAxis } from '../../layers/taps.js';
 import { type Tap } from '../../layers/tap.js';
 import { type Phi3Config, configHash } from '../model/config.js';
 import { type Phi3Model } from '../model/model.js';
@@ -60,6 +61,19 @@ export interface GenerateOptions {
   forced?: ArrayLike<number>;
   /** Called with every new token as soon as it is chosen. */
   onToken?: (id: number, step: number) => void;
+  /**
+   * Taps to record at every step (src/capture/selection.ts resolves them): each step's last row,
+   * the one that predicts the step's token, with the step's position and cache length.
+   */
+  stepTaps?: readonly string[];
+}
+
+/** One step's recorded taps: the row at `position`, computed after `cacheLength` cached positions. */
+export interface StepRecord {
+  step: number;
+  position: number;
+  cacheLength: number;
+  taps: Map<string, { shape: number[]; data: Float32Array }>;
 }
 
 export interface GenerateResult {
@@ -74,6 +88,8 @@ export interface GenerateResult {
   /** The step at which the default policy rebuilt the cache, if it did. */
   rebuiltAt: number | null;
   stoppedBy: 'eos' | 'length';
+  /** With `stepTaps`: every step's recorded taps. */
+  steps?: StepRecord[];
 }
 
 /**
@@ -168,11 +184,28 @@ export function generate(model: Phi3Model, prompt: ArrayLike<number>, opts: Gene
   let past: KvCache[] | null = null;
   let pastLong = false; // the factor set the cached keys were rotated with (default policy)
 
+  // the taps of the last call, its last row: a hook per selected tap observes it
+  let recorded = new Map<string, { shape: number[]; data: Float32Array }>();
+  const hooks: Record<string, (t: tf.Tensor) => void> = {};
+  for (const name of opts.stepTaps ?? []) {
+    hooks[name] = (t) => {
+      const ax = seqAxis(name);
+      const T = t.shape[ax];
+      const row = T === 1 ? t : tf.slice(t, t.shape.map((_, i) => (i === ax ? T - 1 : 0)), t.shape.map((n, i) => (i === ax ? 1 : n)));
+      recorded.set(name, { shape: row.shape, data: row.dataSync() as Float32Array });
+      if (row !== t) row.dispose();
+    };
+  }
+  const steps: StepRecord[] = [];
+
   /** One forward call over `input` after `past`; the last row's logits. */
-  const call = (input: number[], before: KvCache[] | null, long: boolean | undefined) => {
+  let lastCached = 0; // positions in the cache before the last call
+  const call = (input: number[], before: KvCache[] | null, long: boolean | undefined, cached: number) => {
+    recorded = new Map();
+    lastCached = cached;
     const r = model.forward(
       { inputIds: Int32Array.from(input), batch: 1, seq: input.length },
-      { past: before ?? undefined, ropeLong: long, tap: lastRowOnly },
+      { past: before ?? undefined, ropeLong: long, tap: lastRowOnly, ...(opts.stepTaps?.length ? { hooks } : {}) },
     );
     const row = r.logits.dataSync() as Float32Array; // [1, 1, V]
     r.logits.dispose();
@@ -190,7 +223,7 @@ export function generate(model: Phi3Model, prompt: ArrayLike<number>, opts: Gene
     const sets: boolean[] = [];
     try {
       for (let s = 0; s < all.length; s += chunk) {
-        r = call(all.slice(s, s + chunk), r?.cache ?? null, long);
+        r = call(all.slice(s, s + chunk), r?.cache ?? null, long, s);
         sets.push(r.long);
       }
     } catch (e) {
@@ -218,12 +251,13 @@ export function generate(model: Phi3Model, prompt: ArrayLike<number>, opts: Gene
         if (step === 0) prefillLong = p.sets;
         r = p;
       } else {
-        r = call(seq.slice(total - 1), past, forceLong);
+        r = call(seq.slice(total - 1), past, forceLong, total - 1);
       }
       past = opts.noCache ? (disposeCache(r.cache), null) : r.cache;
       if (fresh) pastLong = r.long;
       const row = r.row;
 
+      if (opts.stepTaps?.length) steps.push({ step, position: total - 1, cacheLength: lastCached, taps: recorded });
       const id = opts.forced ? opts.forced[step] : chooseToken(row, sampling, rng);
       ids.push(id);
       stepLogits.push(row);
@@ -238,7 +272,7 @@ export function generate(model: Phi3Model, prompt: ArrayLike<number>, opts: Gene
   } finally {
     disposeCache(past);
   }
-  return { ids: Int32Array.from(ids), stepLogits, ropeLong, prefillLong, rebuiltAt, stoppedBy };
+  return { ids: Int32Array.from(ids), stepLogits, ropeLong, prefillLong, rebuiltAt, stoppedBy, ...(opts.stepTaps?.length ? { steps } : {}) };
 }
 
 /** Logits of a full forward pass over `ids`, last position only. */
@@ -260,11 +294,16 @@ export function writeGeneration(
   const V = model.config.vocabSize;
   const logits = new Float32Array(N * V);
   r.stepLogits.forEach((row, i) => logits.set(row, i * V));
+  // per-step taps: steps.S.NAME, each the step's last row; the steps' positions and cache lengths in the metadata
+  const stepTensors = (r.steps ?? []).flatMap((st) => [...st.taps].map(([name, t]) => ({ name: `steps.${st.step}.${name}`, dtype: 'F32' as const, shape: t.shape, data: t.data })));
+  const stepMeta: Record<string, string> = r.steps ? { step_taps: JSON.stringify({ names: [...(r.steps[0]?.taps.keys() ?? [])], steps: r.steps.map((st) => ({ step: st.step, position: st.position, cache: st.cacheLength })) }) } : {};
   writeSafetensors(out, [
     { name: 'generated_ids', dtype: 'I32', shape: [N], data: r.ids },
     { name: 'step_logits', dtype: 'F32', shape: [N, V], data: logits },
     { name: 'prompt_ids', dtype: 'I32', shape: [1, prompt.length], data: Int32Array.from(prompt) },
+    ...stepTensors,
   ], {
+    ...stepMeta,
     format: 'phi4-ts.generate',
     project_version: VERSION,
     checkpoint: resolve(model.source),

@@ -10,6 +10,7 @@ import { formatReport } from '../../compare/render.js';
 import { plotSvg, writeTextAtomic } from '../../compare/plot.js';
 import { type Generation, addPolicyFit, compareGenerations, formatGeneration, isGeneration, readGeneration } from '../../compare/generation.js';
 import { InputError } from '../../errors.js';
+import { loadConfig } from '../../model/config.js';
 import { dumpQuantizedWeights, expectDump, notADump } from '../../compare/quantized-reference.js';
 import { tfjsVersion } from '../../backend.js';
 import { existsSync } from 'node:fs';
@@ -52,9 +53,9 @@ export const compareCommand: Command = {
     if (runs) {
       for (const f of ['map', 'plot', 'weights-reference', 'blame']) if (str(p, f) !== undefined) throw new UsageError(`--${f} applies to dumps; ${refPath} and ${candPath} are generations`);
       const [ref, cand] = runs;
-      const report = compareGenerations(ref, cand, { preset: presetArg as Preset, tolerance: rtol });
       const recorded = [cand.checkpoint, ref.checkpoint].find((c) => c !== undefined && existsSync(c));
       const ckpt = str(p, 'checkpoint') !== undefined ? resolveCheckpoint(str(p, 'checkpoint')!) : recorded;
+      const report = compareGenerations(ref, cand, { preset: presetArg as Preset, tolerance: rtol, rope: ckpt !== undefined ? loadConfig(ckpt).rope : undefined });
       if (ckpt !== undefined) {
         await start(undefined);
         const model = Phi3Model.load(ckpt);

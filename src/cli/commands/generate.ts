@@ -10,6 +10,7 @@ import { checkOutput } from '../../safety/outputs.js';
 import { precheckCheckpoint, precheckInputs } from '../../safety/precheck.js';
 import { type Command, start } from './common.js';
 import { InputError } from '../../errors.js';
+import { resolveSelection } from '../../capture/selection.js';
 
 function number(v: string | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;
@@ -65,14 +66,15 @@ export const generateCommand: Command = {
   usage: `phi4 generate <checkpoint-dir | repo-id> (--ids 5,17 | --prompt TEXT | --chat TEXT [--system TEXT] [--tools FILE.json]) --max-new-tokens N
         [--temperature T] [--top-k K] [--top-p P] [--seed S] [--rope-policy ${ROPE_POLICIES.join('|')}] [--no-cache]
         [--prefill-chunk N] [--context N]
-        [--json] [--show-special] [--out FILE.safetensors [--force]] [--backend NAME]
+        [--json] [--show-special] [--out FILE.safetensors [--force] [--taps GLOBS] [--layers A-B]] [--backend NAME]
       generate tokens (greedy unless --temperature > 0), streamed; text when the checkpoint has a tokenizer,
       special tokens (<|end|>, <|assistant|>, ...) left out unless --show-special prints them as written;
       --json prints one JSON object instead (ids, text, tool calls parsed from <|tool_call|>...<|/tool_call|>);
       --prefill-chunk N: the prompt N tokens per forward call (required by --rope-policy chunked: each call picks its own factor set);
-      --context N: the allocated context --rope-policy from-context picks the factor set from (docs/generation.md)`,
+      --context N: the allocated context --rope-policy from-context picks the factor set from (docs/generation.md);
+      --taps/--layers (as phi4 dump selects them): record those taps at every step into --out, each step's last row, with its position and cache length`,
   async run(argv) {
-    const p = parseArgs(argv, ['ids', 'prompt', 'chat', 'system', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'rope-policy', 'out', 'backend', 'tools', 'prefill-chunk', 'context'], ['no-cache', 'json', 'force', 'show-special']);
+    const p = parseArgs(argv, ['ids', 'prompt', 'chat', 'system', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'rope-policy', 'out', 'backend', 'tools', 'prefill-chunk', 'context', 'taps', 'layers', 'positions'], ['no-cache', 'json', 'force', 'show-special']);
     if (p.positional.length !== 1) throw new UsageError('generate needs one checkpoint directory or repo id');
     const inputs = (['ids', 'prompt', 'chat'] as const).filter((f) => str(p, f) !== undefined);
     if (inputs.length !== 1) throw new UsageError('generate needs exactly one of --ids, --prompt and --chat');
@@ -104,6 +106,13 @@ export const generateCommand: Command = {
     const out = str(p, 'out');
     const dir = resolveCheckpoint(p.positional[0]);
     const config = precheckCheckpoint(dir); // config, shard headers and shapes: refusals come before the banner
+    // per-step taps, selected as `phi4 dump` selects them; each step keeps its last row (the one that predicts)
+    let stepTaps: string[] | undefined;
+    if (str(p, 'taps') !== undefined || str(p, 'layers') !== undefined) {
+      if (!out) throw new UsageError('--taps/--layers record taps at every step into the --out file; give --out');
+      stepTaps = resolveSelection({ taps: str(p, 'taps'), layers: str(p, 'layers') }, config.numLayers, 1).names;
+    }
+    if (str(p, 'positions') !== undefined) throw new UsageError('--positions: generate records each step\'s last row (the row that predicts the step\'s token), the only one a decoding step computes');
     if (out) checkOutput(out, { protectedDirs: [dir], force: p.flags.has('force') });
     const tokenizer = loadTokenizer(dir);
     let prompt: number[];
@@ -131,7 +140,7 @@ export const generateCommand: Command = {
       let printed = '';
       const streamer = tokenizer && !json ? new TextStreamer(tokenizer, (s) => { printed += s; process.stdout.write(s); }, !showSpecial) : null;
       const r = generate(model, prompt, {
-        maxNewTokens: maxNew, sampling, eosIds, seed: seedText === undefined ? 0 : BigInt(seedText), ropePolicy: policy, noCache, prefillChunk, context,
+        maxNewTokens: maxNew, sampling, eosIds, seed: seedText === undefined ? 0 : BigInt(seedText), ropePolicy: policy, noCache, prefillChunk, context, stepTaps,
         onToken: json ? undefined : (id, step) => (streamer ? streamer.push(id) : process.stdout.write(`${step ? ' ' : ''}${id}`)),
       });
       streamer?.flush();
