@@ -1,12 +1,12 @@
 // A worker thread of the float64 reference's products (./gemm.ts): it waits on its control slot,
-// runs the product posted there on its columns, and marks the slot done, or failed (never leaving
+// claims chunks of columns of the product posted there until none is left, and marks the slot done, or failed (never leaving
 // the main thread waiting).
 
 import { workerData } from 'node:worker_threads';
-import { DONE, FAILED, type GemmExports, POSTED, SLOT_WORDS } from './gemm.js';
+import { DONE, FAILED, type GemmExports, POSTED, SLOT_WORDS, claimColumns } from './gemm.js';
 
-const { module, memory, slot } = workerData as { module: WebAssembly.Module; memory: WebAssembly.Memory; slot: number };
-const ctl = new Int32Array(memory.buffer, 0, SLOT_WORDS * (slot + 1));
+const { module, memory, slot, counter } = workerData as { module: WebAssembly.Module; memory: WebAssembly.Memory; slot: number; counter: number };
+const ctl = new Int32Array(memory.buffer, 0, counter + 1);
 const s = slot * SLOT_WORDS;
 let fns: GemmExports | undefined;
 
@@ -16,8 +16,7 @@ for (;;) {
   let state = DONE;
   try {
     fns ??= new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as GemmExports;
-    const a = ctl.subarray(s + 1, s + 12);
-    fns.gemm(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10]);
+    claimColumns(fns, ctl, counter, ctl.slice(s + 1, s + 11));
   } catch (err) {
     console.error(err);
     state = FAILED;

@@ -19,7 +19,7 @@ export interface GemmExports {
   gemm(kind: number, xp: number, T: number, K: number, w: number, ldw: number, y: number, ldy: number, o0: number, o1: number, pack: number): void;
 }
 
-/** Words of a worker's control slot: state, then gemm's 11 arguments. */
+/** Words of a worker's control slot: state, then the product's 10 arguments (./gemm.ts's args). */
 export const SLOT_WORDS = 16;
 export const IDLE = 0, POSTED = 1, DONE = 2, FAILED = 3;
 export const KIND_F64 = 0, KIND_BF16 = 1;
@@ -27,6 +27,18 @@ export type Kind = typeof KIND_F64 | typeof KIND_BF16;
 const PAGE = 65536;
 const PACK_BYTES = 32 * 256 * 8; // gemm.wat's OB x KC float64 block
 const MAX_PAGES = 65536; // 4 GiB, the most a 32-bit memory addresses
+const CHUNK = 32; // columns a thread claims at a time: one weight block of gemm.wat
+
+/**
+ * Runs chunks of columns of one product until none is left: `a` = kind, xp, T, K, w, ldw, y, ldy,
+ * O, pack; ctl[counter] = the next chunk. Used by this thread and by the workers alike.
+ */
+export function claimColumns(fns: GemmExports, ctl: Int32Array, counter: number, a: ArrayLike<number>): void {
+  const O = a[8];
+  for (let c = Atomics.add(ctl, counter, 1); c * CHUNK < O; c = Atomics.add(ctl, counter, 1)) {
+    fns.gemm(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], c * CHUNK, Math.min(O, (c + 1) * CHUNK), a[9]);
+  }
+}
 
 let module: WebAssembly.Module | undefined;
 
@@ -37,6 +49,7 @@ export class GemmPool {
   private readonly fns: GemmExports;
   private readonly workers: Worker[] = [];
   private readonly ctl: Int32Array;
+  private readonly counter: number;
   private readonly arenaStart: number;
   private top: number;
 
@@ -59,9 +72,10 @@ export class GemmPool {
     this.top = this.arenaStart;
     this.memory = new WebAssembly.Memory({ initial: Math.ceil(this.arenaStart / PAGE) + 1, maximum: MAX_PAGES, shared: true });
     this.fns = new WebAssembly.Instance(module, { env: { memory: this.memory } }).exports as unknown as GemmExports;
-    this.ctl = new Int32Array(this.memory.buffer, 0, SLOT_WORDS * threads);
+    this.ctl = new Int32Array(this.memory.buffer, 0, SLOT_WORDS * (threads + 1));
+    this.counter = SLOT_WORDS * threads; // after the slots: the next chunk of the running product
     for (let s = 1; s < threads; s++) {
-      const w = new Worker(new URL('./gemm-worker.js', import.meta.url), { workerData: { module, memory: this.memory, slot: s } });
+      const w = new Worker(new URL('./gemm-worker.js', import.meta.url), { workerData: { module, memory: this.memory, slot: s, counter: this.counter } });
       w.unref(); // an idle pool never keeps the process alive
       this.workers.push(w);
     }
@@ -127,16 +141,14 @@ export class GemmPool {
 
   /**
    * y[t, o] = sum_k x[t, k] w[o, k] for t < T, o < O: xp from packX, w float64 or (KIND_BF16) the
-   * checkpoint's bfloat16, rows ldw apart; byte addresses, strides in elements.
+   * checkpoint's bfloat16, rows ldw apart; byte addresses, strides in elements. The columns go in
+   * chunks of 32 (one weight block), each thread claiming the next from a shared counter, so a
+   * thread the system slows down takes fewer (the machine may be shared) and none waits idle.
    */
   gemm(kind: Kind, xp: number, T: number, K: number, w: number, ldw: number, y: number, ldy: number, O: number): void {
-    // whole weight blocks (32 columns) to a thread, at most one share per thread
-    const units = Math.ceil(O / 32);
-    const n = Math.min(this.threads, units);
-    const args = (i: number): number[] => {
-      const o0 = Math.min(O, Math.floor((units * i) / n) * 32), o1 = Math.min(O, Math.floor((units * (i + 1)) / n) * 32);
-      return [kind, xp, T, K, w, ldw, y, ldy, o0, o1, PAGE + i * PACK_BYTES];
-    };
+    const n = Math.min(this.threads, Math.ceil(O / CHUNK));
+    const args = (i: number): number[] => [kind, xp, T, K, w, ldw, y, ldy, O, PAGE + i * PACK_BYTES];
+    Atomics.store(this.ctl, this.counter, 0);
     for (let i = 1; i < n; i++) {
       const s = i * SLOT_WORDS;
       this.ctl.set(args(i).map((v) => v | 0), s + 1);
@@ -145,8 +157,7 @@ export class GemmPool {
     }
     let failure: unknown;
     try {
-      const a = args(0);
-      this.fns.gemm(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10]);
+      claimColumns(this.fns, this.ctl, this.counter, args(0));
     } catch (err) {
       failure = err;
     }
