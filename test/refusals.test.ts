@@ -8,6 +8,8 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { COMMANDS } from '../src/cli/commands/index.js';
 import { bundledNames } from '../src/checkpoint/bundled.js';
+import { DEFAULT_WALKTHROUGH_CHECKPOINT } from '../src/teach/walkthrough.js';
+import { TOY_DIR } from '../src/teach/toy/train.js';
 import { expectBadInput, lines, phi4, show } from './cli-helpers.js';
 
 describe('refusals: one line for every command', function () {
@@ -90,6 +92,12 @@ describe('bundled checkpoints by name, and what generate does not print', functi
     const r = phi4(['dump', 'phi4-mini-tiny', '--ids', '5,17', '--out', out, '--taps', 'logits']);
     expect(r.status, show(r)).to.equal(0);
     expect(existsSync(out)).to.equal(true);
+  });
+
+  it('walkthrough --help names both of its default checkpoints (text and --html differ)', () => {
+    const usage = COMMANDS.walkthrough!.usage;
+    expect(usage).to.include(`default checkpoint ${path.basename(DEFAULT_WALKTHROUGH_CHECKPOINT)}`);
+    expect(usage).to.include(`the trained toy model ${path.basename(TOY_DIR)}`);
   });
 
   it('generate says when every new token is a special one, and --show-special prints them', () => {

@@ -48,6 +48,20 @@ describe('docs/walkthrough.md', function () {
     }
   });
 
+  it('no text of a figure runs past the figure\'s width (estimated glyph widths)', () => {
+    // Average advance per character at font-size 11: sans-serif about 0.55 em, bold and monospace
+    // 0.6 em; generous enough that the attention-long title (clipped in a browser at 838 px) fails.
+    for (const [rel, svg] of figureFiles()) {
+      const width = Number(/<svg[^>]* width="([\d.]+)"/.exec(svg)![1]);
+      for (const m of svg.matchAll(/<text x="([\d.]+)"[^>]*?( font-weight="bold"| font-family="monospace")?[^>]*>([^<]*)<\/text>/g)) {
+        const chars = m[3]!.replace(/&[a-z]+;/g, '_').length;
+        if (/text-anchor="(middle|end)"/.test(m[0])) continue; // placed by their centre or end, inside the plot
+        const end = Number(m[1]) + chars * 11 * (m[2] ? 0.6 : 0.55);
+        expect(end, `${rel}: "${m[3]}" ends at about ${end.toFixed(0)} px, past the width ${width}`).to.be.at.most(width);
+      }
+    }
+  });
+
   it('every source link of the generated documents points at lines that still hold the code it names; every step has its links', () => {
     const refs: CodeRef[] = [...STEP_IDS.flatMap(stepCode), ...Object.values(EXTRA_CODE)];
     const links = GENERATED_DOCS.flatMap((doc) => [...fs.readFileSync(path.join(ROOT, doc), 'utf8').matchAll(/\]\(\.\.\/([\w./-]+)#L(\d+)(?:-L(\d+))?\)/g)].map((m) => ({

@@ -16,8 +16,9 @@ import { type Command, checkOutPath, start } from './common.js';
 export const walkthroughCommand: Command = {
   usage: `phi4 walkthrough [<checkpoint>] [--ids 5,17,42 | --prompt TEXT] [--layer N] [--backend NAME] [--html FILE]
       follow one prompt through one decoder layer: every step's shape, statistics and source lines (docs/walkthrough.md);
-      --html FILE writes it as one offline page with the figures and an attention view (default checkpoint: the trained
-      toy model golden/models/phi4-toy-induction, its 41-token prompt and its last layer)`,
+      default checkpoint phi4-mini-tiny (random weights), layer 0;
+      --html FILE writes it as one offline page with the figures and an attention view; its default checkpoint is another:
+      the trained toy model phi4-toy-induction, its 41-token prompt and its last layer (random weights show no attention pattern)`,
   async run(argv) {
     const p = parseArgs(argv, ['ids', 'prompt', 'layer', 'backend', 'html']);
     if (p.positional.length > 1) throw new UsageError('walkthrough takes at most one checkpoint directory');

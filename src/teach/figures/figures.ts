@@ -18,7 +18,18 @@ const FONT = 'font-family="sans-serif" font-size="11"';
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 const r1 = (x: number) => Number(x.toFixed(1));
 
-function svg(width: number, height: number, title: string, body: string[], figId: string): string {
+// Average advance of a character at font-size 11 in a wide sans-serif (DejaVu Sans, a common
+// default on Linux): about 0.55 em, 0.6 em bold or monospace. Each figure is widened to its longest
+// left-aligned line at that estimate, so that no browser clips it (the attention-long title was).
+function textEnd(el: string): number {
+  const m = /^<text x="([\d.]+)"[^>]*>([^<]*)<\/text>$/.exec(el);
+  if (!m || /text-anchor="(middle|end)"/.test(el)) return 0;
+  const wide = / font-weight="bold"| font-family="monospace"/.test(el);
+  return Number(m[1]) + m[2]!.replace(/&[a-z]+;/g, '_').length * 11 * (wide ? 0.6 : 0.55);
+}
+
+function svg(layoutWidth: number, height: number, title: string, body: string[], figId: string): string {
+  const width = Math.max(layoutWidth, Math.ceil(Math.max(0, ...body.map(textEnd)) + 10));
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${FONT} data-figure="${figId}">`,
     `<title>${esc(title)}</title>`,
@@ -149,14 +160,15 @@ export function attentionFigure(run: AttentionRun, cfg: Phi3Config, source: stri
   const side = cell * T;
   const gap = 28;
   const left = 60;
-  const top = 76;
+  const top = 94;
   const W = left + nh * (side + gap) + 10;
   const H = top + L * (side + gap + 16) + 70;
   const out: string[] = [];
   const set = run.long ? `long factors: positions 0..${T - 1} pass the original context ${cfg.rope.originalMaxPositions}` : `short factors: positions 0..${T - 1} fit the original context ${cfg.rope.originalMaxPositions}`;
-  out.push(text(10, 18, `Attention probabilities per head, ${source}, ${T} tokens (LongRoPE ${set})`, 'font-weight="bold"'));
-  out.push(text(10, 36, `prompt: ${run.tokens.join(' ')}`, 'font-family="monospace"'));
-  out.push(text(10, 54, 'row = query position (down), column = key position (right); each row sums to 1; above the diagonal is masked (causal)'));
+  out.push(text(10, 18, `Attention probabilities per head, ${source}, ${T} tokens`, 'font-weight="bold"'));
+  out.push(text(10, 36, `LongRoPE ${set}`)); // its own line: on the title's it ran past the figure's width
+  out.push(text(10, 54, `prompt: ${run.tokens.join(' ')}`, 'font-family="monospace"'));
+  out.push(text(10, 72, 'row = query position (down), column = key position (right); each row sums to 1; above the diagonal is masked (causal)'));
   for (let l = 0; l < L; l++) {
     const y0 = top + l * (side + gap + 16);
     out.push(text(8, y0 + side / 2, `layer ${l}`));
