@@ -77,6 +77,16 @@ export async function ready(): Promise<string> {
   return tf.getBackend();
 }
 
+/**
+ * Refuses, in one line, to load a model before any backend is set: a CommonJS app (`require`)
+ * that skipped `await ready()` would otherwise meet tfjs's "No backend found in registry".
+ */
+export function assertBackend(): void {
+  if (!tf.getBackend()) {
+    throw new BackendError("no tfjs backend is set yet: await ready() (or initBackend()) before the first model call; import 'phi4-ts' does it, require('phi4-ts') does not");
+  }
+}
+
 export function tfjsVersion(): string {
   return tf.version_core;
 }

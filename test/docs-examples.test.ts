@@ -183,6 +183,13 @@ describe('the packed package and the docs examples', function () {
     expect(cmp.stdout).to.match(/^ {2}embed {2,}1x11x96 +0 +0 +1\.00000000 {2}ok$/m);
   });
 
+  it('a CommonJS app that skips await ready() is told so, in one line, at its first model load', () => {
+    writeFileSync(path.join(cjsApp, 'no-ready.cjs'), "const phi4 = require('phi4-ts');\nphi4.Phi3Model.load(phi4.bundledModel('phi4-mini-tiny'));\n");
+    const r = run(process.execPath, ['no-ready.cjs'], cjsApp);
+    expect(r.status).to.equal(1);
+    expect(r.stderr).to.include("BackendError: no tfjs backend is set yet: await ready() (or initBackend()) before the first model call; import 'phi4-ts' does it, require('phi4-ts') does not");
+  });
+
   it('the leak check fails an example that leaves a tensor alive', () => {
     writeFileSync(path.join(esmApp, 'leaky.mjs'), "import { tf } from 'phi4-ts';\nconst t = tf.zeros([2]);\nconsole.log(t.shape);\n");
     const r = run(process.execPath, ['--require', LEAK_CHECK, 'leaky.mjs'], esmApp);

@@ -10,6 +10,7 @@ import { GgufCheckpoint, isGgufPath } from '../checkpoint/gguf/checkpoint.js';
 import type { Phi3Config } from './config.js';
 import { MODEL_PARAMETERS, decoderLayer, expectedTensors, layerTensor } from './parameters.js';
 import { ProgressBar, type ProgressSink } from '../progress.js';
+import { assertBackend } from '../backend.js';
 import { type Bf16Kernels, bf16Kernels, floatTensor } from './widen.js';
 
 export { LAYER_PARAMETERS, MODEL_PARAMETERS, decoderLayer, expectedTensors, layerTensor, type LayerParameter } from './parameters.js';
@@ -126,6 +127,7 @@ function loadGgufWeights(path: string, cfg: Phi3Config, opts: LoadWeightsOptions
 
 /** Opens the checkpoint, checks its tensors against the config and holds them as `mode` says. */
 export function loadWeights(dir: string, cfg: Phi3Config, opts: LoadWeightsOptions = {}): ModelWeights {
+  assertBackend();
   if (isGgufPath(dir)) return loadGgufWeights(dir, cfg, opts);
   const ckpt = Checkpoint.open(dir);
   let held: HostWeights | undefined;
