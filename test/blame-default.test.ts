@@ -81,6 +81,8 @@ describe('compare blames by default (issue 20)', function () {
       const verdict = r.stdout.trim().split('\n').at(-1)!;
       expect(verdict).to.match(new RegExp(`^FAIL: per-step blame: ${norm.replace(/\./g, '\\.')} is the first step whose own error jumps`));
       expect(verdict).to.include('RMSNorm differs: check eps');
+      // the eps itself, solved from the candidate's output against ours on the same input
+      expect(verdict).to.include('its output is this norm with eps ≈ 1.0e-6, the config says 1.0e-5');
       const plain = phi4(['compare', ref, cands[key], '--no-blame', '--json']);
       const j = JSON.parse(plain.stdout);
       expect(j.blame).to.equal(undefined);
@@ -94,6 +96,11 @@ describe('compare blames by default (issue 20)', function () {
     expect(j.ok).to.equal(false);
     expect(j.blame.blamed).to.equal('final_norm');
     expect(j.blame.checkpoint).to.equal(path.resolve(MODEL));
+    const norm = j.blame.taps.find((t: { name: string }) => t.name === 'final_norm');
+    expect(norm.eps / 1e-6).to.be.closeTo(1, 0.02);
+    // an honest norm implies the config's eps
+    const honest = j.blame.taps.find((t: { name: string }) => t.name === 'layers.0.input_norm');
+    expect(honest.eps / 1e-5).to.be.closeTo(1, 0.02);
   });
 
   it('--checkpoint of another model: "this checkpoint is not the one the dumps were made from", exit 2', () => {
