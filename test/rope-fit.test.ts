@@ -180,6 +180,20 @@ describe('rotary causes named by plain `phi4 compare` (issue 20)', function () {
     expect(verdict(b)).to.match(/^FAIL: per-step blame: .* is the first step whose own error jumps.*rope_theta ≈ 5\.0e5, the config says 1\.0e4/);
   });
 
+  it('a selected dump (--positions 5-10): the fit starts at the selection\'s first row, so only theta is named, no offset', () => {
+    const dir = plantedCheckpoint(MODEL, tmp, 'theta-sel', (c) => ({ ...c, rope_theta: 500000 }));
+    const sel = ['--ids', IDS.slice(0, 11).join(','), '--taps', 'rope.cos,layers.0.qkv,layers.0.q_rot', '--positions', '5-10'];
+    const ref = path.join(tmp, 'sel.ref.safetensors');
+    const cand = path.join(tmp, 'sel.cand.safetensors');
+    for (const [d, out] of [[MODEL, ref], [dir, cand]]) {
+      const r = phi4(['dump', d, ...sel, '--out', out]);
+      expect(r.status, show(r)).to.equal(0);
+    }
+    const j = JSON.parse(phi4(['compare', ref, cand, '--no-blame', '--json']).stdout);
+    expect(j.ropeFingerprint.fit.positions).to.deep.equal([5, 6, 7, 8, 9, 10]);
+    expect(j.ropeFingerprint.causes).to.deep.equal(['rope_theta ≈ 5.0e5, the config says 1.0e4']);
+  });
+
   it('a chunked prefill whose positions restart every 16 tokens: "positions restart at 0 every 16 tokens from position 16"', () => {
     const inp = one(IDS);
     const ref = referenceDump('chunk', inp);

@@ -201,7 +201,7 @@ export function compare(ref: Entries, cand: Entries, opts: CompareOptions = {}):
       const pe = ref.get('position_ids');
       const positions = pe?.int ? Int32Array.from(pe.read()) : undefined;
       const fp = ropeFingerprint(opts.rope, layer, { shape: qkv.shape, data: qkv.read() }, { shape: q.shape, data: q.read() },
-        { positions, mask: padded ? mask! : undefined });
+        { positions, mask: padded ? mask! : undefined, ...(opts.rows ?? {}) });
       if (fp) {
         report.ropeFingerprint = fp;
         // a runtime that records its allocated context (phi4-tapdump's n_ctx) shows where the set came from

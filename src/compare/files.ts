@@ -22,6 +22,18 @@ function referenceConfig(f: SafetensorsFile): { rope?: RopeConfig; slidingWindow
   }
 }
 
+/** The rows a selected dump kept (its `selection` metadata: rows [start, end) of input_ids' T), or {}. */
+function selectedRows(f: SafetensorsFile): { rows?: { first: number; seqLen: number } } {
+  try {
+    const rows = JSON.parse(f.metadata.selection ?? 'null')?.rows;
+    const seq = f.has('input_ids') ? f.info('input_ids').shape.at(-1) : undefined;
+    if (Array.isArray(rows) && Number.isInteger(rows[0]) && rows[0] > 0 && seq !== undefined) return { rows: { first: rows[0], seqLen: seq } };
+  } catch {
+    // no usable selection: the rows are the whole sequence
+  }
+  return {};
+}
+
 /** A dump's provenance for the report header: its path, and who wrote it when it is ours. */
 function describe(path: string, f: SafetensorsFile): string {
   const m = f.metadata;
@@ -53,7 +65,7 @@ export function compareFiles(refPath: string, candPath: string, opts: CompareOpt
       if (map && map.applyTo !== 'candidate') a = applyMap(a, map, 'reference');
       if (map && map.applyTo !== 'reference') b = applyMap(b, map, 'candidate');
       const meta = (f: SafetensorsFile): DumpMeta => ({ checkpoint: f.metadata.checkpoint, config_hash: f.metadata.config_hash, n_ctx: f.metadata.n_ctx });
-      opts = { ...referenceConfig(ref), ...opts };
+      opts = { ...referenceConfig(ref), ...selectedRows(ref), ...opts };
       const metadata = { reference: meta(ref), candidate: meta(cand) };
       const labels = { reference: describe(refPath, ref), candidate: describe(candPath, cand) + (map?.name ? `; map: ${map.name}` : '') };
       if (quant) {

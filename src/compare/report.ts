@@ -122,6 +122,8 @@ export interface CompareOptions {
   rope?: RopeConfig;
   /** The reference model's sliding window, for the sliding-window fingerprint (compareFiles reads it too). */
   slidingWindow?: number | null;
+  /** The rows of the sequence the reference dump kept (`phi4 dump --positions`; compareFiles reads its `selection`): where the rotary fit's positions start. */
+  rows?: { first: number; seqLen: number };
   /** Each dump's recorded provenance (compareFiles reads it from the files' metadata). */
   metadata?: { reference: DumpMeta; candidate: DumpMeta };
 }
