@@ -11,11 +11,25 @@ export interface ProgressSink {
 /** Does nothing: for callers that want no progress. */
 export const noProgress: ProgressSink = { add() {}, done() {} };
 
+/**
+ * Sizes of files and transfers, in decimal units as `ls -h --si`, `du --si` and download tools
+ * print them (7.67 GB). Memory, which the machine and the wasm heap count in powers of two, goes
+ * through formatMemory.
+ */
 export function formatBytes(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
   if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
   if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
   return `${n} B`;
+}
+
+/** Memory (estimates, limits, resident sets), in binary units as --max-memory GIB takes them (2.59 GiB). */
+export function formatMemory(n: number): string {
+  const gib = n / 2 ** 30;
+  if (gib >= 1) return `${gib.toFixed(2)} GiB`;
+  const mib = n / 2 ** 20;
+  if (mib >= 1) return `${mib.toFixed(1)} MiB`;
+  return `${(n / 1024).toFixed(1)} KiB`;
 }
 
 function formatSeconds(s: number): string {

@@ -12,6 +12,7 @@
 // The model runs on the cpu backend (plain JavaScript kernels), so the figures do not depend on
 // the machine's SIMD.
 
+import { formatMemory } from '../src/progress.js';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -22,7 +23,7 @@ import { headRoles, headRolesTable } from '../src/teach/toy/heads.js';
 import { trainingSummary } from '../src/teach/toy/report.js';
 import { TOY_DIR } from '../src/teach/toy/train.js';
 import type { Phi3Config } from '../src/model/config.js';
-import { DEFAULT_MEMORY_SOURCE, formatBytes, formatMemoryReport, memoryReport, resolveMemorySource } from '../src/model/memory.js';
+import { DEFAULT_MEMORY_SOURCE, formatMemoryReport, memoryReport, resolveMemorySource } from '../src/model/memory.js';
 import { Phi3Model } from '../src/model/model.js';
 import { FORWARD_CASES } from '../src/oracle/golden.js';
 import { verify } from '../src/oracle/verify.js';
@@ -160,8 +161,8 @@ export function docValues(root = PROJECT_ROOT): Map<string, string> {
   v.set('top', ['| token id | logit | softmax p |', '|---|---|---|', ...w.top.map((t) => `| ${t.id} | ${num(t.logit)} | ${num(t.p)} |`)].join('\n'));
   v.set('next', String(w.top[0].id));
   const realMem = memoryReport(real, { contexts: [real.maxPositions], batch: 1, kvDtype: 'bf16' }, '');
-  v.set('real.bf16', formatBytes(realMem.rows.find((r) => r.scheme.id === 'bf16')!.weights.bytes));
-  v.set('real.kvMax', formatBytes(realMem.kvCache[0]));
+  v.set('real.bf16', formatMemory(realMem.rows.find((r) => r.scheme.id === 'bf16')!.weights.bytes));
+  v.set('real.kvMax', formatMemory(realMem.kvCache[0]));
   v.set('real.params', group(realMem.parameters));
   v.set('real.embedParams', group(real.vocabSize * real.hiddenSize));
   v.set('cli', '```\n$ npx phi4 walkthrough --backend cpu\n' + formatWalkthrough(w, root) + '\n```');

@@ -4,7 +4,7 @@
 // written. On wasm every tensor lives in one heap that stops at 4 GiB, whatever the machine has.
 
 import type { Phi3Config } from '../model/config.js';
-import { formatBytes } from '../progress.js';
+import { formatMemory } from '../progress.js';
 import { InputError } from '../errors.js';
 import type { Selection } from './selection.js';
 import { tapShape } from './shapes.js';
@@ -45,7 +45,7 @@ export function estimateCapture(cfg: Phi3Config, B: number, T: number, sel: Sele
   const backend = 4 * B * T * perToken + 4 * scores + probs + widened + head;
   let host = 0;
   for (const n of sel.names) host = Math.max(host, 4 * tapShape(cfg, n, B, T, rows).reduce((a, b) => a * b, 1));
-  const assumed = `one layer's intermediates at ${B} x ${T} tokens, attention scores in blocks of ${formatBytes(CAPTURE_SCORE_BYTES)}${probs ? `, attn_probs of the ${rows} selected rows` : ''}` +
+  const assumed = `one layer's intermediates at ${B} x ${T} tokens, attention scores in blocks of ${formatMemory(CAPTURE_SCORE_BYTES)}${probs ? `, attn_probs of the ${rows} selected rows` : ''}` +
     `, the head on ${rows} rows${sel.head ? '' : ' (not run)'}, the largest weight matrix widened to float32, one tap on the host at a time; weights not counted`;
   return { backend, host, assumed };
 }
@@ -56,10 +56,10 @@ export function checkSelectedMemory(cfg: Phi3Config, B: number, T: number, sel: 
   const e = estimateCapture(cfg, B, T, sel);
   const total = e.backend + e.host;
   if (wasm && e.backend > WASM_HEAP_BYTES) {
-    throw new CaptureMemoryError(`${source}: a [${B}, ${T}] selected pass needs about ${formatBytes(e.backend)} of tensors, more than the wasm backend's 4 GiB heap (${e.assumed}); select fewer rows or fewer tokens`);
+    throw new CaptureMemoryError(`${source}: a [${B}, ${T}] selected pass needs about ${formatMemory(e.backend)} of tensors, more than the wasm backend's 4 GiB heap (${e.assumed}); select fewer rows or fewer tokens`);
   }
   if (total > maxGiB * 2 ** 30) {
-    throw new CaptureMemoryError(`${source}: a [${B}, ${T}] selected pass needs about ${formatBytes(total)}, more than the ${maxGiB} GiB limit (${e.assumed}); raise it with --max-memory GIB`);
+    throw new CaptureMemoryError(`${source}: a [${B}, ${T}] selected pass needs about ${formatMemory(total)}, more than the ${maxGiB} GiB limit (${e.assumed}); raise it with --max-memory GIB`);
   }
   return e;
 }

@@ -16,6 +16,7 @@ import { GOLDEN_DIR } from '../oracle/golden.js';
 import { resolveCheckpoint } from '../checkpoint/hub.js';
 import { checkTensors, expectedTensors } from './weights.js';
 import { InputError } from '../errors.js';
+import { formatMemory } from '../progress.js';
 
 /** One weight tensor under its checkpoint name; `shape` is [out, in] for matrices. */
 export interface WeightTensor {
@@ -253,14 +254,6 @@ export function resolveMemorySource(arg: string): { config: Phi3Config; source: 
 
 // ---- text ----
 
-export function formatBytes(n: number): string {
-  const gib = n / 2 ** 30;
-  if (gib >= 1) return `${gib.toFixed(2)} GiB`;
-  const mib = n / 2 ** 20;
-  if (mib >= 1) return `${mib.toFixed(1)} MiB`;
-  return `${(n / 1024).toFixed(1)} KiB`;
-}
-
 const group = (n: number) => n.toLocaleString('en-US');
 
 export function formatMemoryReport(r: MemoryReport): string {
@@ -276,9 +269,9 @@ export function formatMemoryReport(r: MemoryReport): string {
   out.push('');
   const head = ['weights', ...r.contexts.map((c) => `ctx ${group(c)}`)];
   const rows: string[][] = [];
-  for (const row of r.rows) rows.push([row.scheme.label, formatBytes(row.weights.bytes), ...row.total.map(formatBytes)]);
-  rows.push(['+ KV cache', '', ...r.kvCache.map(formatBytes)]);
-  rows.push(['+ workspace', '', ...r.workspace.map(formatBytes)]);
+  for (const row of r.rows) rows.push([row.scheme.label, formatMemory(row.weights.bytes), ...row.total.map(formatMemory)]);
+  rows.push(['+ KV cache', '', ...r.kvCache.map(formatMemory)]);
+  rows.push(['+ workspace', '', ...r.workspace.map(formatMemory)]);
   const table = [['', ...head], ...rows];
   const widths = table[0].map((_, j) => Math.max(...table.map((row) => row[j].length)));
   for (const [i, row] of table.entries()) {

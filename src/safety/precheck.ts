@@ -5,7 +5,7 @@
 import { totalmem } from 'node:os';
 import { Checkpoint } from '../../weights/index.js';
 import { type Phi3Config, loadConfig } from '../model/config.js';
-import { formatBytes } from '../model/memory.js';
+import { formatMemory } from '../progress.js';
 import { type ForwardInputs, checkInputs } from '../model/model.js';
 import { checkTensors } from '../model/weights.js';
 import { GgufCheckpoint, isGgufPath } from '../checkpoint/gguf/checkpoint.js';
@@ -57,7 +57,7 @@ export function defaultMaxMemoryGiB(): number {
 export function checkDumpMemory(cfg: Phi3Config, batch: number, seq: number, maxGiB: number, source: string): void {
   const need = dumpBytes(cfg, batch, seq);
   if (need > maxGiB * 2 ** 30) {
-    throw new InputError(`${source}: a [${batch}, ${seq}] batch needs about ${formatBytes(need)} for its taps, ` +
+    throw new InputError(`${source}: a [${batch}, ${seq}] batch needs about ${formatMemory(need)} for its taps, ` +
       `more than the ${maxGiB} GiB limit; use fewer tokens, or raise the limit with --max-memory GIB`);
   }
 }

@@ -9,7 +9,7 @@ import { Phi3Model } from '../../model/model.js';
 import { ROUNDINGS, type Rounding } from '../../oracle/reference/rounding.js';
 import { checkOutput } from '../../safety/outputs.js';
 import { checkDumpMemory, defaultMaxMemoryGiB, precheckCheckpoint, precheckInputs } from '../../safety/precheck.js';
-import { formatBytes, layerProgress } from '../../progress.js';
+import { formatMemory, layerProgress } from '../../progress.js';
 import { type Command, start } from './common.js';
 
 const PRECISIONS = ['float32', 'float64'];
@@ -68,7 +68,7 @@ export const dumpCommand: Command = {
     const backend = await start(str(p, 'backend'));
     if (sel && estimate) {
       console.error(`selection: ${sel.names.length} taps, rows ${sel.start}-${sel.end - 1}, layers 0-${sel.lastLayer} run; ` +
-        `memory about ${formatBytes(estimate.backend)} of tensors + ${formatBytes(estimate.host)} on the host (${estimate.assumed})`);
+        `memory about ${formatMemory(estimate.backend)} of tensors + ${formatMemory(estimate.host)} on the host (${estimate.assumed})`);
     }
     const model = Phi3Model.load(dir);
     try {
