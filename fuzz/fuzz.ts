@@ -3,7 +3,10 @@
 // judged from outside. The cases run in a worker process (fuzz/worker.ts); this process watches
 // it and fails the run on any
 //   crash     an exception that is not a one-line refusal (WeightsError, ConfigError, InputError)
-//   hang      a case running longer than 5 s (the worker is killed and restarted after it)
+//   hang      a case that uses 5 s of CPU time without a result (the worker's user + system time,
+//             from /proc, so a loaded machine does not turn a slow case into a hang; wall-clock time
+//             where there is no /proc), or that waits 2 minutes without a result (a worker blocked,
+//             not computing); the worker is killed and restarted after it
 //   blow-up   the worker's resident memory passing 1 GiB (killed and restarted)
 //   disagree  the reader accepting what the independent validator (fuzz/validator.ts) refuses, or the reverse
 //   message   a refusal that is not one bounded line
@@ -20,6 +23,8 @@ import type { Outcome } from './worker.js';
 
 const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'worker.js');
 export const HANG_MS = 5000;
+/** A worker with no result in this long is a hang even if it used no CPU (blocked, not computing). */
+export const BLOCKED_MS = 120_000;
 export const MEMORY_LIMIT = 2 ** 30;
 
 export interface Failure {
@@ -42,8 +47,24 @@ export interface FuzzSummary {
   badMessages: number;
   comparePasses: number;
   peakWorkerBytes: number;
+  /** The most CPU time (ms) the worker used between two results: what the hang limit is measured against. */
+  slowestCaseCpuMs: number;
   failures: Failure[];
   ok: boolean;
+}
+
+/**
+ * CPU milliseconds (user + system, all threads) process `pid` has used, from /proc/PID/stat
+ * (fields 14 and 15, in USER_HZ = 100 ticks per second); undefined where there is no /proc.
+ */
+export function cpuMsOf(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (the name may hold spaces)
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return undefined;
+  }
 }
 
 function rssOf(pid: number): number {
@@ -60,7 +81,7 @@ export async function runFuzz(opts: {
   cases: number; seed: number; kinds?: readonly Kind[]; strictCompare?: boolean; progress?: (done: number) => void;
   /** Resident bytes that count as a blow-up (default MEMORY_LIMIT, 1 GiB). */
   memoryLimit?: number;
-  /** A case with no result in this long is a hang (default HANG_MS). */
+  /** A case that uses this much CPU time (ms; wall-clock time without /proc) with no result is a hang (default HANG_MS). */
   hangMs?: number;
 }): Promise<FuzzSummary> {
   const memoryLimit = opts.memoryLimit ?? MEMORY_LIMIT;
@@ -69,7 +90,7 @@ export async function runFuzz(opts: {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phi4-fuzz-'));
   const s: FuzzSummary = {
     seed: opts.seed, cases: 0, seconds: 0, perKind: {}, crashes: 0, hangs: 0, blowups: 0, disagreements: 0,
-    badMessages: 0, comparePasses: 0, peakWorkerBytes: 0, failures: [], ok: true,
+    badMessages: 0, comparePasses: 0, peakWorkerBytes: 0, slowestCaseCpuMs: 0, failures: [], ok: true,
   };
   const fail = (f: Failure) => {
     if (s.failures.length < 50) s.failures.push(f);
@@ -87,6 +108,11 @@ export async function runFuzz(opts: {
         let lastDone = next - 1;
         let ready = false;
         let lastEvent = performance.now();
+        // the work since the last event: the worker's CPU time where /proc has it, else wall-clock time
+        const onCpu = child.pid !== undefined && cpuMsOf(child.pid) !== undefined;
+        const clock = () => (onCpu ? cpuMsOf(child.pid!) ?? lastWork : performance.now());
+        let lastWork = 0;
+        lastWork = clock();
         let settled = false;
         const finish = (resume: number) => {
           if (settled) return;
@@ -103,9 +129,10 @@ export async function runFuzz(opts: {
             fail({ i: lastDone + 1, status: 'blow-up', detail: `worker resident memory ${rss} bytes` });
             s.cases++;
             finish(lastDone + 2);
-          } else if (ready && performance.now() - lastEvent > hangMs) {
+          } else if (ready && (clock() - lastWork > hangMs || performance.now() - lastEvent > Math.max(hangMs, BLOCKED_MS))) {
             s.hangs++;
-            fail({ i: lastDone + 1, status: 'hang', detail: `no result in ${hangMs} ms` });
+            const busy = clock() - lastWork > hangMs;
+            fail({ i: lastDone + 1, status: 'hang', detail: busy ? `no result after ${hangMs} ms of ${onCpu ? 'CPU' : 'wall-clock'} time` : `no result in ${BLOCKED_MS} ms (blocked)` });
             s.cases++;
             finish(lastDone + 2);
           } else if (!ready && performance.now() - lastEvent > 60_000) {
@@ -116,6 +143,9 @@ export async function runFuzz(opts: {
         }, 100);
         child.on('message', (m: Outcome | { ready: true } | { i: number; skipped: true }) => {
           lastEvent = performance.now();
+          const work = clock();
+          if (ready) s.slowestCaseCpuMs = Math.max(s.slowestCaseCpuMs, work - lastWork);
+          lastWork = work;
           if ('ready' in m) {
             ready = true;
             return;
@@ -167,7 +197,8 @@ export function formatSummary(s: FuzzSummary): string {
   const lines = [
     `fuzz seed ${s.seed}: ${s.cases} cases in ${s.seconds.toFixed(1)} s (${(s.cases / s.seconds).toFixed(0)} cases/s): ${kinds}`,
     `crashes ${s.crashes}, hangs ${s.hangs}, blow-ups ${s.blowups}, validator disagreements ${s.disagreements}, unbounded messages ${s.badMessages}, ` +
-      `wrong compare candidates passed ${s.comparePasses}; worker peak memory ${(s.peakWorkerBytes / 2 ** 20).toFixed(0)} MiB`,
+      `wrong compare candidates passed ${s.comparePasses}; worker peak memory ${(s.peakWorkerBytes / 2 ** 20).toFixed(0)} MiB; ` +
+      `slowest case ${s.slowestCaseCpuMs.toFixed(0)} ms of CPU (a hang: ${HANG_MS})`,
     ...s.failures.slice(0, 20).map((f) => `  case ${f.i} ${f.status}${f.kind ? ` (${f.kind})` : ''}: ${f.detail ?? ''}${f.what ? ` [${f.what}]` : ''}`),
     s.ok ? 'OK' : 'FAILED',
   ];

@@ -8,6 +8,7 @@
 // and a package.json without the `prepare` script (npm lists it as an install script).
 
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -65,18 +66,76 @@ function run(cmd: string, args: string[], cwd: string, timeout = 240_000) {
 const TSC = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 const LEAK_CHECK = path.join(ROOT, 'test', 'fixtures', 'leak-check.cjs');
 
+interface LockEntry {
+  version?: string;
+  resolved?: string;
+  integrity?: string;
+  optional?: boolean;
+  dependencies?: Record<string, string>;
+  optionalDependencies?: Record<string, string>;
+  [k: string]: unknown;
+}
+
+/**
+ * The entries of the repo's package-lock.json that `deps` resolve to from `from` (a lock path, ''
+ * for the top), with everything they depend on, found as node finds a package: the nearest
+ * node_modules up the tree. An optional dependency the lock does not hold is left out.
+ */
+export function lockClosure(lock: Record<string, LockEntry>, deps: Record<string, string>, optional: Record<string, string> = {}): Record<string, LockEntry> {
+  const out: Record<string, LockEntry> = {};
+  const visit = (from: string, name: string, isOptional: boolean) => {
+    for (let base = from; ;) {
+      const key = `${base ? `${base}/` : ''}node_modules/${name}`;
+      const e = lock[key];
+      if (e) {
+        if (out[key]) return;
+        out[key] = e;
+        for (const d of Object.keys(e.dependencies ?? {})) visit(key, d, false);
+        for (const d of Object.keys(e.optionalDependencies ?? {})) visit(key, d, true);
+        return;
+      }
+      if (!base) {
+        if (isOptional) return;
+        throw new Error(`package-lock.json holds no ${name} (needed under ${from || 'the top'})`);
+      }
+      const up = base.lastIndexOf('/node_modules/');
+      base = up < 0 ? '' : base.slice(0, up);
+    }
+  };
+  for (const d of Object.keys(deps)) visit('', d, false);
+  for (const d of Object.keys(optional)) visit('', d, true);
+  return out;
+}
+
 /**
  * A fresh app in `dir` as `npm init -y` makes it (CommonJS unless `module`), with the tarball
- * installed from the npm cache only (npm ci filled it; --offline: the test never reaches the
- * network, and a package missing from the cache fails here by name; tfjs-node, optional, left
- * out) and `tsc --init`'s tsconfig. Returns npm's install output.
+ * installed as its dependency, and `tsc --init`'s tsconfig. Returns npm's install output.
+ *
+ * Installed with `npm ci --offline` from a package-lock.json that pins the tarball's dependencies
+ * to the repo's own lock, so that only what the repo's `npm ci` put in the npm cache is needed:
+ * the test never reaches the network, and on a clean machine (`.ci/run`) works as it does here.
+ * A plain `npm install --offline <tarball>` does not: npm 11 asks for each dependency's full
+ * packument, which `npm ci` never fetches (ENOTCACHED for @huggingface/jinja, measured on a clean
+ * clone with an empty npm cache). tfjs-node, optional, is left out (--omit=optional).
  */
-function freshApp(dir: string, tarball: string, module: boolean): string {
+function freshApp(dir: string, tarball: string, module: boolean, manifest: LockEntry & { name: string }): string {
   mkdirSync(dir);
   const init = run('npm', ['init', '-y'], dir);
   expect(init.status, init.stderr).to.equal(0);
   if (module) expect(run('npm', ['pkg', 'set', 'type=module'], dir).status).to.equal(0);
-  const inst = run('npm', ['install', '--offline', '--omit=optional', '--no-audit', '--no-fund', tarball], dir);
+  const spec = `file:${path.relative(dir, tarball)}`;
+  expect(run('npm', ['pkg', 'set', `dependencies.${manifest.name}=${spec}`], dir).status).to.equal(0);
+  const app = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name: string; version: string; license?: string };
+  const repoLock = JSON.parse(readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, LockEntry> };
+  const integrity = `sha512-${createHash('sha512').update(readFileSync(tarball)).digest('base64')}`;
+  const { dependencies, optionalDependencies, bin, license, engines } = manifest;
+  const packages: Record<string, LockEntry> = {
+    '': { name: app.name, version: app.version, license: app.license, dependencies: { [manifest.name]: spec } },
+    [`node_modules/${manifest.name}`]: { version: manifest.version, resolved: spec, integrity, license, dependencies, optionalDependencies, bin, engines },
+    ...lockClosure(repoLock.packages, dependencies ?? {}, optionalDependencies),
+  };
+  writeFileSync(path.join(dir, 'package-lock.json'), JSON.stringify({ name: app.name, version: app.version, lockfileVersion: 3, requires: true, packages }, null, 2) + '\n');
+  const inst = run('npm', ['ci', '--offline', '--omit=optional', '--no-audit', '--no-fund'], dir);
   expect(inst.status, inst.stderr).to.equal(0);
   const tsInit = run(process.execPath, [TSC, '--init'], dir);
   expect(tsInit.status, tsInit.stdout).to.equal(0);
@@ -107,7 +166,7 @@ describe('the packed package and the docs examples', function () {
   let cjsApp = '';
   let installLog = '';
   let packed: string[] = [];
-  let manifest: { scripts?: Record<string, string> } = {};
+  let manifest: LockEntry & { name: string; scripts?: Record<string, string> } = { name: '' };
   const examples = docExamples();
 
   before(function () {
@@ -124,7 +183,7 @@ describe('the packed package and the docs examples', function () {
     manifest = JSON.parse(tar.stdout);
     esmApp = path.join(work, 'esm-app');
     cjsApp = path.join(work, 'cjs-app');
-    installLog = freshApp(esmApp, tarball, true) + freshApp(cjsApp, tarball, false);
+    installLog = freshApp(esmApp, tarball, true, manifest) + freshApp(cjsApp, tarball, false, manifest);
   });
 
   after(() => {

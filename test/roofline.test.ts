@@ -49,7 +49,11 @@ describe('machine limits (bench/limits.ts)', () => {
     expect(l.threads).to.equal(2);
     expect(l.read_bytes).to.equal(2 ** 22); // whole lines, split evenly between the threads
     for (const v of [l.f64_roofline_flops_one_thread, l.f64_roofline_flops, l.f32_roofline_flops_one_thread, l.f32_roofline_flops, l.read_bytes_per_s_one_thread, l.read_bytes_per_s]) {
-      expect(v).to.be.greaterThan(1e8).and.lessThan(1e13); // a rate, not a zero or an infinity from a skipped loop
+      // A rate, not a zero or an infinity from a skipped loop. No lower bound: the rates are wall-clock
+      // measurements on a shared machine (a preempted 10 ms pass is many times slower); that the
+      // loops do their work is checked bit for bit above, and load can only lower a rate, never
+      // raise it past the upper bound.
+      expect(v).to.be.above(0).and.lessThan(1e13);
     }
   });
 });
