@@ -134,6 +134,11 @@ export function compare(ref: Entries, cand: Entries, opts: CompareOptions = {}):
     onlyCandidate, onlyCandidateSummary: summariseNames(onlyCandidate), findings: [],
     firstDivergent: null, diagnosis: '', ok: true,
   };
+  // --budget: each tap's own tolerance; a tap the emulation lacks keeps the preset's
+  // (of the same shape: a selected reference dump keeps fewer rows than the emulation ran)
+  const budgets = opts.budget ? new Map(opts.budget.taps.filter((t) => ref.has(t.name) && sameShape(t.shape, ref.get(t.name)!.shape)).map((t) => [t.name, t.budget])) : null;
+  const tolOf = (name: string) => budgets?.get(name) ?? tol;
+  if (opts.budget) report.budget = opts.budget;
   if (opts.metadata) {
     const { reference: mr, candidate: mc } = opts.metadata;
     const same = (x?: string, y?: string) => (x === undefined || y === undefined ? null : x === y);
@@ -181,7 +186,12 @@ export function compare(ref: Entries, cand: Entries, opts: CompareOptions = {}):
     r.relL2 = relL2(a, b);
     r.maxAbs = maxAbs(a, b);
     r.cosine = cosine(a, b);
-    r.ok = r.relL2 <= tol && (r.positionRms ?? 0) <= tol && Number.isFinite(r.maxAbs);
+    const within = (t: number) => r.relL2 <= t && (r.positionRms ?? 0) <= t && Number.isFinite(r.maxAbs);
+    r.ok = within(tolOf(name));
+    if (budgets) {
+      if (budgets.has(name)) r.budget = budgets.get(name);
+      r.presetOk = within(tol);
+    }
     if (!Number.isFinite(r.maxAbs)) r.relL2 = NaN;
     if (name === 'logits') r.logits = logitStats(a, b, shape[shape.length - 1]);
     report.taps.push(r);
@@ -214,7 +224,7 @@ export function compare(ref: Entries, cand: Entries, opts: CompareOptions = {}):
       }
     }
   }
-  report.diagnosis = diagnose(report, first, tol, specific) + extra;
+  report.diagnosis = diagnose(report, first, first ? tolOf(first.name) : tol, specific) + extra;
   const W = opts.slidingWindow;
   const inLayer = first && !first.finding ? /^layers\.(\d+)\.(.+)$/.exec(first.name) : null;
   if (W && inLayer && !report.ropeFingerprint) {

@@ -69,7 +69,13 @@ export function diagnose(r: CompareReport, first: TapResult | undefined, tol: nu
   }
   if (!first) {
     const worst = taps.reduce((w, t) => (t.relL2 > w.relL2 ? t : w), taps[0]);
-    parts.push(`all ${taps.length} common taps within rel L2 ${fmt(tol)}; worst ${worst.name} at ${fmt(worst.relL2)}`);
+    const b = r.budget;
+    // under a budget the worst tap is the one nearest its own budget
+    const of = (t: TapResult) => t.budget ?? tol;
+    const near = taps.reduce((w, t) => (t.relL2 / of(t) > w.relL2 / of(w) ? t : w), taps[0]);
+    parts.push(b
+      ? `all ${taps.length} common taps within their ${b.rounding} budgets (${b.k} x the float64 reference's own error with ${b.rounding} storage, at least ${fmt(b.floor)}); nearest its budget ${near.name} at ${fmt(near.relL2)} of ${fmt(of(near))}`
+      : `all ${taps.length} common taps within rel L2 ${fmt(tol)}; worst ${worst.name} at ${fmt(worst.relL2)}`);
     const padOnly = taps.filter((t) => t.rows && describeRows(t.rows, tol, true));
     if (padOnly.length) parts.push(`${padOnly[0].name}: ${describeRows(padOnly[0].rows!, tol, true)}${padOnly.length > 1 ? ` (and ${padOnly.length - 1} more tap${padOnly.length > 2 ? 's' : ''})` : ''}`);
     return parts.join('; ');

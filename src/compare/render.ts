@@ -1,7 +1,7 @@
 // The report as `phi4 compare` prints it: the header, one table row per tap, the names only one
 // side has, the blame and quantization tables, and the verdict line.
 
-import type { CompareReport } from './report.js';
+import type { CompareReport, TapResult } from './report.js';
 import { detail } from './diagnosis.js';
 import { fmt, lpad, pad } from './format.js';
 
@@ -10,19 +10,24 @@ export function formatReport(r: CompareReport, labels: { reference: string; cand
   const out: string[] = [];
   out.push(`reference: ${labels.reference}`);
   out.push(`candidate: ${labels.candidate}`);
-  out.push(`tolerance: rel L2 <= ${r.tolerance.toExponential(1)} on every tap (${r.preset === 'custom' ? '--rtol' : `preset ${r.preset}`})` +
+  const b = r.budget;
+  out.push((b
+    ? `tolerance: per tap, its ${b.rounding} budget: ${b.k} x the float64 reference's own error with ${b.rounding} storage emulated (on ${b.checkpoint}, the reference dump's inputs), at least ${fmt(b.floor)}; beside it the constant preset ${r.preset} (rel L2 <= ${r.tolerance.toExponential(1)})`
+    : `tolerance: rel L2 <= ${r.tolerance.toExponential(1)} on every tap (${r.preset === 'custom' ? '--rtol' : `preset ${r.preset}`})`) +
     (r.maskedPositions ? `; padded batch: ${r.maskedPositions.kept} of ${r.maskedPositions.total} positions compared (attention_mask = 1)` : ''));
   const w = Math.max(24, ...r.taps.map((t) => t.name.length + 2));
-  out.push(`  ${pad('tap', w)}${pad('shape', 16)}${lpad('rel L2', 9)}${lpad('max|d|', 9)}${lpad('cosine', 12)}  ok`);
+  // with --budget: the tap's budget, and whether the constant preset alone would pass it
+  const budgetCols = (t: TapResult) => (b ? `${lpad(t.budget === undefined ? 'preset' : fmt(t.budget), 9)}${lpad(t.presetOk ? 'ok' : 'over', 8)}` : '');
+  out.push(`  ${pad('tap', w)}${pad('shape', 16)}${lpad('rel L2', 9)}${lpad('max|d|', 9)}${lpad('cosine', 12)}${b ? `${lpad('budget', 9)}${lpad('preset', 8)}` : ''}  ok`);
   for (const t of r.taps) {
     if (t.finding) {
       out.push(`  ${pad(t.name, w)}${pad(t.shape.join('x'), 16)}  CANNOT COMPARE: ${t.finding}`);
       continue;
     }
-    let line = `  ${pad(t.name, w)}${pad(t.shape.join('x'), 16)}${lpad(fmt(t.relL2), 9)}${lpad(fmt(t.maxAbs), 9)}${lpad(t.cosine.toFixed(8), 12)}  ${t.ok ? 'ok' : 'DIVERGES'}`;
+    let line = `  ${pad(t.name, w)}${pad(t.shape.join('x'), 16)}${lpad(fmt(t.relL2), 9)}${lpad(fmt(t.maxAbs), 9)}${lpad(t.cosine.toFixed(8), 12)}${budgetCols(t)}  ${t.ok ? 'ok' : 'DIVERGES'}`;
     if (t.logits) line += `   top-1 ${t.logits.top1}/${t.logits.positions}, KL mean ${fmt(t.logits.klMean)} max ${fmt(t.logits.klMax)}`;
     if (!t.ok) {
-      const d = detail(t, r.tolerance);
+      const d = detail(t, t.budget ?? r.tolerance);
       if (d) line += `   ${d}`;
     }
     out.push(line);

@@ -59,6 +59,22 @@ export interface TapResult {
   heads?: number[];
   /** rel L2 per batch row (real and padded positions apart), for batched or padded dumps. */
   rows?: RowErrors;
+  /** With --budget: this tap's tolerance (K x the emulation's own error; the preset's where the emulation has no such tap), which `ok` is judged by. */
+  budget?: number;
+  /** With --budget: whether the tap is within the constant preset's tolerance (`tolerance`), the verdict without the budget. */
+  presetOk?: boolean;
+}
+
+/** --budget bf16|f16 (./budget.ts): each tap's tolerance from the float64 reference with that storage emulated. */
+export interface BudgetReport {
+  rounding: 'bf16' | 'f16';
+  /** A tap's budget is k x the emulation's own error on it, at least `floor`. */
+  k: number;
+  floor: number;
+  /** The checkpoint the emulation ran on (the reference dump's inputs). */
+  checkpoint: string;
+  /** Per tap: the emulation's own error (rel L2 or per-position RMS, the larger) and the budget. */
+  taps: { name: string; shape: number[]; emulated: number; budget: number }[];
 }
 
 /** The provenance our dumps record (src/oracle/dump.ts); another runtime's dump may have none. */
@@ -94,6 +110,8 @@ export interface CompareReport {
   blame?: BlameReport;
   /** With a reference run on the candidate's quantized weights (--weights-reference): see compareQuantized. */
   quantization?: QuantizationReport;
+  /** With --budget: the emulated budget per tap; each tap's `budget` and `presetOk` come from it. */
+  budget?: BudgetReport;
 }
 
 /** Per tap: the candidate's distance from the float reference and from the quantized-weights one. */
@@ -126,4 +144,6 @@ export interface CompareOptions {
   rows?: { first: number; seqLen: number };
   /** Each dump's recorded provenance (compareFiles reads it from the files' metadata). */
   metadata?: { reference: DumpMeta; candidate: DumpMeta };
+  /** Per-tap tolerances from an emulation (./budget.ts emulatedBudget); the preset's stays the bound of taps it lacks. */
+  budget?: BudgetReport;
 }

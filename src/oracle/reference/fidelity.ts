@@ -17,7 +17,9 @@ import type { Rounding } from './rounding.js';
  */
 export type TapValues = Map<string, Float64Array | Float32Array>;
 
-function runReference(dir: string, config: Phi3Config, inputs: ForwardInputs, rounding: Rounding, onTap: (name: string, data: Float64Array) => void): void {
+/** Runs the float64 reference on the checkpoint in `dir` with `rounding`, each tap handed to `onTap` as it is made (the array is reused: copy what you keep). */
+export function runReference(dir: string, config: Phi3Config, inputs: ForwardInputs, rounding: Rounding,
+  onTap: (name: string, data: Float64Array, shape: number[]) => void): void {
   const ckpt = Checkpoint.open(dir);
   try {
     referenceForward(ckpt, config, inputs, { rounding, onTap });
@@ -26,10 +28,14 @@ function runReference(dir: string, config: Phi3Config, inputs: ForwardInputs, ro
   }
 }
 
-/** Runs the reference with `rounding` and keeps a copy of every tap. */
-export function referenceTaps(dir: string, config: Phi3Config, inputs: ForwardInputs, rounding: Rounding = 'none', keep: 'f64' | 'f32' = 'f64'): TapValues {
+/** Runs the reference with `rounding` and keeps a copy of every tap (and, given `shapes`, each tap's shape in it). */
+export function referenceTaps(dir: string, config: Phi3Config, inputs: ForwardInputs, rounding: Rounding = 'none', keep: 'f64' | 'f32' = 'f64',
+  shapes?: Map<string, number[]>): TapValues {
   const taps: TapValues = new Map();
-  runReference(dir, config, inputs, rounding, (name, data) => taps.set(name, keep === 'f64' ? data.slice() : Float32Array.from(data)));
+  runReference(dir, config, inputs, rounding, (name, data, shape) => {
+    taps.set(name, keep === 'f64' ? data.slice() : Float32Array.from(data));
+    shapes?.set(name, shape.slice());
+  });
   return taps;
 }
 
