@@ -47,8 +47,9 @@ export { referenceTaps, referenceErrors, modelErrors, type TapValues } from './o
 export { writeDump, writeReferenceDump, type DumpInfo } from './oracle/dump.js';
 export { compare } from './compare/compare.js';
 export { compareFiles, fileEntries } from './compare/files.js';
+export { BUDGET_K, BUDGET_FLOOR, BUDGET_PRESETS, type BudgetRounding, budgetFor, emulatedBudget } from './compare/budget.js';
 export { formatReport } from './compare/render.js';
-export { PRESETS, type CompareOptions, type CompareReport, type TapResult, type Preset } from './compare/report.js';
+export { PRESETS, type BudgetReport, type CompareOptions, type CompareReport, type TapResult, type Preset } from './compare/report.js';
 export type { Entries } from './compare/entries.js';
 export {
   compareGenerations, addPolicyFit, formatGeneration, readGeneration, isGeneration,
