@@ -8,7 +8,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { describeJson, readSmallFile } from './small-file.js';
+import { readSmallFile } from './small-file.js';
+import { describeJson } from './header-json.js';
 import { SafetensorsFile, WeightsError, oneLine, type TensorInfo } from './safetensors.js';
 
 export const SINGLE_FILE_NAME = 'model.safetensors';

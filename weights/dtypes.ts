@@ -11,10 +11,9 @@
  * path (no JavaScript engine this project runs on is big-endian; the kernels
  * could not use swapped bytes anyway: WebAssembly memory is little-endian).
  */
-import * as os from 'node:os';
-
-if (os.endianness() !== 'LE') {
-  throw new Error(`phi4-ts needs a little-endian host (checkpoints, dumps and the WebAssembly kernels are little-endian); this one is ${os.endianness()}`);
+// Asked of a typed array, not node:os, so that the browser build (src/browser/) shares this check.
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
+  throw new Error('phi4-ts needs a little-endian host (checkpoints, dumps and the WebAssembly kernels are little-endian); this one is big-endian');
 }
 
 /**

@@ -42,14 +42,3 @@ function kindOf(st: fs.Stats): string {
   if (st.isSocket()) return 'socket';
   return 'special file';
 }
-
-/** JSON.stringify for error messages: never throws (deep or cyclic values), at most `max` characters. */
-export function describeJson(v: unknown, max = 80): string {
-  let s: string;
-  try {
-    s = JSON.stringify(v) ?? String(v);
-  } catch {
-    s = Array.isArray(v) ? '[...]' : typeof v === 'object' && v !== null ? '{...}' : String(v);
-  }
-  return s.length > max ? `${s.slice(0, max - 3)}...` : s;
-}

@@ -65,7 +65,7 @@ function layerTensors(l: DecoderWeights): tf.Tensor[] {
 const IGNORED = /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/;
 
 /** Checks names and shapes; returns nothing, throws a WeightsError naming the first problem. */
-export function checkTensors(ckpt: TensorSource, cfg: Phi3Config): void {
+export function checkTensors(ckpt: Pick<TensorSource, 'dir' | 'names' | 'has' | 'info'>, cfg: Phi3Config): void {
   const expected = expectedTensors(cfg);
   for (const [name, shape] of expected) {
     if (!ckpt.has(name)) throw new WeightsError(`${ckpt.dir}: tensor "${name}" is missing`);
@@ -111,6 +111,11 @@ export function weightMode(requested?: string): WeightMode {
 
 /** What reading float32 weights needs of a checkpoint: a safetensors Checkpoint or a GGUF (src/checkpoint/gguf/). */
 export type TensorSource = Pick<Checkpoint, 'dir' | 'names' | 'has' | 'info' | 'readBytes' | 'close'>;
+
+/** The same, with asynchronous reads (weights/ranged.ts's RangedSafetensors: a Blob or a URL in the browser). */
+export interface AsyncTensorSource extends Pick<TensorSource, 'dir' | 'names' | 'has' | 'info'> {
+  readBytes(name: string): Promise<Uint8Array>;
+}
 
 /** A .gguf checkpoint: dequantized to float32 (the only mode it loads in). */
 function loadGgufWeights(path: string, cfg: Phi3Config, opts: LoadWeightsOptions): ModelWeights {
@@ -172,20 +177,47 @@ export class ResidentWeights implements ModelWeights {
         bar.add(info.byteLength);
         return x;
       };
-      const t2 = (n: string) => t(n) as tf.Tensor2D;
-      const t1 = (n: string) => t(n) as tf.Tensor1D;
-      const embedTokens = t2(MODEL_PARAMETERS.embedTokens.tensor);
-      const layers: DecoderWeights[] = [];
-      for (let i = 0; i < cfg.numLayers; i++) layers.push(decoderLayer(i, t1, t2));
-      const norm = t1(MODEL_PARAMETERS.norm.tensor);
-      const lmHead = cfg.tieWordEmbeddings ? embedTokens : t2(MODEL_PARAMETERS.lmHead.tensor);
-      return new ResidentWeights(embedTokens, layers, norm, lmHead);
+      return ResidentWeights.build(cfg, t);
     } catch (err) {
       tf.dispose(made); // a read failed part way: free what was made
       throw err;
     } finally {
       bar.done();
     }
+  }
+
+  /**
+   * As `read`, from a source whose reads are asynchronous (weights/ranged.ts: a Blob, a URL):
+   * one tensor's bytes at a time, each widened to its float32 tensor before the next is read.
+   */
+  static async readAsync(src: AsyncTensorSource, cfg: Phi3Config, progress: (total: number) => ProgressSink): Promise<ResidentWeights> {
+    const bar = progress(tensorBytes(src, cfg));
+    const made = new Map<string, tf.Tensor>();
+    try {
+      for (const name of expectedTensors(cfg).keys()) {
+        const info = src.info(name);
+        made.set(name, floatTensor(await src.readBytes(name), info.dtype, info.shape));
+        bar.add(info.byteLength);
+      }
+      return ResidentWeights.build(cfg, (n) => made.get(n)!);
+    } catch (err) {
+      tf.dispose([...made.values()]);
+      throw err;
+    } finally {
+      bar.done();
+    }
+  }
+
+  /** The weights from `t`, which gives each tensor by its checkpoint name. */
+  private static build(cfg: Phi3Config, t: (name: string) => tf.Tensor): ResidentWeights {
+    const t2 = (n: string) => t(n) as tf.Tensor2D;
+    const t1 = (n: string) => t(n) as tf.Tensor1D;
+    const embedTokens = t2(MODEL_PARAMETERS.embedTokens.tensor);
+    const layers: DecoderWeights[] = [];
+    for (let i = 0; i < cfg.numLayers; i++) layers.push(decoderLayer(i, t1, t2));
+    const norm = t1(MODEL_PARAMETERS.norm.tensor);
+    const lmHead = cfg.tieWordEmbeddings ? embedTokens : t2(MODEL_PARAMETERS.lmHead.tensor);
+    return new ResidentWeights(embedTokens, layers, norm, lmHead);
   }
 
   embed(ids: Int32Array, batch: number, seq: number): tf.Tensor3D {
@@ -209,7 +241,7 @@ export class ResidentWeights implements ModelWeights {
 }
 
 /** Bytes of the tensors the model uses (a tied checkpoint's spare lm_head copy not counted). */
-function tensorBytes(ckpt: TensorSource, cfg: Phi3Config): number {
+function tensorBytes(ckpt: Pick<TensorSource, 'info'>, cfg: Phi3Config): number {
   let n = 0;
   for (const name of expectedTensors(cfg).keys()) n += ckpt.info(name).byteLength;
   return n;

@@ -1,0 +1,148 @@
+// The browser build's API: `import { loadModel, ready, tf } from 'phi4-ts/browser'` (an ES module
+// bundle, dist/browser/phi4-ts.js, made by tools/build-browser.ts; docs/browser.md).
+//
+// The same model code as in Node (src/model/, layers/), on tfjs's wasm backend (or cpu). What
+// differs is only where the bytes come from: a checkpoint is a `File`/`Blob` the user picked or a
+// URL, read a tensor at a time through ranged reads (weights/ranged.ts: Blob.slice, HTTP Range),
+// never as one buffer; config.json is an object, a Blob or a URL.
+//
+// The exact (float64-sum) kernel runs single-threaded on the page's thread: the build answers the
+// kernel's thread count with 1 (src/browser/shims/node.cjs), so it starts no worker. Workers over
+// shared memory would need a cross-origin-isolated page and Web Workers in place of
+// worker_threads; that is not built yet, so a cross-origin-isolated page runs single-threaded too.
+// The sums are the same float64 sums as Node's, so the results are Node's.
+
+import * as tf from '@tensorflow/tfjs-core';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import '@tensorflow/tfjs-backend-cpu';
+import { type Phi3Config, parseConfig } from '../model/config.js';
+import { Phi3Model } from '../model/model.js';
+import { ResidentWeights, checkTensors } from '../model/weights.js';
+import { BackendError, ConfigError, WeightsError } from '../errors.js';
+import { RangedSafetensors, type RangeReader, blobReader, urlReader } from '../../weights/ranged.js';
+
+export { tf, Phi3Model, parseConfig, RangedSafetensors, blobReader, urlReader, type RangeReader, type Phi3Config };
+export type { ForwardInputs, ForwardOptions, ForwardResult } from '../model/model.js';
+export type { Hook, Hooks } from '../model/hooks.js';
+export { tapNames, tapInfo, isTapName, type TapName } from '../../layers/taps.js';
+export { Refusal, ConfigError, InputError, BackendError, HookError, WeightsError } from '../errors.js';
+
+/** Where a file comes from in a page: a picked File (or any Blob), a URL, or a ranged reader of your own. */
+export type ByteSource = Blob | string | URL | RangeReader;
+
+function isBlob(s: unknown): s is Blob {
+  return typeof Blob !== 'undefined' && s instanceof Blob;
+}
+
+/** A ranged reader of `source` (a Blob read by slices, a URL by HTTP Range requests). */
+export async function rangeReader(source: ByteSource): Promise<RangeReader> {
+  if (isBlob(source)) return blobReader(source);
+  if (typeof source === 'string' || source instanceof URL) return urlReader(source);
+  return source;
+}
+
+/**
+ * Sets the tfjs backend: `wasm` (default) or `cpu`. The wasm backend's .wasm files lie beside the
+ * bundle (dist/browser/); `wasmPaths` names another folder (a URL ending in '/').
+ */
+export async function ready(backend: 'wasm' | 'cpu' = 'wasm', wasmPaths?: string): Promise<string> {
+  if (backend !== 'wasm' && backend !== 'cpu') throw new BackendError(`backend: "${String(backend)}" is not available in the browser build (choose wasm or cpu)`);
+  if (backend === 'wasm') setWasmPaths(wasmPaths ?? new URL('./', import.meta.url).href);
+  if (!(await tf.setBackend(backend))) throw new BackendError(`backend: the ${backend} backend failed to initialise`);
+  await tf.ready();
+  return tf.getBackend();
+}
+
+async function readConfig(config: unknown): Promise<Phi3Config> {
+  if (isBlob(config)) return parseConfig(parseJson(await config.text(), (config as { name?: string }).name ?? 'config.json'), (config as { name?: string }).name ?? 'config.json');
+  if (typeof config === 'string' || config instanceof URL) {
+    const res = await fetch(config);
+    if (!res.ok) throw new ConfigError(`${String(config)}: HTTP status ${res.status}`);
+    return parseConfig(parseJson(await res.text(), String(config)), String(config));
+  }
+  return parseConfig(config);
+}
+
+function parseJson(text: string, source: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`${source}: not valid JSON (${(err as Error).message})`, { cause: err });
+  }
+}
+
+export interface LoadModelOptions {
+  /** config.json: its parsed object, a Blob/File holding it, or its URL. */
+  config: unknown;
+  /**
+   * The .safetensors file (model.safetensors), or every shard of a sharded checkpoint (the files
+   * model.safetensors.index.json lists, in any order): each a File/Blob, a URL served with range
+   * requests, or a RangeReader. A tensor found in two of them is refused.
+   */
+  weights: ByteSource | ByteSource[];
+  /** Called once with the bytes to read, then with each tensor's bytes as it is read. */
+  progress?: (totalBytes: number) => { add(bytes: number): void; done(): void };
+}
+
+/** Several safetensors files as one source of tensors, each name in exactly one file. */
+class Shards {
+  private readonly owner = new Map<string, RangedSafetensors>();
+
+  constructor(readonly files: RangedSafetensors[]) {
+    for (const f of files) {
+      for (const n of f.names()) {
+        const other = this.owner.get(n);
+        if (other) throw new WeightsError(`tensor "${n}" is in two files: ${other.dir} and ${f.dir}`);
+        this.owner.set(n, f);
+      }
+    }
+  }
+
+  get dir(): string {
+    return this.files.map((f) => f.dir).join(', ');
+  }
+
+  names(): string[] {
+    return this.files.flatMap((f) => f.names());
+  }
+
+  has(name: string): boolean {
+    return this.owner.has(name);
+  }
+
+  private of(name: string): RangedSafetensors {
+    const f = this.owner.get(name);
+    if (!f) throw new WeightsError(`${this.dir}: no tensor "${name}"`);
+    return f;
+  }
+
+  info(name: string) {
+    return this.of(name).info(name);
+  }
+
+  readBytes(name: string): Promise<Uint8Array> {
+    return this.of(name).readBytes(name);
+  }
+}
+
+/**
+ * Loads a checkpoint in the page: config checked, tensor names and shapes checked against it, every
+ * weight a resident float32 tensor (the float32 weights mode: bf16 and stream need the Node
+ * reader's synchronous reads). Each tensor is one ranged read of its own bytes.
+ */
+export async function loadModel(opts: LoadModelOptions): Promise<Phi3Model> {
+  if (!tf.getBackend()) await ready();
+  const config = await readConfig(opts.config);
+  const sources = Array.isArray(opts.weights) ? opts.weights : [opts.weights];
+  if (sources.length === 0) throw new WeightsError('weights: no file given');
+  const files: RangedSafetensors[] = [];
+  try {
+    for (const s of sources) files.push(await RangedSafetensors.open(await rangeReader(s)));
+    const shards = new Shards(files);
+    checkTensors(shards, config);
+    const progress = opts.progress ?? (() => ({ add() {}, done() {} }));
+    return new Phi3Model(config, await ResidentWeights.readAsync(shards, config, progress), shards.dir);
+  } finally {
+    for (const f of files) await f.close();
+  }
+}
