@@ -10,11 +10,13 @@
 // Without it the chromium part is skipped with one line saying so (pending in the summary), unless
 // PHI4_REQUIRE_CHROMIUM is set, as .ci/run sets it after installing chromium: then it fails.
 
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { type Browser, chromium } from 'playwright-core';
 import * as tf from '@tensorflow/tfjs-core';
@@ -24,7 +26,9 @@ import { readInputs } from '../src/checkpoint/inputs.js';
 import { relL2 } from '../src/oracle/metrics.js';
 import { Phi3Model } from '../src/model/model.js';
 import { initBackend } from '../src/backend.js';
-import { SafetensorsFile, RangedSafetensors, fileReader } from '../weights/index.js';
+import { SafetensorsFile } from '../weights/index.js';
+import { RangedSafetensors } from '../weights/ranged.js';
+import { fileReader } from '../weights/fs-range.js';
 
 const CHROMIUM = process.env.PHI4_CHROMIUM ?? '/usr/bin/chromium';
 const CASE = 'phi4-mini-tiny.short';
@@ -64,6 +68,36 @@ describe('phi4-ts/browser', () => {
         .to.deep.equal(['worker_threads', 'fs']); // only inside tfjs-backend-wasm's worker source, a string it runs in Node only (checked next)
       expect(text).to.include('var nodeWorkerThreads=require("worker_threads")'); // that string, so the exception above cannot hide a real import
       expect(text).not.to.match(/^import\s/m); // an ES module with no imports of its own: one file
+    });
+  });
+
+  describe('the declarations', () => {
+    it('compile in a browser app: lib dom, no @types/node, skipLibCheck off, strict', function () {
+      this.timeout(60_000);
+      const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+      const dir = fs.mkdtempSync(path.join(root, 'dist', 'browser-types-')); // under the package: resolves its node_modules
+      try {
+        fs.writeFileSync(path.join(dir, 'app.ts'), [
+          "import { loadModel, ready, tf, type ForwardResult, type RangeReader } from '../src/browser/index.js';",
+          'export async function run(file: File, url: string, own: RangeReader): Promise<number[]> {',
+          "  await ready('wasm');",
+          "  const model = await loadModel({ config: url + '/config.json', weights: [file, url, own] });",
+          '  const r: ForwardResult = model.forward({ inputIds: Int32Array.from([1]), batch: 1, seq: 1 });',
+          '  const s = r.logits.shape;',
+          '  tf.dispose(r.logits);',
+          '  return s;',
+          '}',
+        ].join('\n'));
+        fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({
+          compilerOptions: { target: 'es2022', module: 'esnext', moduleResolution: 'bundler', strict: true, noEmit: true, lib: ['es2022', 'dom'],
+            types: [], skipLibCheck: false, noUncheckedIndexedAccess: true, exactOptionalPropertyTypes: true },
+          files: ['app.ts'],
+        }));
+        const r = spawnSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { encoding: 'utf8' });
+        expect(r.status, r.stdout + r.stderr).to.equal(0);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
     });
   });
 

@@ -4,8 +4,6 @@ export { bf16BitsToFloat32, f16BitsToFloat32, f8e4m3BitsToFloat32, f8e5m2BitsToF
 export { decodeToFloat32, decodeToFloat64, decodeToInt32 } from './decode.js';
 export { canEncode, encodeElements, type TensorData } from './encode.js';
 export { MAX_HEADER_BYTES, SafetensorsFile, WeightsError, type TensorInfo } from './safetensors.js';
-export { RangedSafetensors, blobReader, urlReader, type RangeReader } from './ranged.js';
-export { fileReader } from './fs-range.js';
 export { Checkpoint, INDEX_FILE_NAME, MAX_INDEX_BYTES, SINGLE_FILE_NAME } from './checkpoint.js';
 export { MAX_DEPTH, MAX_KEY_CHARS, MAX_VALUES } from './header-json.js';
 export { SmallFileError, readSmallFile } from './small-file.js';

@@ -1,3 +1,4 @@
+/// <reference types="long" preserve="true" />
 // The browser build's API: `import { loadModel, ready, tf } from 'phi4-ts/browser'` (an ES module
 // bundle, dist/browser/phi4-ts.js, made by tools/build-browser.ts; docs/browser.md).
 //
@@ -11,6 +12,7 @@
 // shared memory would need a cross-origin-isolated page and Web Workers in place of
 // worker_threads; that is not built yet, so a cross-origin-isolated page runs single-threaded too.
 // The sums are the same float64 sums as Node's, so the results are Node's.
+// The reference above: tfjs-core's declarations name the global `Long` of @types/long (see src/index.ts).
 
 import * as tf from '@tensorflow/tfjs-core';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
