@@ -18,7 +18,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium, skipWithoutChromium } from './chromium.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { BUNDLE_NAME, buildBrowser } from '../tools/build-browser.js';
 import { F32_TOLERANCE, F64_FACTOR, F64_FLOOR, dumpPath, modelDir } from '../src/oracle/golden.js';
@@ -30,7 +31,6 @@ import { SafetensorsFile } from '../weights/index.js';
 import { RangedSafetensors } from '../weights/ranged.js';
 import { fileReader } from '../weights/fs-range.js';
 
-const CHROMIUM = process.env.PHI4_CHROMIUM ?? '/usr/bin/chromium';
 const CASE = 'phi4-mini-tiny.short';
 const MODEL = 'phi4-mini-tiny';
 
@@ -155,12 +155,7 @@ describe('phi4-ts/browser', () => {
     let shape: number[];
 
     before(async function () {
-      if (!fs.existsSync(CHROMIUM)) {
-        const why = `${CHROMIUM} not found: apt-get install chromium (as .ci/run does), or set PHI4_CHROMIUM`;
-        if (process.env.PHI4_REQUIRE_CHROMIUM) throw new Error(why);
-        console.log(`      skipped: ${why}`);
-        this.skip();
-      }
+      skipWithoutChromium(this);
       const dir = modelDir(MODEL);
       const index = JSON.parse(fs.readFileSync(path.join(dir, 'model.safetensors.index.json'), 'utf8')) as { weight_map: Record<string, string> };
       shards = [...new Set(Object.values(index.weight_map))];
@@ -182,11 +177,7 @@ describe('phi4-ts/browser', () => {
       } finally {
         model.weights.dispose();
       }
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-          '--disable-component-update', '--disable-sync'],
-      });
+      browser = await launchChromium();
     });
 
     after(async () => {

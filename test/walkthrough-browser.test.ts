@@ -12,14 +12,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { expect } from 'chai';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium, skipWithoutChromium } from './chromium.js';
 import { parseConfig } from '../src/model/config.js';
 import { expectedCounts } from '../src/teach/figures/figures.js';
 import { TOY_CONFIG } from '../src/teach/toy/train.js';
 import { loadRealConfig } from '../src/teach/walkthrough.js';
 import { phi4, show } from './cli-helpers.js';
 
-const CHROMIUM = process.env.PHI4_CHROMIUM ?? '/usr/bin/chromium';
 
 describe('phi4 walkthrough --html in headless chromium', function () {
   this.timeout(120_000);
@@ -28,21 +28,12 @@ describe('phi4 walkthrough --html in headless chromium', function () {
   let browser: Browser;
 
   before(async function () {
-    if (!fs.existsSync(CHROMIUM)) {
-      const why = `${CHROMIUM} not found: apt-get install chromium (as .ci/run does), or set PHI4_CHROMIUM`;
-      if (process.env.PHI4_REQUIRE_CHROMIUM) throw new Error(why);
-      console.log(`      skipped: ${why}`);
-      this.skip();
-    }
+    skipWithoutChromium(this);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'phi4-walk-html-'));
     page = path.join(dir, 'w.html');
     const r = phi4(['walkthrough', '--html', page, '--backend', 'cpu']);
     expect(r.status, show(r)).to.equal(0);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'], // playwright gives launch() a fresh temporary profile itself
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {
