@@ -48,16 +48,22 @@ export function tapNameList(numLayers: number): string {
   return `embed, rope.cos, rope.sin, layers.N.{${Object.keys(LAYER_TAPS).join(',')}} for N in 0-${numLayers - 1}, final_norm, logits`;
 }
 
+/** One `A-B` or `A` within [0, n) -> [A, B]; `text` is the flag's whole value, `expected` its forms. */
+function parseRange(part: string, text: string, n: number, flag: string, what: string, expected: string): [number, number] {
+  const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+  if (!m) throw new SelectionError(`${flag}: expected ${expected}, got "${text}"`);
+  const a = Number(m[1]);
+  const b = m[2] === undefined ? a : Number(m[2]);
+  if (b < a) throw new SelectionError(`${flag}: range ${part} runs backwards`);
+  if (b >= n) throw new SelectionError(`${flag}: ${part} is outside the ${what} [0, ${n - 1}]`);
+  return [a, b];
+}
+
 /** `A-B`, `A` or lists of them, each within [0, n): the numbers, sorted. */
 function parseRanges(text: string, n: number, flag: string, what: string): number[] {
   const out = new Set<number>();
   for (const part of text.split(',')) {
-    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
-    if (!m) throw new SelectionError(`${flag}: expected A-B, A or a comma-separated list of them, got "${text}"`);
-    const a = Number(m[1]);
-    const b = m[2] === undefined ? a : Number(m[2]);
-    if (b < a) throw new SelectionError(`${flag}: range ${part} runs backwards`);
-    if (b >= n) throw new SelectionError(`${flag}: ${part} is outside the ${what} [0, ${n - 1}]`);
+    const [a, b] = parseRange(part, text, n, flag, what, 'A-B, A or a comma-separated list of them');
     for (let i = a; i <= b; i++) out.add(i);
   }
   return [...out].sort((x, y) => x - y);
@@ -71,12 +77,7 @@ function parsePositions(text: string, seq: number, flag: string): [number, numbe
     if (n < 1 || n > seq) throw new SelectionError(`${flag}: last:${n} asks for ${n} rows of a ${seq}-token sequence`);
     return [seq - n, seq];
   }
-  const m = /^(\d+)(?:-(\d+))?$/.exec(text.trim());
-  if (!m) throw new SelectionError(`${flag}: expected A-B, A or last:N, got "${text}"`);
-  const a = Number(m[1]);
-  const b = m[2] === undefined ? a : Number(m[2]);
-  if (b < a) throw new SelectionError(`${flag}: range ${text} runs backwards`);
-  if (b >= seq) throw new SelectionError(`${flag}: ${text} is outside the sequence's positions [0, ${seq - 1}]`);
+  const [a, b] = parseRange(text, text, seq, flag, "sequence's positions", 'A-B, A or last:N');
   return [a, b + 1];
 }
 
