@@ -47,6 +47,9 @@ cd "$tmp"   # the dumps record the GGUF's name as given
   --keep "$tiny" -o "$here/phi4-mini-tiny.short.n_ctx1024.safetensors"
 "$tool" -m phi3-mini-tiny.f32.gguf --ids "$(ids "$repo/golden/dumps/phi3-mini-tiny.long.safetensors")" -c 20 \
   --keep "$tiny" -o "$here/phi3-mini-tiny.long.f32.safetensors"
+# --rows: the last 8 of the 48 positions only (outputs too), as a long run's selection would
+"$tool" -m phi4-mini-tiny.f32.gguf --ids "$(ids "$repo/golden/dumps/phi4-mini-tiny.long.safetensors")" -c 48 \
+  --keep "$tiny" --rows 40-47 -o "$here/phi4-mini-tiny.long.rows40-47.f32.safetensors"
 
 # phi4-mini-q256: K-quants need rows of 256, so a random checkpoint of hidden 256 (phi4 synth, seed 0)
 (cd "$repo" && node bin/phi4.js synth --config golden/llamacpp/phi4-mini-q256.config.json --out "$tmp/phi4-mini-q256" --seed 0 --layers 2)

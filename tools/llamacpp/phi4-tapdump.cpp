@@ -16,6 +16,7 @@
 // node's token axis is its outermost dimension of length T (the number of ids); a node without one
 // (the KV cache views when n_ctx > T, the output rows) is written whole. The dump's metadata records
 // the selection ("selection": nodes, positions, rows [A, B+1)).
+// It records the op that made each written node too ("ops": {"Qcur-0.rope": "rope", ...}).
 //
 // Names. A node keeps the name llama.cpp's graph gave it (attn_norm-0, Qcur-0, kq_soft_max-0,
 // l_out-0, result_output). A name given to several nodes (Qcur-0 names the view of the fused
@@ -326,6 +327,10 @@ int main(int argc, char ** argv) {
         cap.nodes = std::move(kept);
     }
 
+    // the op that made each written node ("ops" metadata: compare's map picks Qcur-0's rope node by it)
+    std::string ops = "{";
+    for (size_t i = 0; i < cap.nodes.size(); i++) ops += (i ? "," : "") + json_str(cap.nodes[i].name) + ":" + json_str(cap.nodes[i].op);
+    ops += "}";
     std::string inputs = "{\"input_ids\":[1," + std::to_string(ids.size()) + "]}";
     std::string id_list = "[[";
     for (size_t i = 0; i < ids.size(); i++) id_list += (i ? "," : "") + std::to_string(ids[i]);
@@ -346,6 +351,7 @@ int main(int argc, char ** argv) {
                       json_str(rows_arg.empty() ? "all" : rows_arg) + ",\"rows\":[" + std::to_string(cap.row0) + "," +
                       std::to_string(cap.row_end) + "]}"},
         {"layouts", "{}"},
+        {"ops", ops},
     };
     llama_batch_free(batch);
     llama_free(ctx);
