@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import type { Entries } from '../src/compare/entries.js';
 import { compareFiles, fileEntries } from '../src/compare/files.js';
+import { cutToRows } from '../src/compare/cut-rows.js';
 import { applyMap } from '../src/compare/map.js';
 import { configHash, loadConfig } from '../src/model/config.js';
 import { BUILTIN_MAPS, detectMap, resolveMap } from '../src/compare/maps/index.js';
@@ -283,3 +284,84 @@ function rewrite(src: string, dst: string, change: (name: string, data: Float32A
     f.close();
   }
 }
+
+describe('llama.cpp --rows: a selected capture against a selected dump (phi4-tapdump --rows, phi4 dump --positions)', function () {
+  this.timeout(120_000);
+  const ROWS = LLAMA('phi4-mini-tiny.long.rows40-47.f32.safetensors');
+  let tmp: string;
+  before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phi4-llamacpp-rows-')); });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it('each node of the 8-row capture is, bit for bit, rows 40-47 of the same node in the full capture', () => {
+    const sel = entriesOf(ROWS);
+    const full = entriesOf(LLAMA('phi4-mini-tiny.long.f32.safetensors'));
+    let checked = 0;
+    for (const [name, e] of sel) {
+      if (name === 'input_ids' || !full.has(name)) continue;
+      const f = full.get(name)!;
+      const axis = f.shape.indexOf(48); // the token axis: the first of length T
+      expect(axis, name).to.be.at.least(0);
+      expect(e.shape, name).to.deep.equal(f.shape.map((n, i) => (i === axis ? 8 : n)));
+      const outer = f.shape.slice(0, axis).reduce((a, b) => a * b, 1);
+      const inner = f.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+      const a = e.read();
+      const b = f.read();
+      for (let o = 0; o < outer; o++) {
+        const got = a.subarray(o * 8 * inner, (o + 1) * 8 * inner);
+        const want = b.subarray((o * 48 + 40) * inner, (o * 48 + 48) * inner);
+        expect(Buffer.compare(Buffer.from(got.buffer, got.byteOffset, got.byteLength), Buffer.from(want.buffer, want.byteOffset, want.byteLength)), name).to.equal(0);
+      }
+      checked++;
+    }
+    expect(checked).to.equal(25); // every node but kq_soft_max-0, which the full capture does not keep
+    const f = SafetensorsFile.open(ROWS);
+    try {
+      expect(JSON.parse(f.metadata.selection!).rows).to.deep.equal([40, 48]);
+      const ops = JSON.parse(f.metadata.ops!);
+      expect(ops['Qcur-0.rope']).to.equal('rope');
+      expect(ops['kq_soft_max-0']).to.equal('soft_max');
+    } finally {
+      f.close();
+    }
+  });
+
+  it('passes the fp32 preset against phi4 dump --positions 40-47, attention rows over all 48 keys included', () => {
+    const ref = path.join(tmp, 'ref.safetensors');
+    const r = phi4(['dump', MODEL('phi4-mini-tiny'), '--inputs', GOLDEN('phi4-mini-tiny.long'), '--positions', '40-47', '--out', ref]);
+    expect(r.status, show(r)).to.equal(0);
+    const { report } = compareFiles(ref, ROWS, { preset: 'fp32' });
+    expect(report.ok, report.diagnosis).to.equal(true);
+    const probs = report.taps.find((t) => t.name === 'layers.0.attn_probs');
+    expect(probs?.shape).to.deep.equal([1, 6, 8, 48]); // 256 padded cells sliced to the 48 keys, 8 query rows
+    expect(report.taps.map((t) => t.name)).to.include.members(['layers.0.q_rot', 'layers.0.k_rot', 'layers.3.out', 'logits']);
+    expect(Math.max(...report.taps.map((t) => t.relL2))).to.be.below(1e-5).and.above(0);
+    // the whole 48-row capture against this 8-row reference: cut to rows 40-47 and compared there,
+    // giving exactly the numbers of the 8-row capture (the same rows of the same run)
+    const whole = compareFiles(ref, LLAMA('phi4-mini-tiny.long.f32.safetensors'), { preset: 'fp32' });
+    expect(whole.labels.candidate).to.include('rows 40-47 of its 48 compared');
+    expect(whole.report.ok, whole.report.diagnosis).to.equal(true);
+    for (const t of whole.report.taps) expect(t.relL2, t.name).to.equal(report.taps.find((u) => u.name === t.name)!.relL2);
+    const cli = phi4(['compare', ref, LLAMA('phi4-mini-tiny.long.f32.safetensors')]);
+    expect(cli.status, show(cli)).to.equal(0);
+    expect(cli.stdout).to.match(/^PASS: all 21 common taps/m);
+  });
+
+  it('the other way round: a whole reference (transformers, 48 rows) is cut to the capture\'s rows 40-47', () => {
+    const { report, labels } = compareFiles(GOLDEN('phi4-mini-tiny.long'), ROWS, { preset: 'fp32' });
+    expect(labels.reference).to.include('rows 40-47 of its 48 compared');
+    expect(report.ok, report.diagnosis).to.equal(true);
+    expect(report.taps.find((t) => t.name === 'logits')?.shape).to.deep.equal([1, 8, 1024]);
+  });
+
+  it('cuts nothing by guess: another T, or shapes that differ on more than the token axis, stay as they are', () => {
+    const e = (shape: number[]): Entries => new Map([['x', { shape, int: false, read: () => new Float32Array(shape.reduce((a, b) => a * b, 1)) }]]);
+    expect(cutToRows(e([1, 48, 4]), e([1, 8, 4]), { start: 40, end: 48, T: 48 }).cut).to.deep.equal(['x']);
+    expect(cutToRows(e([1, 50, 4]), e([1, 8, 4]), { start: 40, end: 48, T: 48 }).cut).to.deep.equal([]);
+    expect(cutToRows(e([1, 48, 5]), e([1, 8, 4]), { start: 40, end: 48, T: 48 }).cut).to.deep.equal([]);
+    expect(cutToRows(e([1, 48, 4]), e([1, 9, 4]), { start: 40, end: 48, T: 48 }).cut).to.deep.equal([]);
+    // the kept rows are the right ones: [2, 3, 2] cut to rows 1-2 along axis 1
+    const w: Entries = new Map([['x', { shape: [2, 3, 2], int: false, read: () => Float32Array.from({ length: 12 }, (_, i) => i) }]]);
+    const s: Entries = new Map([['x', { shape: [2, 2, 2], int: false, read: () => new Float32Array(8) }]]);
+    expect(Array.from(cutToRows(w, s, { start: 1, end: 3, T: 3 }).entries.get('x')!.read())).to.deep.equal([2, 3, 4, 5, 8, 9, 10, 11]);
+  });
+});

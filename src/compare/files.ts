@@ -9,6 +9,7 @@ import type { CompareOptions, CompareReport, DumpMeta } from './report.js';
 import { compare, compareQuantized } from './compare.js';
 import { type MapSpec, applyMap } from './map.js';
 import { detectMap } from './maps/index.js';
+import { type RowSelection, cutToRows } from './cut-rows.js';
 
 /** The rotary config and sliding window of the checkpoint our reference dump names, when it can still be read. */
 function referenceConfig(f: SafetensorsFile): { rope?: RopeConfig; slidingWindow?: number | null } {
@@ -22,16 +23,37 @@ function referenceConfig(f: SafetensorsFile): { rope?: RopeConfig; slidingWindow
   }
 }
 
-/** The rows a selected dump kept (its `selection` metadata: rows [start, end) of input_ids' T), or {}. */
-function selectedRows(f: SafetensorsFile): { rows?: { first: number; seqLen: number } } {
+/** The rows a selected dump kept (its `selection` metadata: rows [start, end) of input_ids' T) when fewer than T; else null. */
+function selectedRows(f: SafetensorsFile): RowSelection | null {
   try {
     const rows = JSON.parse(f.metadata.selection ?? 'null')?.rows;
-    const seq = f.has('input_ids') ? f.info('input_ids').shape.at(-1) : undefined;
-    if (Array.isArray(rows) && Number.isInteger(rows[0]) && rows[0] > 0 && seq !== undefined) return { rows: { first: rows[0], seqLen: seq } };
+    const T = f.has('input_ids') ? f.info('input_ids').shape.at(-1) : undefined;
+    if (!Array.isArray(rows) || T === undefined) return null;
+    const [start, end] = rows;
+    if (Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start < end && end <= T && end - start < T) return { start, end, T };
   } catch {
     // no usable selection: the rows are the whole sequence
   }
-  return {};
+  return null;
+}
+
+/**
+ * One side selected rows, the other holds all of them (same T): the whole side is cut to those rows
+ * (./cut-rows.ts), so both hold the same positions; its label says so.
+ */
+function alignRows(a: Entries, b: Entries, refRows: RowSelection | null, candRows: RowSelection | null, T: { ref?: number; cand?: number }, labels: { reference: string; candidate: string }): { a: Entries; b: Entries } {
+  const note = (r: RowSelection, n: number) => (n ? `; rows ${r.start}-${r.end - 1} of its ${r.T} compared (${n} tensors cut to the other dump's selection)` : '');
+  if (refRows && !candRows && T.cand === refRows.T) {
+    const { entries, cut } = cutToRows(b, a, refRows);
+    labels.candidate += note(refRows, cut.length);
+    return { a, b: entries };
+  }
+  if (candRows && !refRows && T.ref === candRows.T) {
+    const { entries, cut } = cutToRows(a, b, candRows);
+    labels.reference += note(candRows, cut.length);
+    return { a: entries, b };
+  }
+  return { a, b };
 }
 
 /** A dump's provenance for the report header: its path, and who wrote it when it is ours. */
@@ -65,9 +87,15 @@ export function compareFiles(refPath: string, candPath: string, opts: CompareOpt
       if (map && map.applyTo !== 'candidate') a = applyMap(a, map, 'reference');
       if (map && map.applyTo !== 'reference') b = applyMap(b, map, 'candidate');
       const meta = (f: SafetensorsFile): DumpMeta => ({ checkpoint: f.metadata.checkpoint, config_hash: f.metadata.config_hash, n_ctx: f.metadata.n_ctx });
-      opts = { ...referenceConfig(ref), ...selectedRows(ref), ...opts };
       const metadata = { reference: meta(ref), candidate: meta(cand) };
       const labels = { reference: describe(refPath, ref), candidate: describe(candPath, cand) + (map?.name ? `; map: ${map.name}` : '') };
+      const refRows = selectedRows(ref);
+      const candRows = selectedRows(cand);
+      const seq = (f: SafetensorsFile) => (f.has('input_ids') ? f.info('input_ids').shape.at(-1) : undefined);
+      ({ a, b } = alignRows(a, b, refRows, candRows, { ref: seq(ref), cand: seq(cand) }, labels));
+      // where the rotary fit's positions start, and the sequence length that picks the factor set
+      const rows = refRows ?? candRows;
+      opts = { ...referenceConfig(ref), ...(rows ? { rows: { first: rows.start, seqLen: rows.T } } : {}), ...opts };
       if (quant) {
         let q = fileEntries(quant);
         if (map && map.applyTo !== 'candidate') q = applyMap(q, map, 'reference');
