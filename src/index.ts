@@ -46,7 +46,11 @@ export { referenceTaps, referenceErrors, modelErrors, type TapValues } from './o
 // Dump, compare, verify
 export { writeDump, writeReferenceDump, type DumpInfo } from './oracle/dump.js';
 export { compare } from './compare/compare.js';
-export { compareFiles, fileEntries } from './compare/files.js';
+export { compareFiles, fileEntries, type FileComparison } from './compare/files.js';
+export {
+  compareTensors, tensorEntries,
+  type Comparison, type InMemoryTensor, type TensorCompareOptions, type TensorData, type TensorInput, type TensorLike, type TensorMap,
+} from './compare/tensors.js';
 export { BUDGET_K, BUDGET_FLOOR, BUDGET_PRESETS, type BudgetRounding, budgetFor, emulatedBudget } from './compare/budget.js';
 export { formatReport } from './compare/render.js';
 export { PRESETS, type BudgetReport, type CompareOptions, type CompareReport, type TapResult, type Preset } from './compare/report.js';

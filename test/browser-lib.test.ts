@@ -78,7 +78,7 @@ describe('phi4-ts/browser', () => {
       const dir = fs.mkdtempSync(path.join(root, 'dist', 'browser-types-')); // under the package: resolves its node_modules
       try {
         fs.writeFileSync(path.join(dir, 'app.ts'), [
-          "import { loadModel, ready, tf, type ForwardResult, type RangeReader } from '../src/browser/index.js';",
+          "import { loadModel, ready, tf, compareTensors, formatReport, type ForwardResult, type RangeReader, type TensorMap } from '../src/browser/index.js';",
           'export async function run(file: File, url: string, own: RangeReader): Promise<number[]> {',
           "  await ready('wasm');",
           "  const model = await loadModel({ config: url + '/config.json', weights: [file, url, own] });",
@@ -87,6 +87,8 @@ describe('phi4-ts/browser', () => {
           '  tf.dispose(r.logits);',
           '  return s;',
           '}',
+          // compare in the page (test/browser-compare.test.ts): its options and report types
+          "export const verdict = (ref: TensorMap, cand: TensorMap): string => { const c = compareTensors(ref, cand, { preset: 'bf16', map: 'none' }); return formatReport(c.report, c.labels); };",
         ].join('\n'));
         fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({
           compilerOptions: { target: 'es2022', module: 'esnext', moduleResolution: 'bundler', strict: true, noEmit: true, lib: ['es2022', 'dom'],

@@ -28,6 +28,13 @@ export type { ForwardInputs, ForwardOptions, ForwardResult } from '../model/mode
 export type { Hook, Hooks } from '../model/hooks.js';
 export { tapNames, tapInfo, isTapName, type TapName } from '../../layers/taps.js';
 export { Refusal, ConfigError, InputError, BackendError, HookError, WeightsError } from '../errors.js';
+// compare on in-memory tensors (docs/browser.md, "compare in the page"): the CLI's report and text
+export {
+  compareTensors, tensorEntries,
+  type Comparison, type InMemoryTensor, type TensorCompareOptions, type TensorData, type TensorInput, type TensorLike, type TensorMap,
+} from '../compare/tensors.js';
+export { formatReport } from '../compare/render.js';
+export { PRESETS, type CompareReport, type TapResult, type Preset } from '../compare/report.js';
 
 /** Where a file comes from in a page: a picked File (or any Blob), a URL, or a ranged reader of your own. */
 export type ByteSource = Blob | string | URL | RangeReader;

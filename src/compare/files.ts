@@ -5,11 +5,11 @@ import { SafetensorsFile, isFloatDType } from '../../weights/index.js';
 import type { RopeConfig } from '../../layers/rotary.js';
 import { loadConfig } from '../model/config.js';
 import type { Entries } from './entries.js';
-import type { CompareOptions, CompareReport, DumpMeta } from './report.js';
+import type { CompareOptions, DumpMeta } from './report.js';
 import { compare, compareQuantized } from './compare.js';
 import { type MapSpec, applyMap } from './map.js';
-import { detectMap } from './maps/index.js';
 import { type RowSelection, cutToRows } from './cut-rows.js';
+import { type Comparison, mapSides } from './tensors.js';
 
 /** The rotary config and sliding window of the checkpoint our reference dump names, when it can still be read. */
 function referenceConfig(f: SafetensorsFile): { rope?: RopeConfig; slidingWindow?: number | null } {
@@ -63,12 +63,7 @@ function describe(path: string, f: SafetensorsFile): string {
   return m.producer && !m.project_version ? `${path} (${m.producer}: ${m.backend})` : `${path} (phi4-ts ${m.project_version}, backend ${m.backend})`;
 }
 
-export interface FileComparison {
-  report: CompareReport;
-  labels: { reference: string; candidate: string };
-  /** The map applied: the one given, or a built-in one detected from the candidate's names. */
-  map: MapSpec | null;
-}
+export type FileComparison = Comparison;
 
 /**
  * Opens both files (bad or missing files are WeightsErrors naming them), maps and compares.
@@ -81,14 +76,12 @@ export function compareFiles(refPath: string, candPath: string, opts: CompareOpt
   try {
     const cand = SafetensorsFile.open(candPath);
     try {
-      let a = fileEntries(ref);
-      let b = fileEntries(cand);
-      const map = opts.map === undefined ? detectMap(b) : opts.map;
-      if (map && map.applyTo !== 'candidate') a = applyMap(a, map, 'reference');
-      if (map && map.applyTo !== 'reference') b = applyMap(b, map, 'candidate');
+      const mapped = mapSides(fileEntries(ref), fileEntries(cand), opts.map);
+      const { map, note } = mapped;
+      let [a, b] = [mapped.ref, mapped.cand];
       const meta = (f: SafetensorsFile): DumpMeta => ({ checkpoint: f.metadata.checkpoint, config_hash: f.metadata.config_hash, n_ctx: f.metadata.n_ctx });
       const metadata = { reference: meta(ref), candidate: meta(cand) };
-      const labels = { reference: describe(refPath, ref), candidate: describe(candPath, cand) + (map?.name ? `; map: ${map.name}` : '') };
+      const labels = { reference: describe(refPath, ref), candidate: describe(candPath, cand) + note };
       const refRows = selectedRows(ref);
       const candRows = selectedRows(cand);
       const seq = (f: SafetensorsFile) => (f.has('input_ids') ? f.info('input_ids').shape.at(-1) : undefined);

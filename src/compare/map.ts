@@ -7,6 +7,7 @@
 //       { "from": "blk.{N}.attn_ctx", "to": "layers.{N}.attn_out", "reshape": [0, 0, -1] },
 //       { "from": "hidden.{N}", "to": "layers.{N}.out" } ] }
 //
+// `--map FILE.json` is read by ./map-file.ts (node:fs); this module is pure (it runs in a page too).
 // `{X}` in `from` matches a decimal number and is substituted in `to`. Rules are tried in order;
 // the first match wins; names no rule matches keep their name. `permute` follows numpy.transpose
 // (output axis i is input axis permute[i]); `reshape` runs after it, 0 keeps that axis' size and
@@ -15,7 +16,6 @@
 // runtime whose scores span a padded KV cache: "slice": [null, null, null, [0, "T"]]).
 // `"drop": true` removes the tensors a rule matches (no tap, not listed as unmatched).
 
-import { readFileSync } from 'node:fs';
 import type { Entries, Entry } from './entries.js';
 import type { Numeric } from '../oracle/metrics.js';
 import { InputError } from '../errors.js';
@@ -84,22 +84,6 @@ export function parseMapSpec(json: unknown, file: string): MapSpec {
     return out;
   });
   return { applyTo, rules };
-}
-
-export function readMapSpec(file: string): MapSpec {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new InputError(`--map ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? err})`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new InputError(`--map ${file}: not valid JSON (${(err as Error).message.split('\n')[0]})`);
-  }
-  return parseMapSpec(json, file);
 }
 
 /** Transposes row-major `data` of `shape` by `perm` (numpy semantics). */

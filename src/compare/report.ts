@@ -2,7 +2,7 @@
 // verdict, and the options a comparison takes. No logic: compare.ts fills these, diagnosis.ts
 // words them, render.ts prints them, plot.ts draws them.
 
-import { F32_TOLERANCE } from '../oracle/golden.js';
+import { F32_TOLERANCE } from '../oracle/tolerance.js';
 import type { RopeConfig } from '../../layers/rotary.js';
 import type { RopeFingerprint } from './diagnose/rope-fingerprint.js';
 import type { WindowFingerprint } from './diagnose/sliding-window.js';

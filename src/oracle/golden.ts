@@ -16,10 +16,9 @@ import { maxAbs, relL2, selectPositions } from './metrics.js';
 import type { Phi3Model } from '../model/model.js';
 import { captureTaps } from '../capture/host.js';
 import { seqAxis, tapInfo, tapNames } from '../../layers/taps.js';
+import { F32_TOLERANCE, F64_FACTOR, F64_FLOOR } from './tolerance.js';
 
-export const F32_TOLERANCE = 1e-5;
-export const F64_FACTOR = 4;
-export const F64_FLOOR = 1e-6;
+export { F32_TOLERANCE, F64_FACTOR, F64_FLOOR };
 
 export const GOLDEN_DIR = fileURLToPath(new URL('../../../golden/', import.meta.url));
 

@@ -1,5 +1,5 @@
 import { UsageError, parseArgs, str } from '../args.js';
-import { resolveMap } from '../../compare/maps/index.js';
+import { resolveMap } from '../../compare/map-file.js';
 import { addBlame, blameCheckpoint, noteNoBlame } from '../../compare/blame-run.js';
 import { resolveCheckpoint } from '../../checkpoint/hub.js';
 import { Phi3Model } from '../../model/model.js';
