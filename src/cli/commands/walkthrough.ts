@@ -9,7 +9,8 @@ import { Phi3Model } from '../../model/model.js';
 import { loadTokenizer } from '../../text/tokenizer.js';
 import { trainingSummary } from '../../teach/toy/report.js';
 import { TOY_DIR } from '../../teach/toy/train.js';
-import { DEFAULT_WALKTHROUGH_CHECKPOINT, checkWalkthroughLayer, defaultIds, formatWalkthrough, loadRealConfig, promptToInputs, runWalkthrough } from '../../teach/walkthrough.js';
+import { liveSection } from '../../teach/html/live-page.js';
+import { DEFAULT_WALKTHROUGH_CHECKPOINT, displayPath, checkWalkthroughLayer, defaultIds, formatWalkthrough, loadRealConfig, promptToInputs, runWalkthrough } from '../../teach/walkthrough.js';
 import { precheckCheckpoint, precheckInputs } from '../../safety/precheck.js';
 import { type Command, checkOutPath, start } from './common.js';
 
@@ -49,7 +50,9 @@ export const walkthroughCommand: Command = {
       const runs: Record<string, PageRun> = dir === TOY_DIR && ids === undefined && str(p, 'prompt') === undefined
         ? { long: pageRun(model, tok!.encode(TOY_PROMPTS.long), tok), short: pageRun(model, tok!.encode(TOY_PROMPTS.short), tok) }
         : { prompt: pageRun(model, Array.from(inputs.inputIds), tok) };
-      const page = walkthroughPage(w, walkthroughFigures(), runs, { accuracy: trainingSummary(dir, (c) => `"${c}"`) ?? undefined });
+      const live = liveSection(dir, model, tok, Array.from(inputs.inputIds), displayPath(dir));
+      if ('why' in live) console.error(`walkthrough: the page has no live section: ${live.why}`);
+      const page = walkthroughPage(w, walkthroughFigures(), runs, { accuracy: trainingSummary(dir, (c) => `"${c}"`) ?? undefined, live: 'html' in live ? live.html : undefined });
       writePage(html, page);
       console.error(`wrote ${html} (${Buffer.byteLength(page)} bytes)`);
     } finally {
