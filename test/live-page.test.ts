@@ -142,6 +142,7 @@ describe('the live walkthrough page in headless chromium (file://, offline)', fu
     await tab.fill('#live-n', '16'); // T = 33 > 32
     expect(await tab.locator('#live-set').textContent()).to.match(/^long factors: 33 tokens/);
     expect(await tab.locator('#live-attention svg').getAttribute('data-figure')).to.equal('attention-long');
+    console.log(`      timing at T = 33: ${JSON.stringify(await tab.evaluate(() => (window as unknown as { phi4live: { timing: object } }).phi4live.timing))}`);
     expect(await tab.locator('#live-attention svg g[data-map]').count()).to.equal(model.config.numLayers * model.config.numHeads);
     expect(await tab.locator('#live-attention svg g[data-map]').first().innerHTML()).not.to.equal(short);
     fs.mkdirSync(path.dirname(SHOT), { recursive: true });
