@@ -18,7 +18,8 @@ export const walkthroughCommand: Command = {
   usage: `phi4 walkthrough [<checkpoint>] [--ids 5,17,42 | --prompt TEXT] [--layer N] [--backend NAME] [--html FILE]
       follow one prompt through one decoder layer: every step's shape, statistics and source lines (docs/walkthrough.md);
       default checkpoint phi4-mini-tiny (random weights), layer 0;
-      --html FILE writes it as one offline page with the figures and an attention view; its default checkpoint is another:
+      --html FILE writes it as one offline page with the figures and an attention view, and (once npm run build:browser
+      has made its script) the toy model running live in the page (FILE#ids=3,7,1 fills #predictions); its default checkpoint is another:
       the trained toy model phi4-toy-induction, its 41-token prompt and its last layer (random weights show no attention pattern)`,
   async run(argv) {
     const p = parseArgs(argv, ['ids', 'prompt', 'layer', 'backend', 'html']);
