@@ -18,6 +18,8 @@ import * as esbuild from 'esbuild';
 /** The package root (this file is dist/tools/build-browser.js). */
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BUNDLE_NAME = 'phi4-ts.js';
+/** The live walkthrough page's script (src/teach/html/live.ts), inlined by `phi4 walkthrough --html`. */
+export const LIVE_NAME = 'walkthrough-live.js';
 export const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm'];
 
 const nodeShim: esbuild.Plugin = {
@@ -43,6 +45,15 @@ export async function buildBrowser(outDir = path.join(ROOT, 'dist', 'browser')):
     minify: false, // a reference implementation: the bundle stays readable
     legalComments: 'eof',
     logLevel: 'warning',
+    plugins: [nodeShim],
+    inject: [path.join(ROOT, 'dist', 'src', 'browser', 'shims', 'buffer.js')],
+    define: { 'process.env': '{}' },
+  });
+  // The live walkthrough's script: the same library, no exports, inlined by src/teach/html/page.ts.
+  await esbuild.build({
+    entryPoints: [path.join(ROOT, 'dist', 'src', 'teach', 'html', 'live.js')],
+    outfile: path.join(outDir, LIVE_NAME),
+    bundle: true, format: 'esm', platform: 'browser', target: 'es2022', minify: false, legalComments: 'eof', logLevel: 'warning',
     plugins: [nodeShim],
     inject: [path.join(ROOT, 'dist', 'src', 'browser', 'shims', 'buffer.js')],
     define: { 'process.env': '{}' },

@@ -9,7 +9,8 @@ import { Phi3Model } from '../../model/model.js';
 import { loadTokenizer } from '../../text/tokenizer.js';
 import { trainingSummary } from '../../teach/toy/report.js';
 import { TOY_DIR } from '../../teach/toy/train.js';
-import { DEFAULT_WALKTHROUGH_CHECKPOINT, checkWalkthroughLayer, defaultIds, formatWalkthrough, loadRealConfig, promptToInputs, runWalkthrough } from '../../teach/walkthrough.js';
+import { liveSection } from '../../teach/html/live-page.js';
+import { DEFAULT_WALKTHROUGH_CHECKPOINT, displayPath, checkWalkthroughLayer, defaultIds, formatWalkthrough, loadRealConfig, promptToInputs, runWalkthrough } from '../../teach/walkthrough.js';
 import { precheckCheckpoint, precheckInputs } from '../../safety/precheck.js';
 import { type Command, checkOutPath, start } from './common.js';
 
@@ -17,7 +18,8 @@ export const walkthroughCommand: Command = {
   usage: `phi4 walkthrough [<checkpoint>] [--ids 5,17,42 | --prompt TEXT] [--layer N] [--backend NAME] [--html FILE]
       follow one prompt through one decoder layer: every step's shape, statistics and source lines (docs/walkthrough.md);
       default checkpoint phi4-mini-tiny (random weights), layer 0;
-      --html FILE writes it as one offline page with the figures and an attention view; its default checkpoint is another:
+      --html FILE writes it as one offline page with the figures and an attention view, and (once npm run build:browser
+      has made its script) the toy model running live in the page (FILE#ids=3,7,1 fills #predictions); its default checkpoint is another:
       the trained toy model phi4-toy-induction, its 41-token prompt and its last layer (random weights show no attention pattern)`,
   async run(argv) {
     const p = parseArgs(argv, ['ids', 'prompt', 'layer', 'backend', 'html']);
@@ -49,7 +51,9 @@ export const walkthroughCommand: Command = {
       const runs: Record<string, PageRun> = dir === TOY_DIR && ids === undefined && str(p, 'prompt') === undefined
         ? { long: pageRun(model, tok!.encode(TOY_PROMPTS.long), tok), short: pageRun(model, tok!.encode(TOY_PROMPTS.short), tok) }
         : { prompt: pageRun(model, Array.from(inputs.inputIds), tok) };
-      const page = walkthroughPage(w, walkthroughFigures(), runs, { accuracy: trainingSummary(dir, (c) => `"${c}"`) ?? undefined });
+      const live = liveSection(dir, model, tok, Array.from(inputs.inputIds), displayPath(dir));
+      if ('why' in live) console.error(`walkthrough: the page has no live section: ${live.why}`);
+      const page = walkthroughPage(w, walkthroughFigures(), runs, { accuracy: trainingSummary(dir, (c) => `"${c}"`) ?? undefined, live: 'html' in live ? live.html : undefined });
       writePage(html, page);
       console.error(`wrote ${html} (${Buffer.byteLength(page)} bytes)`);
     } finally {

@@ -14,66 +14,10 @@ import { loadRealConfig } from '../walkthrough.js';
 import { captureTaps } from '../../capture/host.js';
 import type { TapName } from '../../../layers/taps.js';
 
-const FONT = 'font-family="sans-serif" font-size="11"';
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-const r1 = (x: number) => Number(x.toFixed(1));
+import { esc, heatmap, line, r1, shadeLegend, svg, text } from './svg.js';
+import { type AttentionRun, attentionFigure, attentionRun } from './attention.js';
 
-// Average advance of a character at font-size 11 in a wide sans-serif (DejaVu Sans, a common
-// default on Linux): about 0.55 em, 0.6 em bold or monospace. Each figure is widened to its longest
-// left-aligned line at that estimate, so that no browser clips it (the attention-long title was).
-function textEnd(el: string): number {
-  const m = /^<text x="([\d.]+)"[^>]*>([^<]*)<\/text>$/.exec(el);
-  if (!m || /text-anchor="(middle|end)"/.test(el)) return 0;
-  const wide = / font-weight="bold"| font-family="monospace"/.test(el);
-  return Number(m[1]) + m[2]!.replace(/&[a-z]+;/g, '_').length * 11 * (wide ? 0.6 : 0.55);
-}
-
-function svg(layoutWidth: number, height: number, title: string, body: string[], figId: string): string {
-  const width = Math.max(layoutWidth, Math.ceil(Math.max(0, ...body.map(textEnd)) + 10));
-  return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${FONT} data-figure="${figId}">`,
-    `<title>${esc(title)}</title>`,
-    `<rect width="${width}" height="${height}" fill="#fff"/>`,
-    ...body,
-    '</svg>',
-  ].join('\n') + '\n';
-}
-
-const text = (x: number, y: number, s: string, extra = '') => `<text x="${r1(x)}" y="${r1(y)}"${extra ? ' ' + extra : ''}>${esc(s)}</text>`;
-const line = (x1: number, y1: number, x2: number, y2: number, extra = 'stroke="#000"') => `<line x1="${r1(x1)}" y1="${r1(y1)}" x2="${r1(x2)}" y2="${r1(y2)}" ${extra}/>`;
-
-/**
- * A heatmap of values in [0, 1] as one <path> per shade (11 shades, 0.05 .. 1), so that a 41 x 41
- * map stays a few kilobytes; cells under 0.05 are left white. The cell element count of a map is
- * therefore its number of shades in use (class "cells").
- */
-function heatmap(x0: number, y0: number, cell: number, rows: number, cols: number, value: (i: number, j: number) => number, label: string): string[] {
-  const shades = new Map<number, string[]>();
-  for (let i = 0; i < rows; i++) {
-    for (let j = 0; j < cols; j++) {
-      const v = value(i, j);
-      if (!(v >= 0.05)) continue;
-      const level = Math.min(10, Math.round(v * 10));
-      const d = `M${j} ${i}h1v1h-1z`; // one unit cell; the group's scale makes it `cell` pixels
-      if (!shades.has(level)) shades.set(level, []);
-      shades.get(level)!.push(d);
-    }
-  }
-  const out = [`<g transform="translate(${x0} ${y0}) scale(${cell})" data-map="${esc(label)}">`];
-  out.push(`<rect width="${cols}" height="${rows}" fill="none" stroke="#999" stroke-width="${r1(1 / cell * 10) / 10}"/>`);
-  for (const [level, ds] of [...shades].sort((a, b) => a[0] - b[0])) {
-    out.push(`<path class="cells" fill="#08306b" fill-opacity="${Math.max(level, 1) / 10}" d="${ds.join('')}"/>`);
-  }
-  out.push('</g>');
-  return out;
-}
-
-function shadeLegend(x: number, y: number, what: string): string[] {
-  const out = [text(x, y - 4, what)];
-  for (let k = 1; k <= 10; k++) out.push(`<rect x="${x + (k - 1) * 14}" y="${y}" width="14" height="10" fill="#08306b" fill-opacity="${k / 10}"/>`);
-  out.push(text(x, y + 22, '0.05'), text(x + 128, y + 22, '1'), text(x + 146, y + 9, '(white: < 0.05)'));
-  return out;
-}
+export { type AttentionRun, attentionFigure, attentionRun };
 
 // ---- 1. rotary pairs of the real config ----
 
@@ -127,62 +71,6 @@ export function ropeFigure(real: Phi3Config, source: string): string {
   out.push(text(L, sy + 52, `cos and sin are multiplied by the attention scaling ${r.attentionScaling.toFixed(4)} = sqrt(1 + ln(${real.maxPositions} / ${r.originalMaxPositions}) / ln(${r.originalMaxPositions})), under both factor sets`));
   out.push(text(L, sy + 70, 'Computed from the config by layers/rotary.ts inverseFrequencies (npm run docs).', 'fill="#555"'));
   return svg(W, H, 'LongRoPE wavelengths of Phi-4-mini', out, 'rope');
-}
-
-// ---- 2. attention per head ----
-
-export interface AttentionRun {
-  ids: number[];
-  tokens: string[];
-  long: boolean;
-  /** [layer][head] -> T x T probabilities, row = query. */
-  probs: Float32Array[][];
-}
-
-/** Runs the model on one prompt and keeps attn_probs of every layer and head. */
-export function attentionRun(model: Phi3Model, ids: number[], tokens: string[]): AttentionRun {
-  const cfg = model.config;
-  const T = ids.length;
-  const names = Array.from({ length: cfg.numLayers }, (_, l) => `layers.${l}.attn_probs` as const);
-  const got = captureTaps(model, { inputIds: Int32Array.from(ids), batch: 1, seq: T }, names);
-  const probs = names.map((n) => {
-    const data = got.get(n)!.data;
-    return Array.from({ length: cfg.numHeads }, (_, h) => data.slice(h * T * T, (h + 1) * T * T));
-  });
-  return { ids, tokens, long: usesLongFactors(cfg.rope, T - 1), probs };
-}
-
-export function attentionFigure(run: AttentionRun, cfg: Phi3Config, source: string, command: string): string {
-  const T = run.ids.length;
-  const L = cfg.numLayers;
-  const nh = cfg.numHeads;
-  const cell = Math.max(4, Math.floor(200 / T));
-  const side = cell * T;
-  const gap = 28;
-  const left = 60;
-  const top = 94;
-  const W = left + nh * (side + gap) + 10;
-  const H = top + L * (side + gap + 16) + 70;
-  const out: string[] = [];
-  const set = run.long ? `long factors: positions 0..${T - 1} pass the original context ${cfg.rope.originalMaxPositions}` : `short factors: positions 0..${T - 1} fit the original context ${cfg.rope.originalMaxPositions}`;
-  out.push(text(10, 18, `Attention probabilities per head, ${source}, ${T} tokens`, 'font-weight="bold"'));
-  out.push(text(10, 36, `LongRoPE ${set}`)); // its own line: on the title's it ran past the figure's width
-  out.push(text(10, 54, `prompt: ${run.tokens.join(' ')}`, 'font-family="monospace"'));
-  out.push(text(10, 72, 'row = query position (down), column = key position (right); each row sums to 1; above the diagonal is masked (causal)'));
-  for (let l = 0; l < L; l++) {
-    const y0 = top + l * (side + gap + 16);
-    out.push(text(8, y0 + side / 2, `layer ${l}`));
-    for (let h = 0; h < nh; h++) {
-      const x0 = left + h * (side + gap);
-      const kv = Math.floor(h / (nh / cfg.numKvHeads));
-      out.push(text(x0, y0 - 4, `head ${h} (kv ${kv})`));
-      const p = run.probs[l][h];
-      out.push(...heatmap(x0, y0, cell, T, T, (i, j) => p[i * T + j], `layer ${l} head ${h}`));
-    }
-  }
-  out.push(...shadeLegend(left, H - 46, 'probability'));
-  out.push(text(left + 260, H - 38, command, 'fill="#555" font-family="monospace"'));
-  return svg(W, H, `Attention per head, ${T} tokens`, out, run.long ? 'attention-long' : 'attention-short');
 }
 
 // ---- 3. residual stream by layer ----

@@ -108,7 +108,7 @@ export function writePage(file: string, html: string): void {
   writeFileAtomic(file, html);
 }
 
-export function walkthroughPage(w: Walkthrough, figures: FigureSet, runs: Record<string, PageRun>, opts: { accuracy?: string } = {}): string {
+export function walkthroughPage(w: Walkthrough, figures: FigureSet, runs: Record<string, PageRun>, opts: { accuracy?: string; live?: string } = {}): string {
   const c = w.config;
   const round = (r: PageRun) => ({
     tokens: r.tokens, long: r.long, predictions: r.predictions.map((x) => ({ token: x.token, p: Number(x.p.toFixed(3)) })),
@@ -129,6 +129,7 @@ MLP ${c.intermediateSize}, vocabulary ${c.vocabSize}, LongRoPE with original con
 ${opts.accuracy ? esc(opts.accuracy) : ''}</p>
 <p>Made by <code>phi4 walkthrough --html</code> (docs/walkthrough.md has the same steps with more prose). Everything here was computed by running the model; nothing is loaded from the network.</p>
 
+${opts.live ?? ''}
 <h2>Attention, interactively</h2>
 <div id="view">
 <label>prompt <select id="prompt">${options}</select></label>

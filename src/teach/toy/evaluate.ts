@@ -7,7 +7,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import type { ForwardOptions, Phi3Model } from '../../model/model.js';
-import { Rng } from '../../checkpoint/synth.js';
+import { Rng } from '../../checkpoint/rng.js';
 import { N_MAX, N_MIN, type ToySequence, makeSequence, scoredPositions, trainingSequences } from './task.js';
 
 /** The held-out set: stream "held-out", this many sequences of each length n. */

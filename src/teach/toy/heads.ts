@@ -7,7 +7,9 @@
 //              the current token's earlier occurrence, the one to predict next
 //   <s>        key 0         (the same second-copy queries)
 
-import type { AttentionRun } from '../figures/figures.js';
+import * as tf from '@tensorflow/tfjs-core';
+import type { AttentionRun } from '../figures/attention.js';
+import type { Hook, Hooks } from '../../model/hooks.js';
 
 export interface HeadRole {
   layer: number;
@@ -45,4 +47,21 @@ export function headRolesTable(runs: { label: string; roles: HeadRole[] }[], gro
   const rule = '|---|' + runs.flatMap(() => cols.map(() => '---|')).join('');
   const rows = runs[0].roles.map((x, i) => `| ${x.layer}.${x.head} (kv ${Math.floor(x.head / group)}) |` + runs.map((r) => cols.map((c) => ` ${r.roles[i][c].toFixed(2)} |`).join('')).join(''));
   return [head, rule, ...rows].join('\n');
+}
+
+/**
+ * Hooks that switch heads off: at `layers.L.attn_out` [B, T, nh*d] (the heads concatenated, before
+ * o_proj) the d columns of each head in `off` are multiplied by 0, so o_proj sees nothing from it.
+ * The live page (src/teach/html/live.ts) uses them for its head switches.
+ */
+export function headsOffHooks(cfg: { numHeads: number; headDim: number }, off: { layer: number; head: number }[]): Hooks {
+  const byLayer = new Map<number, number[]>();
+  for (const o of off) byLayer.set(o.layer, [...(byLayer.get(o.layer) ?? []), o.head]);
+  const hooks: Record<string, Hook> = {};
+  for (const [layer, heads] of byLayer) {
+    const keep = new Float32Array(cfg.numHeads * cfg.headDim).fill(1); // [nh*d]
+    for (const h of heads) keep.fill(0, h * cfg.headDim, (h + 1) * cfg.headDim);
+    hooks[`layers.${layer}.attn_out`] = (t) => tf.tidy(() => tf.mul(t, tf.tensor1d(keep)));
+  }
+  return hooks as Hooks;
 }

@@ -10,7 +10,7 @@
 // n varies, so no fixed relative offset solves the task; sequences of up to 2 N_MAX + 1 tokens
 // pass the config's original context (32), so both of LongRoPE's factor sets are trained.
 
-import { Rng } from '../../checkpoint/synth.js';
+import { Rng } from '../../checkpoint/rng.js';
 
 export const ALPHABET = 'abcdefghijklmnopqrstuvwxyz';
 export const BOS = 0; // "<s>"; letter i has id i + 1

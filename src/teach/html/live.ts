@@ -1,0 +1,170 @@
+// The live walkthrough: the script of the page `phi4 walkthrough --html` writes (src/teach/html/page.ts),
+// bundled by tools/build-browser.ts into dist/browser/walkthrough-live.js and inlined in the page.
+// It runs the toy induction model in the page with the same code as Node (src/model/, layers/):
+//
+//   weights   the checkpoint's model.safetensors, embedded as base64, read through the browser
+//             build's loadModel (a Blob, one ranged read per tensor), exactly as a picked file is
+//   backend   tfjs wasm, its .wasm files embedded as base64 data: URLs, so the page needs no network
+//             and works from file:// (the wasm kernels are the ones Node's default backend runs,
+//             so the logits are Node's bits; test/live-page.test.ts checks it)
+//   #ids=...  runs those ids at load; the arg-max of the logits at every position goes to #predictions
+//
+// Editing the ids (or the length slider) re-runs the model and redraws the attention figure with
+// src/teach/figures/attention.ts, the code that draws the docs' figure. Each head's switch zeroes it
+// through a hook (src/teach/toy/heads.ts) and re-scores the held-out induction set with
+// src/teach/toy/evaluate.ts's accuracy, the function the Node tests use.
+
+import * as tf from '@tensorflow/tfjs-core';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import '@tensorflow/tfjs-backend-cpu';
+import { loadModel } from '../../browser/index.js';
+import type { Phi3Model } from '../../model/model.js';
+import type { Hooks } from '../../model/hooks.js';
+import type { TapName } from '../../../layers/taps.js';
+import { usesLongFactors } from '../../../layers/rotary.js';
+import { captureTaps } from '../../capture/host.js';
+import { attentionFigure, attentionRun } from '../figures/attention.js';
+import { headsOffHooks } from '../toy/heads.js';
+import { accuracy, modelLogits } from '../toy/evaluate.js';
+import type { ToySequence } from '../toy/task.js';
+
+/** What page.ts embeds in <script id="live-data">. */
+export interface LiveData {
+  config: unknown;
+  /** model.safetensors, base64. */
+  weights: string;
+  /** tfjs-backend-wasm's binaries, base64 (the threaded one is not embedded: file:// is not cross-origin isolated). */
+  wasm: { simd: string; plain: string };
+  heldOut: ToySequence[];
+  defaultIds: number[];
+  /** id -> display text (the toy tokenizer's letters). */
+  vocab: string[];
+  source: string;
+}
+
+const $ = (id: string) => document.getElementById(id)!;
+const bytesOf = (b64: string) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+
+/** Arg-max of every row of [T, V] logits, first maximum on ties (as src/teach/toy/evaluate.ts). */
+function argmaxRows(logits: Float32Array, T: number, V: number): number[] {
+  const out: number[] = [];
+  for (let t = 0; t < T; t++) {
+    let best = 0;
+    for (let v = 1; v < V; v++) if (logits[t * V + v] > logits[t * V + best]) best = v;
+    out.push(best);
+  }
+  return out;
+}
+
+function parseIds(text: string, V: number): number[] | string {
+  const parts = text.trim().split(/[\s,]+/).filter((s) => s !== '');
+  if (parts.length === 0) return 'no ids';
+  const ids = parts.map(Number);
+  const bad = parts.find((s, i) => !/^\d+$/.test(s) || ids[i] >= V);
+  return bad !== undefined ? `"${bad}" is not a token id 0..${V - 1}` : ids;
+}
+
+async function main(): Promise<void> {
+  const t0 = performance.now();
+  const data = JSON.parse($('live-data').textContent!) as LiveData;
+  const wasmUrl = (b64: string) => `data:application/wasm;base64,${b64}`;
+  setWasmPaths({
+    'tfjs-backend-wasm.wasm': wasmUrl(data.wasm.plain),
+    'tfjs-backend-wasm-simd.wasm': wasmUrl(data.wasm.simd),
+    'tfjs-backend-wasm-threaded-simd.wasm': wasmUrl(data.wasm.simd), // never used: no SharedArrayBuffer on file://
+  });
+  if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
+  await tf.ready();
+  const model: Phi3Model = await loadModel({ config: data.config, weights: new Blob([bytesOf(data.weights)]) });
+  const cfg = model.config;
+  const V = cfg.vocabSize;
+  const off = new Set<string>(); // "layer.head" switched off
+  const hooks = (): Hooks | undefined => off.size === 0 ? undefined
+    : headsOffHooks(cfg, [...off].map((k) => ({ layer: Number(k.split('.')[0]), head: Number(k.split('.')[1]) })));
+  const timing = { loadToFirstResultMs: 0, forwardMs: 0, accuracyMs: 0 };
+
+  /** One forward of `ids`: every layer's attention and the logits; the page's figure and predictions. */
+  function run(ids: number[]): number[] {
+    const t = performance.now();
+    const h = hooks();
+    const names = ['logits'] as TapName[];
+    const logits = captureTaps(model, { inputIds: Int32Array.from(ids), batch: 1, seq: ids.length }, names, { hooks: h }).get('logits')!.data;
+    timing.forwardMs = performance.now() - t;
+    const predictions = argmaxRows(logits, ids.length, V);
+    const tokens = ids.map((id) => data.vocab[id] ?? String(id));
+    const attn = attentionRun(model, ids, tokens, { hooks: h });
+    $('live-attention').innerHTML = attentionFigure(attn, cfg, data.source, 'computed in this page (src/teach/html/live.ts)');
+    const T = ids.length;
+    $('live-set').textContent = usesLongFactors(cfg.rope, T - 1)
+      ? `long factors: ${T} tokens pass the original context ${cfg.rope.originalMaxPositions}`
+      : `short factors: ${T} tokens fit the original context ${cfg.rope.originalMaxPositions}`;
+    $('live-tokens').textContent = tokens.join(' ');
+    $('predictions').textContent = predictions.join(' ');
+    $('live-next').textContent = predictions.map((p) => data.vocab[p] ?? String(p)).join(' ');
+    $('live-timing').textContent = `forward ${timing.forwardMs.toFixed(1)} ms` + (timing.loadToFirstResultMs ? `; load to first result ${timing.loadToFirstResultMs.toFixed(0)} ms` : '');
+    return predictions;
+  }
+
+  function score(): { correct: number; total: number } {
+    const t = performance.now();
+    const a = accuracy(modelLogits(model, { hooks: hooks() }), data.heldOut, V);
+    timing.accuracyMs = performance.now() - t;
+    const offText = off.size === 0 ? 'all heads on' : `off: ${[...off].sort().join(', ')}`;
+    $('live-accuracy').textContent = `held-out induction accuracy ${a.correct}/${a.total} = ${(a.correct / a.total).toFixed(3)} (${offText}; ${data.heldOut.length} sequences, ${timing.accuracyMs.toFixed(0)} ms)`;
+    return { correct: a.correct, total: a.total };
+  }
+
+  const input = $('live-ids') as HTMLInputElement;
+  const rerun = () => {
+    const ids = parseIds(input.value, V);
+    if (typeof ids === 'string') { $('live-status').textContent = ids; return; }
+    $('live-status').textContent = '';
+    run(ids);
+  };
+  const hash = /(?:^#|&)ids=([\d,]+)/.exec(location.hash);
+  const first = hash ? parseIds(hash[1], V) : data.defaultIds;
+  input.value = (typeof first === 'string' ? data.defaultIds : first).join(' ');
+  if (typeof first === 'string') $('live-status').textContent = `#ids: ${first}`;
+  rerun();
+  timing.loadToFirstResultMs = performance.now(); // performance.now() counts from the navigation's start
+  $('live-timing').textContent += `; load to first result ${timing.loadToFirstResultMs.toFixed(0)} ms (script start at ${t0.toFixed(0)} ms)`;
+  input.addEventListener('change', rerun);
+
+  // The length slider: n letters twice after <s> (T = 2n + 1), crossing the original context at n = 16.
+  const slider = $('live-n') as HTMLInputElement;
+  slider.addEventListener('input', () => {
+    const n = Number(slider.value);
+    const letters = Array.from({ length: n }, (_, i) => data.defaultIds[1 + (i % (data.defaultIds.length - 1))]);
+    input.value = [data.defaultIds[0], ...letters, ...letters].join(' ');
+    $('live-n-label').textContent = `n = ${n}, T = ${2 * n + 1}`;
+    rerun();
+  });
+
+  const box = $('live-heads');
+  for (let l = 0; l < cfg.numLayers; l++) {
+    for (let h = 0; h < cfg.numHeads; h++) {
+      const label = document.createElement('label');
+      const cb = document.createElement('input');
+      cb.type = 'checkbox';
+      cb.checked = true;
+      cb.id = `head-${l}-${h}`;
+      cb.addEventListener('change', () => {
+        if (cb.checked) off.delete(`${l}.${h}`); else off.add(`${l}.${h}`);
+        score();
+        rerun();
+      });
+      label.append(cb, ` layer ${l} head ${h} `);
+      box.append(label);
+    }
+  }
+  score();
+  const tap = (name: TapName, ids: number[]) => Array.from(captureTaps(model, { inputIds: Int32Array.from(ids), batch: 1, seq: ids.length }, [name], { hooks: hooks() }).get(name)!.data);
+  Object.assign(window, { phi4live: { model, tf, run, score, tap, timing, off } });
+  document.body.dataset.live = 'ready';
+}
+
+main().catch((err: Error) => {
+  $('live-status').textContent = `the live page failed: ${err.message}`;
+  document.body.dataset.live = 'failed';
+  console.error(err);
+});

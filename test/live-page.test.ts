@@ -1,0 +1,155 @@
+// The live walkthrough page (`phi4 walkthrough --html`, src/teach/html/live.ts) in headless chromium,
+// opened from file:// with the network cut off. Node's side of every comparison is computed here
+// with the library (Phi3Model on Node's wasm backend, this file's own arg-max and its own head
+// zeroing), not with the page's code:
+//   - #ids=... at load: #predictions = Node's arg-max at every position, and after editing the ids
+//   - a tap's values (layers.1.attn_out) = Node's, bit for bit
+//   - a head switched off: the page's held-out accuracy = Node's ablation of that head (lower than all on)
+//   - the length slider across the original context (32): the factor set and the attention figure change
+// The screenshot goes to dist/screenshots/live-page.png (dist/ is gitignored); its path is printed.
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { expect } from 'chai';
+import * as tf from '@tensorflow/tfjs-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, skipWithoutChromium } from './chromium.js';
+import { buildBrowser } from '../tools/build-browser.js';
+import { Phi3Model } from '../src/model/model.js';
+import type { Hooks } from '../src/model/hooks.js';
+import { TOY_DIR } from '../src/teach/toy/train.js';
+import { accuracy, heldOutSet } from '../src/teach/toy/evaluate.js';
+import { useBackend } from './helpers.js';
+import { phi4, show } from './cli-helpers.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const SHOT = path.join(ROOT, 'dist', 'screenshots', 'live-page.png');
+
+/** Node's logits of one sequence, [T * V], by the normal forward pass. */
+function nodeLogits(model: Phi3Model, ids: number[], hooks?: Hooks, batch = 1): Float32Array {
+  const { logits, cache } = model.forward({ inputIds: Int32Array.from(ids), batch, seq: ids.length / batch }, { hooks });
+  const data = logits.dataSync() as Float32Array;
+  tf.dispose([logits, ...cache.flatMap((c) => [c.k, c.v])]);
+  return data;
+}
+
+function argmax(logits: Float32Array, T: number, V: number): string {
+  const out: number[] = [];
+  for (let t = 0; t < T; t++) {
+    const row = logits.subarray(t * V, (t + 1) * V);
+    out.push(row.indexOf(Math.max(...row))); // the first maximum
+  }
+  return out.join(' ');
+}
+
+/** This test's own head zeroing: head h's d columns of attn_out replaced by zeros (slice + concat). */
+function zeroHead(layer: number, head: number, nh: number, d: number): Hooks {
+  return {
+    [`layers.${layer}.attn_out`]: (t: tf.Tensor) => tf.tidy(() => {
+      const parts = Array.from({ length: nh }, (_, h) => {
+        const s = tf.slice(t, [0, 0, h * d], [-1, -1, d]);
+        return h === head ? tf.zerosLike(s) : s;
+      });
+      return tf.concat(parts, 2);
+    }),
+  } as Hooks;
+}
+
+describe('the live walkthrough page in headless chromium (file://, offline)', function () {
+  this.timeout(300_000);
+  let dir: string;
+  let file: string;
+  let browser: Browser;
+  let model: Phi3Model;
+  let tab: Page;
+  const errors: string[] = [];
+  const requests: string[] = [];
+  const ids = [0, 3, 7, 1, 9, 4, 12, 3, 7, 1, 9, 4, 12];
+
+  before(async function () {
+    skipWithoutChromium(this);
+    await buildBrowser(); // dist/browser/, where the CLI finds walkthrough-live.js
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'phi4-live-'));
+    file = path.join(dir, 'live.html');
+    const r = phi4(['walkthrough', '--html', file]);
+    expect(r.status, show(r)).to.equal(0);
+    expect(r.stderr).not.to.include('no live section');
+    await useBackend('wasm');
+    model = Phi3Model.load(TOY_DIR);
+    browser = await launchChromium();
+    const ctx = await browser.newContext({ offline: true, viewport: { width: 1200, height: 1000 } });
+    tab = await ctx.newPage();
+    tab.on('pageerror', (e) => errors.push(String(e)));
+    tab.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    tab.on('request', (r) => { if (!r.url().startsWith('file:') && !r.url().startsWith('data:')) requests.push(r.url()); });
+    await tab.goto(`${pathToFileURL(file).href}#ids=${ids.join(',')}`);
+    await tab.waitForSelector('body[data-live]', { timeout: 120_000 });
+    expect(await tab.locator('body').getAttribute('data-live'), await tab.locator('#live-status').textContent() ?? '').to.equal('ready');
+  });
+
+  after(async () => {
+    model?.dispose();
+    await browser?.close();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('#ids at load: #predictions is Node\'s arg-max at every position', async () => {
+    const V = model.config.vocabSize;
+    expect(await tab.locator('#predictions').textContent()).to.equal(argmax(nodeLogits(model, ids), ids.length, V));
+    const timing = await tab.evaluate(() => (window as unknown as { phi4live: { timing: object } }).phi4live.timing);
+    console.log(`      page ${fs.statSync(file).size} bytes; timing ${JSON.stringify(timing)}`);
+  });
+
+  it('a tap\'s values (layers.1.attn_out) are Node\'s, bit for bit', async () => {
+    const page = await tab.evaluate((x) => (window as unknown as { phi4live: { tap(n: string, i: number[]): number[] } }).phi4live.tap('layers.1.attn_out', x), ids);
+    const { taps, logits } = model.runWithCache({ inputIds: Int32Array.from(ids), batch: 1, seq: ids.length }, { names: ['layers.1.attn_out'] });
+    const node = taps.get('layers.1.attn_out')!.dataSync() as Float32Array;
+    tf.dispose([logits, ...taps.values()]);
+    expect(page.length).to.equal(node.length);
+    expect(Buffer.from(Float32Array.from(page).buffer).equals(Buffer.from(node.buffer, node.byteOffset, node.byteLength))).to.equal(true);
+  });
+
+  it('editing the ids re-runs: new #predictions are Node\'s for the new ids', async () => {
+    const other = [0, 5, 2, 8, 6, 11, 5, 2, 8, 6, 11];
+    await tab.fill('#live-ids', other.join(' '));
+    await tab.press('#live-ids', 'Enter');
+    expect(await tab.locator('#predictions').textContent()).to.equal(argmax(nodeLogits(model, other), other.length, model.config.vocabSize));
+  });
+
+  it('switching a head off lowers the held-out accuracy to what Node\'s ablation of that head gives', async () => {
+    const cfg = model.config;
+    const seqs = heldOutSet(JSON.parse(fs.readFileSync(path.join(TOY_DIR, 'training.json'), 'utf8')));
+    const logitsFn = (hooks?: Hooks) => (x: Int32Array, b: number, s: number) => nodeLogits(model, Array.from(x), hooks, b).subarray(0, b * s * cfg.vocabSize);
+    const all = accuracy(logitsFn(), seqs, cfg.vocabSize);
+    const read = async () => /(\d+)\/(\d+)/.exec((await tab.locator('#live-accuracy').textContent())!)!.slice(1).map(Number);
+    expect(await read()).to.deep.equal([all.correct, all.total]);
+    const [layer, head] = [1, 0];
+    const ablated = accuracy(logitsFn(zeroHead(layer, head, cfg.numHeads, cfg.headDim)), seqs, cfg.vocabSize);
+    await tab.uncheck(`#head-${layer}-${head}`);
+    expect(await read()).to.deep.equal([ablated.correct, ablated.total]);
+    console.log(`      held-out accuracy: all heads ${all.correct}/${all.total}, layer ${layer} head ${head} off ${ablated.correct}/${ablated.total}`);
+    expect(ablated.correct).to.be.lessThan(all.correct);
+    await tab.check(`#head-${layer}-${head}`);
+    expect(await read()).to.deep.equal([all.correct, all.total]);
+  });
+
+  it('the length slider across the original context switches the factor set and changes the attention maps', async () => {
+    await tab.fill('#live-n', '15'); // T = 31 <= 32
+    expect(await tab.locator('#live-set').textContent()).to.match(/^short factors: 31 tokens/);
+    const short = await tab.locator('#live-attention svg g[data-map]').first().innerHTML();
+    await tab.fill('#live-n', '16'); // T = 33 > 32
+    expect(await tab.locator('#live-set').textContent()).to.match(/^long factors: 33 tokens/);
+    expect(await tab.locator('#live-attention svg').getAttribute('data-figure')).to.equal('attention-long');
+    console.log(`      timing at T = 33: ${JSON.stringify(await tab.evaluate(() => (window as unknown as { phi4live: { timing: object } }).phi4live.timing))}`);
+    expect(await tab.locator('#live-attention svg g[data-map]').count()).to.equal(model.config.numLayers * model.config.numHeads);
+    expect(await tab.locator('#live-attention svg g[data-map]').first().innerHTML()).not.to.equal(short);
+    fs.mkdirSync(path.dirname(SHOT), { recursive: true });
+    await tab.locator('#live').screenshot({ path: SHOT });
+    expect(fs.statSync(SHOT).size).to.be.greaterThan(10_000);
+    console.log(`      screenshot: ${path.relative(ROOT, SHOT)}`);
+    expect(errors, errors.join('\n')).to.deep.equal([]);
+    expect(requests, 'the page asked the network for something').to.deep.equal([]);
+  });
+});
