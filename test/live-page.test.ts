@@ -20,7 +20,7 @@ import { buildBrowser } from '../tools/build-browser.js';
 import { Phi3Model } from '../src/model/model.js';
 import type { Hooks } from '../src/model/hooks.js';
 import { TOY_DIR } from '../src/teach/toy/train.js';
-import { accuracy, heldOutSet } from '../src/teach/toy/evaluate.js';
+import { accuracy, heldOutSet, setGuessAccuracy } from '../src/teach/toy/evaluate.js';
 import { useBackend } from './helpers.js';
 import { phi4, show } from './cli-helpers.js';
 
@@ -132,6 +132,15 @@ describe('the live walkthrough page in headless chromium (file://, offline)', fu
     console.log(`      held-out accuracy: all heads ${all.correct}/${all.total}, layer ${layer} head ${head} off ${ablated.correct}/${ablated.total}`);
     expect(ablated.correct).to.be.lessThan(all.correct);
     await tab.check(`#head-${layer}-${head}`);
+    expect(await read()).to.deep.equal([all.correct, all.total]);
+    // every head of layer 1 off: the Node ablation test's case (test/toy.test.ts zeroes the layer's
+    // attention output), which falls below the guess a model without induction could make
+    for (let h = 0; h < cfg.numHeads; h++) await tab.uncheck(`#head-1-${h}`);
+    const layerOff = accuracy(logitsFn({ 'layers.1.attn_out': (t: tf.Tensor) => tf.zerosLike(t) } as Hooks), seqs, cfg.vocabSize);
+    expect(await read()).to.deep.equal([layerOff.correct, layerOff.total]);
+    expect(layerOff.correct / layerOff.total).to.be.below(setGuessAccuracy(seqs));
+    console.log(`      layer 1 all heads off ${layerOff.correct}/${layerOff.total} (guess ${setGuessAccuracy(seqs).toFixed(3)})`);
+    for (let h = 0; h < cfg.numHeads; h++) await tab.check(`#head-1-${h}`);
     expect(await read()).to.deep.equal([all.correct, all.total]);
   });
 
