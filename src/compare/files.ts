@@ -23,11 +23,15 @@ function referenceConfig(f: SafetensorsFile): { rope?: RopeConfig; slidingWindow
   }
 }
 
-/** The rows a selected dump kept (its `selection` metadata: rows [start, end) of input_ids' T) when fewer than T; else null. */
-function selectedRows(f: SafetensorsFile): RowSelection | null {
+/** input_ids' T (the length of the token axis) when the dump holds input_ids. */
+function seqLength(f: SafetensorsFile): number | undefined {
+  return f.has('input_ids') ? f.info('input_ids').shape.at(-1) : undefined;
+}
+
+/** The rows a selected dump kept (its `selection` metadata: rows [start, end) of a T-token sequence) when fewer than T; else null. */
+function selectedRows(f: SafetensorsFile, T: number | undefined): RowSelection | null {
   try {
     const rows = JSON.parse(f.metadata.selection ?? 'null')?.rows;
-    const T = f.has('input_ids') ? f.info('input_ids').shape.at(-1) : undefined;
     if (!Array.isArray(rows) || T === undefined) return null;
     const [start, end] = rows;
     if (Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start < end && end <= T && end - start < T) return { start, end, T };
@@ -41,18 +45,17 @@ function selectedRows(f: SafetensorsFile): RowSelection | null {
  * One side selected rows, the other holds all of them (same T): the whole side is cut to those rows
  * (./cut-rows.ts), so both hold the same positions; its label says so.
  */
-function alignRows(a: Entries, b: Entries, refRows: RowSelection | null, candRows: RowSelection | null, T: { ref?: number; cand?: number }, labels: { reference: string; candidate: string }): { a: Entries; b: Entries } {
-  const note = (r: RowSelection, n: number) => (n ? `; rows ${r.start}-${r.end - 1} of its ${r.T} compared (${n} tensors cut to the other dump's selection)` : '');
-  if (refRows && !candRows && T.cand === refRows.T) {
-    const { entries, cut } = cutToRows(b, a, refRows);
-    labels.candidate += note(refRows, cut.length);
-    return { a, b: entries };
-  }
-  if (candRows && !refRows && T.ref === candRows.T) {
-    const { entries, cut } = cutToRows(a, b, candRows);
-    labels.reference += note(candRows, cut.length);
-    return { a: entries, b };
-  }
+function alignRows(
+  a: Entries, b: Entries, rows: { ref: RowSelection | null; cand: RowSelection | null }, T: { ref?: number; cand?: number },
+  labels: { reference: string; candidate: string },
+): { a: Entries; b: Entries } {
+  const cutSide = (whole: Entries, selected: Entries, r: RowSelection, side: keyof typeof labels): Entries => {
+    const { entries, cut } = cutToRows(whole, selected, r);
+    if (cut.length) labels[side] += `; rows ${r.start}-${r.end - 1} of its ${r.T} compared (${cut.length} tensors cut to the other dump's selection)`;
+    return entries;
+  };
+  if (rows.ref && !rows.cand && T.cand === rows.ref.T) return { a, b: cutSide(b, a, rows.ref, 'candidate') };
+  if (rows.cand && !rows.ref && T.ref === rows.cand.T) return { a: cutSide(a, b, rows.cand, 'reference'), b };
   return { a, b };
 }
 
@@ -82,12 +85,11 @@ export function compareFiles(refPath: string, candPath: string, opts: CompareOpt
       const meta = (f: SafetensorsFile): DumpMeta => ({ checkpoint: f.metadata.checkpoint, config_hash: f.metadata.config_hash, n_ctx: f.metadata.n_ctx });
       const metadata = { reference: meta(ref), candidate: meta(cand) };
       const labels = { reference: describe(refPath, ref), candidate: describe(candPath, cand) + note };
-      const refRows = selectedRows(ref);
-      const candRows = selectedRows(cand);
-      const seq = (f: SafetensorsFile) => (f.has('input_ids') ? f.info('input_ids').shape.at(-1) : undefined);
-      ({ a, b } = alignRows(a, b, refRows, candRows, { ref: seq(ref), cand: seq(cand) }, labels));
+      const T = { ref: seqLength(ref), cand: seqLength(cand) };
+      const selected = { ref: selectedRows(ref, T.ref), cand: selectedRows(cand, T.cand) };
+      ({ a, b } = alignRows(a, b, selected, T, labels));
       // where the rotary fit's positions start, and the sequence length that picks the factor set
-      const rows = refRows ?? candRows;
+      const rows = selected.ref ?? selected.cand;
       opts = { ...referenceConfig(ref), ...(rows ? { rows: { first: rows.start, seqLen: rows.T } } : {}), ...opts };
       if (quant) {
         let q = fileEntries(quant);
