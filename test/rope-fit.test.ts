@@ -36,6 +36,22 @@ function layer0(dir: string, inp: ForwardInputs): { qkv: Got; q: Got } {
   }
 }
 
+/**
+ * A batch of 2 x 11: row 0 unpadded, row 1 left-padded by 5 (ids 0, mask 0). `shifted` is the
+ * reference's position_ids, cumsum(mask) - 1 with pads at 1 (transformers' generate); `unshifted`
+ * counts the pad tokens, the bug; `inp(positions)` the forward inputs with those positions.
+ */
+function leftPadded() {
+  const T = 11;
+  const pad = 5;
+  const ids = [...IDS.slice(0, T), ...Array(pad).fill(0), ...IDS.slice(20, 20 + T - pad)];
+  const mask = [...Array(T).fill(1), ...Array(pad).fill(0), ...Array(T - pad).fill(1)];
+  const shifted = [...Array.from({ length: T }, (_, t) => t), ...Array(pad).fill(1), ...Array.from({ length: T - pad }, (_, t) => t)];
+  const unshifted = [...Array.from({ length: T }, (_, t) => t), ...Array.from({ length: T }, (_, t) => t)];
+  const inp = (p: number[]): ForwardInputs => ({ inputIds: Int32Array.from(ids), batch: 2, seq: T, attentionMask: Int32Array.from(mask), positionIds: Int32Array.from(p) });
+  return { mask, shifted, unshifted, inp };
+}
+
 const one = (ids: number[], positionIds?: number[]): ForwardInputs => ({
   inputIds: Int32Array.from(ids), batch: 1, seq: ids.length, ...(positionIds ? { positionIds: Int32Array.from(positionIds) } : {}),
 });
@@ -102,14 +118,7 @@ describe('rotary fit: theta, positions, pairing and dims solved from the candida
   });
 
   it('a left-padded row rotated at unshifted positions is named by row, the unpadded row cleared', () => {
-    const T = 11;
-    const pad = 5;
-    const ids = [...IDS.slice(0, T), ...Array(pad).fill(0), ...IDS.slice(20, 20 + T - pad)];
-    const mask = [...Array(T).fill(1), ...Array(pad).fill(0), ...Array(T - pad).fill(1)];
-    // the reference's position_ids: cumsum(mask) - 1, pads at 1 (transformers' generate)
-    const shifted = [...Array.from({ length: T }, (_, t) => t), ...Array(pad).fill(1), ...Array.from({ length: T - pad }, (_, t) => t)];
-    const unshifted = [...Array.from({ length: T }, (_, t) => t), ...Array.from({ length: T }, (_, t) => t)];
-    const inp = (p: number[]): ForwardInputs => ({ inputIds: Int32Array.from(ids), batch: 2, seq: T, attentionMask: Int32Array.from(mask), positionIds: Int32Array.from(p) });
+    const { mask, shifted, unshifted, inp } = leftPadded();
     const { qkv, q } = layer0(MODEL, inp(unshifted));
     const fp = ropeFingerprint(rope, 0, qkv, q, { positions: Int32Array.from(shifted), mask })!;
     expect(fp.causes).to.deep.equal(['row 1 (left-padded by 5): its tokens were rotated at unshifted positions (counting the 5 pad tokens), +5 from the reference\'s position_ids; row 0 at the reference\'s positions']);
@@ -206,13 +215,7 @@ describe('rotary causes named by plain `phi4 compare` (issue 20)', function () {
   });
 
   it('a left-padded batch whose padded row was rotated at unshifted positions: the row is named, and that only it diverges', () => {
-    const T = 11;
-    const pad = 5;
-    const ids = [...IDS.slice(0, T), ...Array(pad).fill(0), ...IDS.slice(20, 20 + T - pad)];
-    const mask = [...Array(T).fill(1), ...Array(pad).fill(0), ...Array(T - pad).fill(1)];
-    const shifted = [...Array.from({ length: T }, (_, t) => t), ...Array(pad).fill(1), ...Array.from({ length: T - pad }, (_, t) => t)];
-    const unshifted = [...Array.from({ length: T }, (_, t) => t), ...Array.from({ length: T }, (_, t) => t)];
-    const inp = (p: number[]): ForwardInputs => ({ inputIds: Int32Array.from(ids), batch: 2, seq: T, attentionMask: Int32Array.from(mask), positionIds: Int32Array.from(p) });
+    const { shifted, unshifted, inp } = leftPadded();
     const ref = referenceDump('padded', inp(shifted));
     const cand = candidateDump(path.join(tmp, 'padded.safetensors'), inp(shifted), inp(unshifted));
     const r = phi4(['compare', ref, cand, '--no-blame']);
