@@ -251,6 +251,222 @@
       (local.set $mb (i32.add (local.get $mb) (i32.const 64)))
       (br_if $blocks (i32.lt_u (local.get $mb) (local.get $M)))))
 
+;; ---------------------------------------------------------------------------------------------
+  ;; Float32 blocks (`dots_f32b`, `dots_bf16_f32b`): the same products with float32 lanes, twice the
+  ;; work per instruction. Each product is rounded to float32 (bf16 x float32 has up to 32 bits),
+  ;; BLOCK (16) products per lane are summed in float32, and each block's sum joins the tile's
+  ;; float64 sum. Why it stays near an ideal float32: a product's rounding is one relative 2^-24,
+  ;; like the one rounding of the result; a block's float32 sum of 16 terms rounds against a partial
+  ;; sum of at most 16 terms, not of thousands, so it adds little; the blocks then meet in float64,
+  ;; where a float32 accumulator would lose 2^-24 sqrt(n / 6) over the whole row (docs/fidelity.md).
+  ;; test/fidelity.test.ts holds every tap within 2x the ideal float32 with it; test/exact.test.ts
+  ;; checks the kernel against the same scheme written in JavaScript, bit for bit.
+  ;;
+  ;;   a  float32, packed in groups of 4 rows: for each 4 values of k, the 4 rows' 4 values (64 bytes)
+  ;;   panel  float32, pairs of rows: for each 4 values of k, row 2j's 4, then row 2j+1's (32 bytes)
+  ;;   sums between blocks and chunks: 8 float64x2 per tile at `acc` (lanes: k = 0,2 and 1,3 mod 4)
+  ;; M a multiple of 4, N of 2, K of 4 (dots_f32b) or 8 (dots_bf16_f32b).
+
+  (func (export "dots_f32b") (param $a i32) (param $b i32) (param $y i32) (param $M i32) (param $N i32) (param $K i32) (param $ldy i32) (param $alpha f64) (param $panel i32) (param $rows i32)
+    (local $n0 i32) (local $r i32)
+    (loop $panels
+      (local.set $r (call $min (local.get $rows) (i32.sub (local.get $N) (local.get $n0))))
+      (call $pair_f32 (i32.add (local.get $b) (i32.shl (i32.mul (local.get $n0) (local.get $K)) (i32.const 2))) (local.get $panel) (local.get $r) (local.get $K))
+      (call $tiles_f32b (local.get $a) (local.get $panel) (i32.add (local.get $y) (i32.shl (local.get $n0) (i32.const 2))) (local.get $M) (local.get $r) (local.get $K) (local.get $ldy) (local.get $alpha)
+        (i32.add (local.get $panel) (i32.shl (i32.mul (local.get $rows) (local.get $K)) (i32.const 2)))) ;; the tiles' sums: after the panel
+      (local.set $n0 (i32.add (local.get $n0) (local.get $rows)))
+      (br_if $panels (i32.lt_u (local.get $n0) (local.get $N)))))
+
+  (func (export "dots_bf16_f32b") (param $a i32) (param $b i32) (param $y i32) (param $M i32) (param $N i32) (param $K i32) (param $ldy i32) (param $alpha f64) (param $panel i32) (param $rows i32)
+    (local $n0 i32) (local $r i32)
+    (loop $panels
+      (local.set $r (call $min (local.get $rows) (i32.sub (local.get $N) (local.get $n0))))
+      (call $pair_bf16 (i32.add (local.get $b) (i32.shl (i32.mul (local.get $n0) (local.get $K)) (i32.const 1))) (local.get $panel) (local.get $r) (local.get $K))
+      (call $tiles_f32b (local.get $a) (local.get $panel) (i32.add (local.get $y) (i32.shl (local.get $n0) (i32.const 2))) (local.get $M) (local.get $r) (local.get $K) (local.get $ldy) (local.get $alpha)
+        (i32.add (local.get $panel) (i32.shl (i32.mul (local.get $rows) (local.get $K)) (i32.const 2))))
+      (local.set $n0 (i32.add (local.get $n0) (local.get $rows)))
+      (br_if $panels (i32.lt_u (local.get $n0) (local.get $N)))))
+
+;; One row of a by bf16 rows in float32 blocks (decoding one token): the even/odd widening of
+  ;; dots_row_bf16 (a packed in the same order, as float32: a0 a2 a4 a6 | a1 a3 a5 a7 per 8 values
+  ;; of k), the products in float32 lanes (k mod 8), 16 steps of 8 values of k summed in float32 per
+  ;; block, each block joining the row's float64 sums: lanes (k = 0 + 4, 2 + 6), then (1 + 5, 3 + 7).
+  ;; Half the arithmetic of the float64 row per weight read, which the weights' read then bounds.
+  (func (export "dots_row_bf16_f32b") (param $a i32) (param $b i32) (param $y i32) (param $M i32) (param $N i32) (param $K i32) (param $ldy i32) (param $alpha f64) (param $panel i32) (param $rows i32)
+    (local $n i32) (local $brow i32) (local $p i32) (local $q0 i32) (local $q1 i32) (local $qend i32) (local $bend i32)
+    (local $s0 v128) (local $s1 v128) (local $e0 v128) (local $o0 v128) (local $e1 v128) (local $o1 v128)
+    (local $ae v128) (local $ao v128) (local $v v128)
+    (local.set $brow (i32.shl (local.get $K) (i32.const 1)))
+    (loop $cols
+      (local.set $p (local.get $a))
+      (local.set $q0 (i32.add (local.get $b) (i32.mul (local.get $n) (local.get $brow))))
+      (local.set $q1 (i32.add (local.get $q0) (local.get $brow)))
+      (local.set $qend (i32.add (local.get $q0) (local.get $brow)))
+      (local.set $s0 (v128.const i64x2 0 0))
+      (local.set $s1 (v128.const i64x2 0 0))
+      (loop $block
+        (local.set $bend (call $min (i32.add (local.get $q0) (i32.const 256)) (local.get $qend))) ;; 16 steps of 16 bytes
+        (local.set $e0 (v128.const i64x2 0 0))
+        (local.set $o0 (v128.const i64x2 0 0))
+        (local.set $e1 (v128.const i64x2 0 0))
+        (local.set $o1 (v128.const i64x2 0 0))
+        (loop $k ;; 8 values of k
+          (local.set $ae (v128.load offset=0 (local.get $p)))
+          (local.set $ao (v128.load offset=16 (local.get $p)))
+          (local.set $v (v128.load (local.get $q0)))
+          (local.set $e0 (f32x4.add (local.get $e0) (f32x4.mul (local.get $ae) (i32x4.shl (local.get $v) (i32.const 16)))))
+          (local.set $o0 (f32x4.add (local.get $o0) (f32x4.mul (local.get $ao) (v128.and (local.get $v) (v128.const i32x4 0xffff0000 0xffff0000 0xffff0000 0xffff0000)))))
+          (local.set $v (v128.load (local.get $q1)))
+          (local.set $e1 (f32x4.add (local.get $e1) (f32x4.mul (local.get $ae) (i32x4.shl (local.get $v) (i32.const 16)))))
+          (local.set $o1 (f32x4.add (local.get $o1) (f32x4.mul (local.get $ao) (v128.and (local.get $v) (v128.const i32x4 0xffff0000 0xffff0000 0xffff0000 0xffff0000)))))
+          (local.set $p (i32.add (local.get $p) (i32.const 32)))
+          (local.set $q0 (i32.add (local.get $q0) (i32.const 16)))
+          (local.set $q1 (i32.add (local.get $q1) (i32.const 16)))
+          (br_if $k (i32.lt_u (local.get $q0) (local.get $bend))))
+        (local.set $s0 (f64x2.add (f64x2.add (local.get $s0) (f64x2.add (f64x2.promote_low_f32x4 (local.get $e0)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $e0) (local.get $e0))))) (f64x2.add (f64x2.promote_low_f32x4 (local.get $o0)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $o0) (local.get $o0))))))
+        (local.set $s1 (f64x2.add (f64x2.add (local.get $s1) (f64x2.add (f64x2.promote_low_f32x4 (local.get $e1)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $e1) (local.get $e1))))) (f64x2.add (f64x2.promote_low_f32x4 (local.get $o1)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $o1) (local.get $o1))))))
+        (br_if $block (i32.lt_u (local.get $q0) (local.get $qend))))
+      (f32.store offset=0 (i32.add (local.get $y) (i32.shl (local.get $n) (i32.const 2))) (call $total (local.get $s0) (local.get $alpha)))
+      (f32.store offset=4 (i32.add (local.get $y) (i32.shl (local.get $n) (i32.const 2))) (call $total (local.get $s1) (local.get $alpha)))
+      (local.set $n (i32.add (local.get $n) (i32.const 2)))
+      (br_if $cols (i32.lt_u (local.get $n) (local.get $N)))))
+
+  ;; float32 lanes (0, 1, 2, 3) as float64 (lane 0 + lane 2, lane 1 + lane 3)
+  (func $halves (param $c v128) (result v128)
+    (f64x2.add (f64x2.promote_low_f32x4 (local.get $c))
+               (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $c) (local.get $c)))))
+
+  ;; the float32 panel from r float32 rows (r even): rows 2j and 2j+1 interleaved by 4 values of k
+  (func $pair_f32 (param $b i32) (param $p i32) (param $r i32) (param $K i32)
+    (local $brow i32) (local $q i32) (local $end i32) (local $last i32)
+    (local.set $brow (i32.shl (local.get $K) (i32.const 2)))
+    (local.set $last (i32.add (local.get $b) (i32.mul (local.get $r) (local.get $brow))))
+    (loop $pairs
+      (local.set $q (local.get $b))
+      (local.set $end (i32.add (local.get $b) (local.get $brow)))
+      (loop $k
+        (v128.store offset=0 (local.get $p) (v128.load (local.get $q)))
+        (v128.store offset=16 (local.get $p) (v128.load (i32.add (local.get $q) (local.get $brow))))
+        (local.set $q (i32.add (local.get $q) (i32.const 16)))
+        (local.set $p (i32.add (local.get $p) (i32.const 32)))
+        (br_if $k (i32.lt_u (local.get $q) (local.get $end))))
+      (local.set $b (i32.add (local.get $b) (i32.shl (local.get $brow) (i32.const 1))))
+      (br_if $pairs (i32.lt_u (local.get $b) (local.get $last)))))
+
+  ;; the same from bfloat16 rows (K a multiple of 8), each value widened to float32 (exact)
+  (func $pair_bf16 (param $b i32) (param $p i32) (param $r i32) (param $K i32)
+    (local $brow i32) (local $q i32) (local $end i32) (local $last i32) (local $v v128) (local $w v128)
+    (local.set $brow (i32.shl (local.get $K) (i32.const 1)))
+    (local.set $last (i32.add (local.get $b) (i32.mul (local.get $r) (local.get $brow))))
+    (loop $pairs
+      (local.set $q (local.get $b))
+      (local.set $end (i32.add (local.get $b) (local.get $brow)))
+      (loop $k ;; 8 values of k from each of the two rows
+        (local.set $v (v128.load (local.get $q)))
+        (local.set $w (v128.load (i32.add (local.get $q) (local.get $brow))))
+        (v128.store offset=0 (local.get $p) (i32x4.shl (i32x4.extend_low_i16x8_u (local.get $v)) (i32.const 16)))
+        (v128.store offset=16 (local.get $p) (i32x4.shl (i32x4.extend_low_i16x8_u (local.get $w)) (i32.const 16)))
+        (v128.store offset=32 (local.get $p) (i32x4.shl (i32x4.extend_high_i16x8_u (local.get $v)) (i32.const 16)))
+        (v128.store offset=48 (local.get $p) (i32x4.shl (i32x4.extend_high_i16x8_u (local.get $w)) (i32.const 16)))
+        (local.set $q (i32.add (local.get $q) (i32.const 16)))
+        (local.set $p (i32.add (local.get $p) (i32.const 64)))
+        (br_if $k (i32.lt_u (local.get $q) (local.get $end))))
+      (local.set $b (i32.add (local.get $b) (i32.shl (local.get $brow) (i32.const 1))))
+      (br_if $pairs (i32.lt_u (local.get $b) (local.get $last)))))
+
+  ;; y[m, n] = float32(alpha * sum_k a[m, k] p[n, k]) in float32 blocks: the blocking of $tiles
+  ;; (rows of a by 64, k by chunks of 256) with a tile of 4 rows of a by 2 of p in 8 float32x4
+  ;; accumulators, emptied into the float64 sums every BLOCK (16) steps of 4 values of k.
+  (func $tiles_f32b (param $a i32) (param $p i32) (param $y i32) (param $M i32) (param $N i32) (param $K i32) (param $ldy i32) (param $alpha f64) (param $acc i32)
+    (local $mb i32) (local $mend i32) (local $k0 i32) (local $kc i32) (local $m i32) (local $n i32) (local $q i32)
+    (local $pa i32) (local $pb i32) (local $pend i32) (local $bend i32) (local $yp i32)
+    (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128) (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
+    (local $b0 v128) (local $b1 v128) (local $x v128)
+    (loop $blocks
+      (local.set $mend (call $min (i32.add (local.get $mb) (i32.const 64)) (local.get $M)))
+      (local.set $k0 (i32.const 0))
+      (loop $chunks
+        (local.set $kc (call $min (i32.const 256) (i32.sub (local.get $K) (local.get $k0))))
+        (local.set $q (local.get $acc))
+        (local.set $m (local.get $mb))
+        (loop $rows
+          (local.set $n (i32.const 0))
+          (loop $cols
+            ;; pa: the group of rows m..m+3 of a (K * 16 bytes), at k0; pb: the pair of rows n, n+1 (K * 8 bytes), at k0
+            (local.set $pa (i32.add (local.get $a) (i32.add (i32.mul (local.get $m) (i32.shl (local.get $K) (i32.const 2))) (i32.shl (local.get $k0) (i32.const 4)))))
+            (local.set $pb (i32.add (local.get $p) (i32.add (i32.mul (local.get $n) (i32.shl (local.get $K) (i32.const 2))) (i32.shl (local.get $k0) (i32.const 3)))))
+            (local.set $pend (i32.add (local.get $pb) (i32.shl (local.get $kc) (i32.const 3))))
+            (if (i32.eqz (local.get $k0))
+              (then
+                (v128.store offset=0 (local.get $q) (v128.const i64x2 0 0))
+                (v128.store offset=16 (local.get $q) (v128.const i64x2 0 0))
+                (v128.store offset=32 (local.get $q) (v128.const i64x2 0 0))
+                (v128.store offset=48 (local.get $q) (v128.const i64x2 0 0))
+                (v128.store offset=64 (local.get $q) (v128.const i64x2 0 0))
+                (v128.store offset=80 (local.get $q) (v128.const i64x2 0 0))
+                (v128.store offset=96 (local.get $q) (v128.const i64x2 0 0))
+                (v128.store offset=112 (local.get $q) (v128.const i64x2 0 0))))
+            (loop $block
+              (local.set $bend (call $min (i32.add (local.get $pb) (i32.const 512)) (local.get $pend))) ;; BLOCK steps of 32 bytes
+              (local.set $c00 (v128.const i64x2 0 0))
+              (local.set $c01 (v128.const i64x2 0 0))
+              (local.set $c10 (v128.const i64x2 0 0))
+              (local.set $c11 (v128.const i64x2 0 0))
+              (local.set $c20 (v128.const i64x2 0 0))
+              (local.set $c21 (v128.const i64x2 0 0))
+              (local.set $c30 (v128.const i64x2 0 0))
+              (local.set $c31 (v128.const i64x2 0 0))
+              (loop $k ;; 4 values of k: two rows of p, four rows of a
+                (local.set $b0 (v128.load offset=0 (local.get $pb)))
+                (local.set $b1 (v128.load offset=16 (local.get $pb)))
+                (local.set $x (v128.load offset=0 (local.get $pa)))
+                (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $x) (local.get $b0))))
+                (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $x) (local.get $b1))))
+                (local.set $x (v128.load offset=16 (local.get $pa)))
+                (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $x) (local.get $b0))))
+                (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $x) (local.get $b1))))
+                (local.set $x (v128.load offset=32 (local.get $pa)))
+                (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (local.get $x) (local.get $b0))))
+                (local.set $c21 (f32x4.add (local.get $c21) (f32x4.mul (local.get $x) (local.get $b1))))
+                (local.set $x (v128.load offset=48 (local.get $pa)))
+                (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $x) (local.get $b0))))
+                (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $x) (local.get $b1))))
+                (local.set $pa (i32.add (local.get $pa) (i32.const 64)))
+                (local.set $pb (i32.add (local.get $pb) (i32.const 32)))
+                (br_if $k (i32.lt_u (local.get $pb) (local.get $bend))))
+              (v128.store offset=0 (local.get $q) (f64x2.add (v128.load offset=0 (local.get $q)) (f64x2.add (f64x2.promote_low_f32x4 (local.get $c00)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $c00) (local.get $c00))))))
+              (v128.store offset=16 (local.get $q) (f64x2.add (v128.load offset=16 (local.get $q)) (f64x2.add (f64x2.promote_low_f32x4 (local.get $c01)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $c01) (local.get $c01))))))
+              (v128.store offset=32 (local.get $q) (f64x2.add (v128.load offset=32 (local.get $q)) (f64x2.add (f64x2.promote_low_f32x4 (local.get $c10)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $c10) (local.get $c10))))))
+              (v128.store offset=48 (local.get $q) (f64x2.add (v128.load offset=48 (local.get $q)) (f64x2.add (f64x2.promote_low_f32x4 (local.get $c11)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $c11) (local.get $c11))))))
+              (v128.store offset=64 (local.get $q) (f64x2.add (v128.load offset=64 (local.get $q)) (f64x2.add (f64x2.promote_low_f32x4 (local.get $c20)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $c20) (local.get $c20))))))
+              (v128.store offset=80 (local.get $q) (f64x2.add (v128.load offset=80 (local.get $q)) (f64x2.add (f64x2.promote_low_f32x4 (local.get $c21)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $c21) (local.get $c21))))))
+              (v128.store offset=96 (local.get $q) (f64x2.add (v128.load offset=96 (local.get $q)) (f64x2.add (f64x2.promote_low_f32x4 (local.get $c30)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $c30) (local.get $c30))))))
+              (v128.store offset=112 (local.get $q) (f64x2.add (v128.load offset=112 (local.get $q)) (f64x2.add (f64x2.promote_low_f32x4 (local.get $c31)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $c31) (local.get $c31))))))
+              (br_if $block (i32.lt_u (local.get $pb) (local.get $pend))))
+            (if (i32.ge_u (i32.add (local.get $k0) (local.get $kc)) (local.get $K))
+              (then ;; the last chunk: y[m + r, n + c] = float32(alpha * (lane 0 + lane 1))
+                (local.set $yp (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $m) (local.get $ldy)) (local.get $n)) (i32.const 2))))
+                (f32.store offset=0 (local.get $yp) (call $total (v128.load offset=0 (local.get $q)) (local.get $alpha)))
+                (f32.store offset=4 (local.get $yp) (call $total (v128.load offset=16 (local.get $q)) (local.get $alpha)))
+                (local.set $yp (i32.add (local.get $yp) (i32.shl (local.get $ldy) (i32.const 2))))
+                (f32.store offset=0 (local.get $yp) (call $total (v128.load offset=32 (local.get $q)) (local.get $alpha)))
+                (f32.store offset=4 (local.get $yp) (call $total (v128.load offset=48 (local.get $q)) (local.get $alpha)))
+                (local.set $yp (i32.add (local.get $yp) (i32.shl (local.get $ldy) (i32.const 2))))
+                (f32.store offset=0 (local.get $yp) (call $total (v128.load offset=64 (local.get $q)) (local.get $alpha)))
+                (f32.store offset=4 (local.get $yp) (call $total (v128.load offset=80 (local.get $q)) (local.get $alpha)))
+                (local.set $yp (i32.add (local.get $yp) (i32.shl (local.get $ldy) (i32.const 2))))
+                (f32.store offset=0 (local.get $yp) (call $total (v128.load offset=96 (local.get $q)) (local.get $alpha)))
+                (f32.store offset=4 (local.get $yp) (call $total (v128.load offset=112 (local.get $q)) (local.get $alpha)))))
+            (local.set $q (i32.add (local.get $q) (i32.const 128)))
+            (local.set $n (i32.add (local.get $n) (i32.const 2)))
+            (br_if $cols (i32.lt_u (local.get $n) (local.get $N))))
+          (local.set $m (i32.add (local.get $m) (i32.const 4)))
+          (br_if $rows (i32.lt_u (local.get $m) (local.get $mend))))
+        (local.set $k0 (i32.add (local.get $k0) (i32.const 256)))
+        (br_if $chunks (i32.lt_u (local.get $k0) (local.get $K))))
+      (local.set $mb (i32.add (local.get $mb) (i32.const 64)))
+      (br_if $blocks (i32.lt_u (local.get $mb) (local.get $M)))))
+
   ;; float32(alpha * (lane 0 + lane 1)): the one rounding to float32
   (func $total (param $c v128) (param $alpha f64) (result f32)
     (f32.demote_f64 (f64.mul (local.get $alpha) (f64.add (f64x2.extract_lane 0 (local.get $c)) (f64x2.extract_lane 1 (local.get $c))))))
