@@ -14,60 +14,15 @@ export interface DotsExports {
   dots(a: number, b: number, y: number, M: number, N: number, K: number, ldy: number, alpha: number, panel: number, rows: number): void;
   dots_bf16(a: number, b: number, y: number, M: number, N: number, K: number, ldy: number, alpha: number, panel: number, rows: number): void;
   dots_row_bf16(a: number, b: number, y: number, M: number, N: number, K: number, ldy: number, alpha: number, panel: number, rows: number): void;
-  dots_f32b(a: number, b: number, y: number, M: number, N: number, K: number, ldy: number, alpha: number, panel: number, rows: number): void;
-  dots_bf16_f32b(a: number, b: number, y: number, M: number, N: number, K: number, ldy: number, alpha: number, panel: number, rows: number): void;
-  dots_row_bf16_f32b(a: number, b: number, y: number, M: number, N: number, K: number, ldy: number, alpha: number, panel: number, rows: number): void;
 }
 
-/**
- * Which of the module's functions a job runs: float32 rows, bf16 rows, one row of a by bf16 rows
- * (all in float64), or float32 / bf16 rows with float32 products summed in float32 blocks
- * (dots.wat, "Float32 blocks").
- */
-export const Kind = { F32: 0, Bf16: 1, RowBf16: 2, F32Blocks: 3, Bf16Blocks: 4, RowBf16Blocks: 5 } as const;
+/** Which of the module's functions a job runs: float32 rows, bf16 rows, or one row of a by bf16 rows. */
+export const Kind = { F32: 0, Bf16: 1, RowBf16: 2 } as const;
 export type Kind = (typeof Kind)[keyof typeof Kind];
 
 /** The function of `fns` for a job of this kind. */
 export function kernelFn(fns: DotsExports, kind: number): DotsExports['dots'] {
-  switch (kind) {
-    case Kind.RowBf16: return fns.dots_row_bf16;
-    case Kind.Bf16: return fns.dots_bf16;
-    case Kind.F32Blocks: return fns.dots_f32b;
-    case Kind.Bf16Blocks: return fns.dots_bf16_f32b;
-    case Kind.RowBf16Blocks: return fns.dots_row_bf16_f32b;
-    default: return fns.dots;
-  }
-}
-
-/** Whether a kind's panel and activations are float32 (4 bytes a value) rather than float64. */
-const blocked = (kind: number) => kind === Kind.F32Blocks || kind === Kind.Bf16Blocks || kind === Kind.RowBf16Blocks;
-const oneRow = (kind: number) => kind === Kind.RowBf16 || kind === Kind.RowBf16Blocks;
-
-/**
- * How the kernel sums its products:
- *   'f64'         every product and sum in float64, rounded to float32 once (exact for float32 inputs)
- *   'f32-blocks'  float32 products, 16 per lane summed in float32, the blocks in float64: twice
- *                 the arithmetic per instruction, within 2x an ideal float32 (docs/fidelity.md)
- * PHI4_SUMS sets it for a process; setKernelSums for a program.
- */
-export type KernelSums = 'f64' | 'f32-blocks';
-let sums: KernelSums | undefined;
-
-export function kernelSums(): KernelSums {
-  if (sums === undefined) {
-    const env = process.env.PHI4_SUMS;
-    if (env !== undefined && env !== '' && env !== 'f64' && env !== 'f32-blocks') throw new Error(`PHI4_SUMS: "${env}" is not f64 or f32-blocks`);
-    sums = (env || 'f64') as KernelSums;
-  }
-  return sums;
-}
-
-/** Sets how the following products are summed; returns the setting it replaces. */
-export function setKernelSums(mode: KernelSums): KernelSums {
-  const before = kernelSums();
-  if (mode !== 'f64' && mode !== 'f32-blocks') throw new Error(`setKernelSums: "${String(mode)}" is not f64 or f32-blocks`);
-  sums = mode;
-  return before;
+  return kind === Kind.RowBf16 ? fns.dots_row_bf16 : kind === Kind.Bf16 ? fns.dots_bf16 : fns.dots;
 }
 
 /**
@@ -161,7 +116,7 @@ const ROW_CHUNK = 32;
  * holding the others back at the end, as fixed equal shares did.
  */
 export function claimRows(fn: DotsExports['dots'], ctl: Int32Array, kind: number, a: number, b: number, y: number, M: number, N: number, K: number, ldy: number, alpha: number, panel: number, chunk: number): void {
-  const rowBytes = K * (kind === Kind.F32 || kind === Kind.F32Blocks ? 4 : 2);
+  const rowBytes = K * (kind === Kind.F32 ? 4 : 2);
   for (let n0 = Atomics.add(ctl, CLAIM_WORD, chunk); n0 < N; n0 = Atomics.add(ctl, CLAIM_WORD, chunk)) {
     fn(a, b + n0 * rowBytes, y + 4 * n0, M, Math.min(chunk, N - n0), K, ldy, alpha, panel, chunk);
   }
@@ -213,21 +168,11 @@ function packRows(a: Float32Array, m: number, K: number, Kp: number, dst: Float6
   }
 }
 
-/** The same packing in float32 for the float32 blocks: groups of 4 rows, for each 4 values of k the 4 rows' 4 values. */
-function packRows32(a: Float32Array, m: number, K: number, Kp: number, dst: Float32Array): void {
-  dst.fill(0);
-  for (let r = 0; r < m; r++) {
-    const group = (r >> 2) * 4 * Kp + (r & 3) * 4;
-    for (let k = 0; k < K; k++) dst[group + (k >> 2) * 16 + (k & 3)] = a[r * K + k]!;
-  }
-}
-
 /**
- * One row a [K] (K a multiple of 8) into `dst` (float64 for dots_row_bf16, float32 for
- * dots_row_bf16_f32b) in the order they read it: each 8 values of k as a0 a2 a4 a6 a1 a3 a5 a7
- * (the order their even/odd split widens bf16 rows in).
+ * One row a [K] (K a multiple of 8) widened into `dst` in the order dots_row_bf16 reads it: each 8
+ * values of k as a0 a2 a4 a6 a1 a3 a5 a7 (the order its even/odd split widens bf16 rows in).
  */
-function packRow(a: Float32Array, K: number, dst: Float64Array | Float32Array): void {
+function packRow(a: Float32Array, K: number, dst: Float64Array): void {
   for (let k = 0; k < K; k += 8) {
     for (let j = 0; j < 4; j++) {
       dst[k + j] = a[k + 2 * j]!;
@@ -236,35 +181,13 @@ function packRow(a: Float32Array, K: number, dst: Float64Array | Float32Array): 
   }
 }
 
-/** The kind of a product of one row of a by bf16 rows in place, as kernelSums() says. */
-function rowKind(): Kind {
-  return kernelSums() === 'f32-blocks' ? Kind.RowBf16Blocks : Kind.RowBf16;
-}
-
-/** The kind of a product of several rows of a by rows of b, as kernelSums() says. */
-function promptKind(bf16: boolean): Kind {
-  if (kernelSums() === 'f32-blocks') return bf16 ? Kind.Bf16Blocks : Kind.F32Blocks;
-  return bf16 ? Kind.Bf16 : Kind.F32;
-}
-
-/** Rows [0, m) of a packed at byte `at` of `buf` for a job of `kind` (room for float64 is reserved either way). */
-function packA(kind: Kind, a: Float32Array, m: number, K: number, Kp: number, buf: ArrayBufferLike, at: number): void {
-  const n = up(m, 4) * Kp;
-  if (blocked(kind)) packRows32(a, m, K, Kp, new Float32Array(buf, at, n));
-  else packRows(a, m, K, Kp, new Float64Array(buf, at, n));
-}
-
-/**
- * Rows of b per panel, and the bytes of one thread's panel buffer, for rows of K values widened
- * to float64 (8 bytes a value) or float32 (4, the float32 blocks). The row count is the same
- * either way, so that the rows claimed at a time do not depend on the sums.
- */
-function panelShape(K: number, esize = 8): { rows: number; bytes: number } {
+/** Rows of b per panel, and the bytes of one thread's panel buffer, for rows of K values. */
+function panelShape(K: number): { rows: number; bytes: number } {
   const rows = Math.min(PANEL_MAX_ROWS, Math.max(2, Math.floor(PANEL_BYTES / (K * 8) / 2) * 2));
-  return { rows, bytes: up(rows * K * esize + rows * SUMS_BYTES_PER_ROW, 16) }; // the panel, then its tiles' sums (dots.wat)
+  return { rows, bytes: up(rows * K * 8 + rows * SUMS_BYTES_PER_ROW, 16) }; // the panel, then its tiles' sums (dots.wat)
 }
 
-/** Bytes of the panel buffers of every thread (sized for float64 panels, which also hold float32 ones). */
+/** Bytes of the panel buffers of every thread. */
 function panelsBytes(k: Kernel, K: number): number {
   return (k.workers + 1) * panelShape(K).bytes;
 }
@@ -287,8 +210,8 @@ export function releaseWeightMemory(memory: WebAssembly.Memory): void {
  * (claimRows), each widening its panels into its own buffer from `panels` on.
  */
 function runBlock(k: Kernel, mem: number, kind: Kind, a: number, b: number, y: number, M: number, N: number, K: number, alpha: number, panels: number): void {
-  const panel = panelShape(K, blocked(kind) ? 4 : 8);
-  const chunk = oneRow(kind) ? ROW_CHUNK : panel.rows;
+  const panel = panelShape(K);
+  const chunk = kind === Kind.RowBf16 ? ROW_CHUNK : panel.rows;
   const parts = Math.min(activeThreads || k.workers + 1, k.workers + 1, Math.ceil(N / chunk));
   Atomics.store(k.ctl, CLAIM_WORD, 0);
   const posted: number[] = [];
@@ -357,11 +280,11 @@ function residentDots(a: Float32Array, M: number, K: number, w: { memory: WebAss
   const rowsPerBlock = Math.max(4, Math.floor((WEIGHT_MEMORY_SCRATCH - aAt) / 2 / (K * 8) / 4) * 4);
   for (let m0 = 0; m0 < M; m0 += rowsPerBlock) {
     const m = Math.min(rowsPerBlock, M - m0);
-    const kind = m === 1 && w.bf16 ? rowKind() : promptKind(w.bf16); // one row (decoding): no padding to 4
-    const Mp = oneRow(kind) ? 1 : up(m, 4);
-    if (kind === Kind.RowBf16) packRow(a.subarray(m0 * K, m0 * K + K), K, new Float64Array(w.memory.buffer, aAt, K)); // one row, in the order of its even/odd split
-    else if (kind === Kind.RowBf16Blocks) packRow(a.subarray(m0 * K, m0 * K + K), K, new Float32Array(w.memory.buffer, aAt, K));
-    else packA(kind, a.subarray(m0 * K, (m0 + m) * K), m, K, K, w.memory.buffer, aAt); // [Mp, K] packed in groups of 4 rows
+    const kind = m === 1 && w.bf16 ? Kind.RowBf16 : w.bf16 ? Kind.Bf16 : Kind.F32; // one row (decoding): no padding to 4
+    const Mp = kind === Kind.RowBf16 ? 1 : up(m, 4);
+    const A = new Float64Array(w.memory.buffer, aAt, Mp * K);
+    if (kind === Kind.RowBf16) packRow(a.subarray(m0 * K, m0 * K + K), K, A); // one row, in the order of its even/odd split
+    else packRows(a.subarray(m0 * K, (m0 + m) * K), m, K, K, A); // [Mp, K] packed in groups of 4 rows
     const yAt = aAt + Mp * K * 8;
     const Nb = Math.max(2, Math.floor((WEIGHT_MEMORY_SCRATCH - yAt) / (Mp * 4) / 2) * 2); // output columns per call
     const Y = new Float32Array(w.memory.buffer, yAt, Mp * Nb);
@@ -391,8 +314,7 @@ function dotsBlock(a: Float32Array, M: number, K: number, w: { f32: Float32Array
   const k = kernel(panels + panelsBytes(kernel(0), Kp));
   const buf = k.memory.buffer;
 
-  const kind = promptKind(bf16);
-  packA(kind, a, M, K, Kp, buf, aAt);
+  packRows(a, M, K, Kp, new Float64Array(buf, aAt, Mp * Kp));
 
   const src = bf16 ? new Uint16Array(w.bf16.buffer, w.bf16.byteOffset, N * K) : w.f32;
   const B = bf16 ? new Uint16Array(buf, bAt, Nb * Kp) : new Float32Array(buf, bAt, Nb * Kp);
@@ -408,7 +330,7 @@ function dotsBlock(a: Float32Array, M: number, K: number, w: { f32: Float32Array
       B.fill(0, 0, rowsP * Kp);
       for (let r = 0; r < rows; r++) B.set(src.subarray((n0 + r) * K, (n0 + r + 1) * K), r * Kp);
     }
-    runBlock(k, 0, kind, aAt, bAt, yAt, Mp, rowsP, Kp, alpha, panels);
+    runBlock(k, 0, bf16 ? Kind.Bf16 : Kind.F32, aAt, bAt, yAt, Mp, rowsP, Kp, alpha, panels);
     for (let m = 0; m < M; m++) y.set(Y.subarray(m * rowsP, m * rowsP + rows), m * N + n0);
   }
   return y;
