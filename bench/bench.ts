@@ -1,6 +1,6 @@
 // npm run bench -- <checkpoint> [--prompt-tokens 512] [--new-tokens 8] [--backend NAME]
 //                  [--weights MODE] [--onnx FILE] [--tiny DIR]
-//                  [--llama-bench PATH --gguf FILE] [--json]
+//                  [--llama-bench PATH --gguf FILE] [--no-numpy] [--json]
 //
 // The arguments, the checkpoint's config and headers and the run's length are checked first (bad
 // input: one line, exit 2, before any measuring). One run then measures, in this order: the
@@ -8,10 +8,11 @@
 // and the SIMD read bandwidth of a buffer as big as the weights, one thread and every thread;
 // the copy bandwidth, the backend's float32 matmul; the bf16 widening rate), the exact kernel
 // alone on full-size shapes (bench/kernel.ts); llama.cpp's llama-bench on the GGUF when asked
-// (bench/llama-bench.ts); then the checkpoint: load seconds, a first pass, a prefill of
+// (bench/llama-bench.ts); the numpy float64 forward over --prompt-tokens ids of the same checkpoint
+// when python3 with numpy is there (bench/numpy-anchor.ts; --no-numpy skips it); then the checkpoint: load seconds, a first pass, a prefill of
 // --prompt-tokens random ids, --new-tokens decode steps with the KV cache, peak resident memory;
-// llama-bench again; then the ratios: prefill against the float64 roofline, decode against the
-// read floor, both against llama.cpp; then the tiny golden checkpoint against ONNX Runtime on the
+// llama-bench again; then the ratios: prefill against the float64 roofline and numpy's tokens per
+// second, decode against the read floor, both against llama.cpp; then the tiny golden checkpoint against ONNX Runtime on the
 // exported tiny model. The keys of the JSON output are documented in docs/performance.md.
 
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -24,6 +25,7 @@ import type { KvCache } from '../layers/attention.js';
 import { kernelThreads } from '../layers/kernels/dots.js';
 import { type Limits, formatLimits } from './limits.js';
 import { measureKernel } from './kernel.js';
+import { type NumpyAnchor, numpyAnchor } from './numpy-anchor.js';
 import { type LlamaBenchRun, checkLlamaBench, runLlamaBench } from './llama-bench.js';
 import { UsageError, intFlag, parseArgs, str } from '../src/cli/args.js';
 import { loadConfig } from '../src/model/config.js';
@@ -255,7 +257,7 @@ async function tinyVsOrt(onnxPath: string, tinyDir: string, tokens: number, step
 }
 
 async function main(argv: string[]): Promise<void> {
-  const p = parseArgs(argv, ['prompt-tokens', 'new-tokens', 'backend', 'weights', 'onnx', 'tiny', 'llama-bench', 'gguf'], ['json']);
+  const p = parseArgs(argv, ['prompt-tokens', 'new-tokens', 'backend', 'weights', 'onnx', 'tiny', 'llama-bench', 'gguf'], ['json', 'no-numpy']);
   if (p.positional.length !== 1) throw new UsageError('bench needs one checkpoint directory: npm run bench -- <checkpoint>');
   const prompt = intFlag(p, 'prompt-tokens', 1) ?? 512;
   const steps = intFlag(p, 'new-tokens', 1) ?? 8;
@@ -313,6 +315,9 @@ async function main(argv: string[]): Promise<void> {
     log(`llama-bench  ${l.prompt_tokens_per_s.toFixed(2)} tokens/s prefill (${prompt}), ${l.decode_s_per_token.toFixed(3)} s/token decode (${l.threads} threads)`);
   };
   runLlama(); // before phi4-ts's own runs, and again after them
+  // numpy before the model is loaded: its 2 GB of streamed layers and ours never share the memory
+  const numpy: NumpyAnchor = p.flags.has('no-numpy') ? { missing: '--no-numpy' } : numpyAnchor(dir, prompt);
+  log(numpy.seconds === undefined ? `numpy        missing: ${numpy.missing}` : `numpy        float64 forward of ${prompt} tokens in ${numpy.seconds.toFixed(1)} s = ${numpy.tokens_per_s!.toFixed(2)} tokens/s (${numpy.threads} threads)`);
 
   const peakReset = resetPeakRss();
   let t0 = now();
@@ -335,10 +340,13 @@ async function main(argv: string[]): Promise<void> {
     checkpoint: { dir, weight_bytes: weightBytes, matrix_params: matrixParams, layers: m.config.numLayers, weights_mode: weightsMode },
     run: { prompt_tokens: prompt, new_tokens: steps, load_s: load, ...run, peak_rss_bytes: peak, peak_rss_reset_before_load: peakReset },
     llama_bench: llama.length ? { path: llamaExe, gguf, runs: llama } : null,
+    numpy_anchor: numpy,
     ratios: {
       prefill_flops_per_s: prefillFlopsPerS,
       prefill_over_f64_roofline: prefillFlopsPerS / limits.f64_roofline_flops,
       prefill_over_matmul_peak: prefillFlopsPerS / machine.matmul_peak_flops,
+      // our prefill's tokens per second over the numpy float64 forward's (issue 22 asks >= 1)
+      prefill_over_numpy: numpy.tokens_per_s === undefined ? null : run.prefill_tokens_per_s / numpy.tokens_per_s,
       decode_floor_s: floor,
       decode_over_floor: run.decode_s_per_token_median / floor,
       kernel_prefill_over_f64_roofline_one_thread: kernel ? kernel.prefill_flops_per_s_one_thread / limits.f64_roofline_flops_one_thread : null,
@@ -372,6 +380,8 @@ async function main(argv: string[]): Promise<void> {
     `prefill      first pass (${run.first_pass_tokens} tokens) ${run.first_pass_s.toFixed(2)} s; then ${prompt} tokens in ${run.prefill_s.toFixed(2)} s = ${run.prefill_tokens_per_s.toFixed(2)} tokens/s, ${g(prefillFlopsPerS)} GFLOP/s = ${pct(r.prefill_over_f64_roofline)} of the float64 roofline on ${threads} threads`,
     `decode       ${run.decode_s_per_token_median.toFixed(3)} s/token (median of ${steps}) = ${r.decode_over_floor.toFixed(2)}x the floor of ${floor.toFixed(3)} s (weights / SIMD read bandwidth)`,
     ...llama.map((l, i) => `llama.cpp    ${i === 0 ? 'before' : 'after'}: prefill ${l.prompt_tokens_per_s.toFixed(2)} tokens/s, decode ${l.decode_s_per_token.toFixed(3)} s/token (llama-bench, ${l.threads} threads, build ${l.build_commit})`),
+    numpy.tokens_per_s === undefined ? `numpy        anchor missing (${numpy.missing})` :
+      `numpy        float64 forward ${numpy.seconds!.toFixed(1)} s = ${numpy.tokens_per_s.toFixed(2)} tokens/s; our prefill is ${r.prefill_over_numpy!.toFixed(2)}x its tokens/s`,
     ...(llama.length ? [`vs llama.cpp prefill: llama.cpp ${r.llama_prefill_speedup!.toFixed(2)}x faster; decode: ${r.llama_decode_speedup!.toFixed(2)}x faster`] : []),
     `tiny vs ORT  ${t.tokens} tokens: ours ${t.ours_forward_ms.toFixed(2)} ms/forward, ${t.ours_decode_ms_per_token.toFixed(2)} ms/token cached; ` +
       Object.entries(t).filter(([k]) => k.startsWith('ort_')).map(([k, v]: [string, any]) =>
