@@ -144,7 +144,11 @@ def main():
     ap.add_argument('--tokens', type=int, help='feed N deterministic ids')
     ap.add_argument('--out', help='write the logits [T, V] as raw little-endian float64')
     a = ap.parse_args()
-    cfg = json.load(open(os.path.join(a.model, 'config.json')))
+    cfg_path = os.path.join(a.model, 'config.json')
+    if not os.path.isfile(cfg_path):
+        sys.exit(f'{cfg_path}: no such file (MODEL_DIR must hold config.json and the .safetensors files)')
+    with open(cfg_path) as fh:
+        cfg = json.load(fh)
     if (a.ids is None) == (a.tokens is None):
         ap.error('give exactly one of --ids and --tokens')
     ids = [int(s) for s in a.ids.split(',')] if a.ids else [(i * 7919 + 11) % cfg['vocab_size'] for i in range(a.tokens)]

@@ -11,10 +11,8 @@
 // Prints the machine (cores, load average before and after), both times, their ratio (the issue
 // asks for at most 2x) and the reference's peak RSS.
 
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { UsageError, intFlag, parseArgs, str } from '../src/cli/args.js';
 import { resolveCheckpoint } from '../src/checkpoint/hub.js';
 import { loadConfig } from '../src/model/config.js';
@@ -23,22 +21,13 @@ import { writeSelectedReferenceDump } from '../src/oracle/dump.js';
 import { ROUNDINGS, type Rounding } from '../src/oracle/reference/rounding.js';
 import { referenceForward } from '../src/oracle/reference/forward.js';
 import { Checkpoint } from '../weights/index.js';
+import { type NumpyAnchor, numpyAnchor } from './numpy-anchor.js';
 
-const SCRIPT = fileURLToPath(new URL('../../bench/numpy-forward.py', import.meta.url));
 const now = () => performance.now() / 1000;
 
 function peakRss(): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
   return m ? Number(m[1]) * 1024 : process.memoryUsage().rss;
-}
-
-/** The numpy anchor's own timing (its forward, from opening the checkpoint to the logits), or why there is none. */
-function numpyAnchor(dir: string, tokens: number): Record<string, unknown> {
-  const t0 = now();
-  const r = spawnSync('python3', [SCRIPT, dir, '--tokens', String(tokens)], { encoding: 'utf8', maxBuffer: 2 ** 24 });
-  if (r.error) return { missing: `python3: ${r.error.message}` };
-  if (r.status !== 0) return { missing: `bench/numpy-forward.py exited ${r.status}: ${r.stderr.trim().split('\n').pop()}` };
-  return { ...JSON.parse(r.stdout.trim()), wall_s: now() - t0 };
 }
 
 function main(argv: string[]): void {
@@ -57,7 +46,7 @@ function main(argv: string[]): void {
   const inputs = { inputIds: ids, batch: 1, seq: tokens };
 
   const loadBefore = loadavg();
-  const numpy = p.flags.has('no-numpy') ? { missing: '--no-numpy' } : numpyAnchor(dir, tokens);
+  const numpy: NumpyAnchor = p.flags.has('no-numpy') ? { missing: '--no-numpy' } : numpyAnchor(dir, tokens);
   const t0 = now();
   if (out) { // every tap, streamed to the file as it is computed
     const sel = resolveSelection({ taps: '*' }, config.numLayers, tokens);

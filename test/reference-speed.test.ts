@@ -16,6 +16,7 @@ import { GemmPool, KIND_BF16, KIND_F64 } from '../src/oracle/reference/gemm.js';
 import { GEMM_WASM } from '../src/oracle/reference/gemm-wasm.js';
 import { REFERENCE_WASM_TS, referenceKernelSource } from '../tools/assemble-reference.js';
 import { Checkpoint, bf16BitsToFloat32, float32ToBf16Bits } from '../weights/index.js';
+import { numpyAnchor } from '../bench/numpy-anchor.js';
 
 /** Small integers: every product and every partial sum is exact in float64, whatever the order. */
 function ints(n: number, seed: number): Float64Array {
@@ -142,5 +143,19 @@ describe('float64 reference products', () => {
         }
       });
     }
+
+    it('the benches\' anchor (bench/numpy-anchor.ts): the script\'s own timing, or one line saying why there is none', function () {
+      const bad = numpyAnchor(join(tmp, 'no-such-checkpoint'), 4);
+      expect(bad.seconds).to.equal(undefined);
+      expect(bad.missing).to.match(haveNumpy ? /numpy-forward\.py exited 1: .*no-such-checkpoint/ : /python3|numpy/);
+      if (!haveNumpy) this.skip();
+      const a = numpyAnchor(modelDir('phi4-mini-tiny'), 8);
+      expect(a.missing).to.equal(undefined);
+      expect(a.tokens).to.equal(8);
+      expect(a.seconds).to.be.above(0);
+      // the script prints seconds to the millisecond, tokens per second from the unrounded time
+      expect(a.tokens_per_s! * a.seconds!).to.be.closeTo(8, 8 * (0.0005 / a.seconds! + 1e-3));
+      expect(a.wall_s).to.be.at.least(a.seconds!);
+    });
   });
 });

@@ -160,7 +160,7 @@ export function writeReferenceDump(dir: string, config: Phi3Config, inputs: Forw
   const ckpt = Checkpoint.open(dir);
   const data = new Map<string, TapData>();
   try {
-    referenceForward(ckpt, config, inputs, { rounding, onTap: (name, a, shape) => data.set(name, { dtype: 'F64', shape, data: a }) });
+    referenceForward(ckpt, config, inputs, { rounding, onTap: (name, a, shape) => data.set(name, { dtype: 'F64', shape, data: a.slice() }) }); // a tap's buffer is reused: copy
   } finally {
     ckpt.close();
   }

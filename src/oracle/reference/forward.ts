@@ -28,10 +28,11 @@ import type { Phi3Config } from '../../model/config.js';
 import type { ForwardInputs } from '../../model/model.js';
 import { rmsNorm, rotate, silu } from './ops.js';
 import { Products } from './products.js';
+import { Scratch } from './scratch.js';
 import { type Rounding, roundInPlace } from './rounding.js';
 import { ReferenceInputError } from '../../errors.js';
 
-/** Called with every tap (after rounding); `data` is the reference's own array: copy it to keep it past the call. */
+/** Called with every tap (after rounding); `data` is the reference's own buffer, reused by later layers (./scratch.ts): copy it to keep it past the call. */
 export type ReferenceTap = (name: string, data: Float64Array, shape: number[]) => void;
 
 export interface ReferenceOptions {
@@ -56,7 +57,7 @@ export function referenceBytes(cfg: Phi3Config, batch: number, seq: number): num
   const { hiddenSize: H, intermediateSize: I, numHeads: nh, numKvHeads: nkv, headDim: d, vocabSize: V } = cfg;
   const R = batch * seq;
   const layerWeights = ((nh + 2 * nkv) * d * H + H * nh * d + 3 * I * H) * 8; // one layer's matrices at once
-  const activations = R * (6 * H + 2 * (nh + 2 * nkv) * d + 4 * I) * 8 + batch * nh * seq * seq * 8;
+  const activations = R * (6 * H + 2 * (nh + 2 * nkv) * d + 4 * I) * 8 + batch * (nh + 1) * seq * seq * 8; // + the mask [B, T, T]
   return layerWeights + activations + R * V * 8 + HEAD_BLOCK_BYTES;
 }
 
@@ -135,8 +136,9 @@ function forwardLayers(ckpt: Checkpoint, cfg: Phi3Config, inp: ForwardInputs, op
   const { hiddenSize: H, intermediateSize: I, numHeads: nh, numKvHeads: nkv, headDim: d, vocabSize: V, rmsNormEps: eps } = cfg;
   const { batch: B, seq: T } = inp;
   const R = B * T;
+  const buf = new Scratch(); // every activation's buffer, reused by each layer
   // Embedding: the rows of the ids.
-  let x = new Float64Array(R * H); // [R, H]
+  const x = buf.get('x', R * H); // [R, H], the residual stream, updated in place by each layer
   for (let r = 0; r < R; r++) x.set(ckpt.readFloat64Range('model.embed_tokens.weight', inp.inputIds[r] * H, H), r * H);
   tap('embed', x, [B, T, H]);
 
@@ -150,6 +152,8 @@ function forwardLayers(ckpt: Checkpoint, cfg: Phi3Config, inp: ForwardInputs, op
   const g = nh / nkv; // query heads per key/value head
   const allowed = (b: number, q: number, k: number): boolean => // layers/mask.ts's rule
     k <= q && (cfg.slidingWindow === null || q - k < cfg.slidingWindow) && (!inp.attentionMask || inp.attentionMask[b * T + k] !== 0);
+  const mask = new Float64Array(B * T * T); // [B, T, T]: what each score gets added, the same for every head and layer
+  for (let b = 0; b < B; b++) for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) mask[(b * T + i) * T + j] = allowed(b, i, j) ? 0 : MASKED;
 
   const wbuf = { buf: new Float64Array(0) }; // the weight buffer every matrix is read into in turn
   const last = Math.min(cfg.numLayers - 1, opts.lastLayer ?? cfg.numLayers - 1);
@@ -158,11 +162,11 @@ function forwardLayers(ckpt: Checkpoint, cfg: Phi3Config, inp: ForwardInputs, op
     const at = (name: string): string => `layers.${l}.${name}`;
 
     // Attention.
-    const n1 = tap(at('input_norm'), rmsNorm(x, R, H, tensor(ckpt, `${p}input_layernorm.weight`, [H], wbuf), eps), [B, T, H]);
-    const qkv = tap(at('qkv'), mm.linear(n1, R, matrix(ckpt, `${p}self_attn.qkv_proj.weight`, [qkvDim, H]), qkvDim, H), [B, T, qkvDim]);
-    const q = new Float64Array(B * nh * T * d); // [B, nh, T, d]
-    const k = new Float64Array(B * nkv * T * d); // [B, nkv, T, d]
-    const v = new Float64Array(B * nkv * T * d); // [B, nkv, T, d]
+    const n1 = tap(at('input_norm'), rmsNorm(x, R, H, tensor(ckpt, `${p}input_layernorm.weight`, [H], wbuf), eps, buf.get('norm', R * H)), [B, T, H]);
+    const qkv = tap(at('qkv'), mm.linear(n1, R, matrix(ckpt, `${p}self_attn.qkv_proj.weight`, [qkvDim, H]), qkvDim, H, 0, buf.get('qkv', R * qkvDim)), [B, T, qkvDim]);
+    const q = buf.get('q', B * nh * T * d); // [B, nh, T, d]: every value written below
+    const k = buf.get('k', B * nkv * T * d); // [B, nkv, T, d]
+    const v = buf.get('v', B * nkv * T * d); // [B, nkv, T, d]
     for (let b = 0; b < B; b++) {
       for (let t = 0; t < T; t++) {
         const row = (b * T + t) * qkvDim;
@@ -183,36 +187,37 @@ function forwardLayers(ckpt: Checkpoint, cfg: Phi3Config, inp: ForwardInputs, op
     tap(at('k_rot'), k, [B, nkv, T, d]);
 
     // softmax(q k^T / sqrt(d) + mask) v, per head, on every core
-    const { probs, out: attnOut } = mm.attention(q, k, v, B, T, nh, nkv, d, 1 / Math.sqrt(d), (b, i, j) => (allowed(b, i, j) ? 0 : MASKED));
+    const { probs, out: attnOut } = mm.attention(q, k, v, B, T, nh, nkv, d, 1 / Math.sqrt(d), mask,
+      { probs: buf.get('probs', B * nh * T * T), out: buf.get('attn', R * nh * d), vt: buf.get('vt', v.length) });
     tap(at('attn_probs'), probs, [B, nh, T, T]);
     tap(at('attn_out'), attnOut, [B, T, nh * d]);
-    const o = tap(at('o_proj'), mm.linear(attnOut, R, matrix(ckpt, `${p}self_attn.o_proj.weight`, [H, nh * d]), H, nh * d), [B, T, H]);
-    const h1 = new Float64Array(R * H);
+    const o = tap(at('o_proj'), mm.linear(attnOut, R, matrix(ckpt, `${p}self_attn.o_proj.weight`, [H, nh * d]), H, nh * d, 0, buf.get('o', R * H)), [B, T, H]);
+    const h1 = buf.get('h1', R * H);
     for (let i = 0; i < h1.length; i++) h1[i] = x[i] + o[i];
     tap(at('post_attn_residual'), h1, [B, T, H]);
 
     // MLP.
-    const n2 = tap(at('post_attn_norm'), rmsNorm(h1, R, H, tensor(ckpt, `${p}post_attention_layernorm.weight`, [H], wbuf), eps), [B, T, H]);
-    const gateUp = tap(at('gate_up'), mm.linear(n2, R, matrix(ckpt, `${p}mlp.gate_up_proj.weight`, [2 * I, H]), 2 * I, H), [B, T, 2 * I]);
-    const act = new Float64Array(R * I); // silu(gate) * up
+    const n2 = tap(at('post_attn_norm'), rmsNorm(h1, R, H, tensor(ckpt, `${p}post_attention_layernorm.weight`, [H], wbuf), eps, buf.get('norm', R * H)), [B, T, H]);
+    const gateUp = tap(at('gate_up'), mm.linear(n2, R, matrix(ckpt, `${p}mlp.gate_up_proj.weight`, [2 * I, H]), 2 * I, H, 0, buf.get('gate_up', R * 2 * I)), [B, T, 2 * I]);
+    const act = buf.get('act', R * I); // silu(gate) * up
     for (let r = 0; r < R; r++) {
       for (let i = 0; i < I; i++) act[r * I + i] = silu(gateUp[r * 2 * I + i]) * gateUp[r * 2 * I + I + i];
     }
     tap(at('mlp_act'), act, [B, T, I]);
-    const m = tap(at('mlp_out'), mm.linear(act, R, matrix(ckpt, `${p}mlp.down_proj.weight`, [H, I]), H, I), [B, T, H]);
-    x = new Float64Array(R * H);
-    for (let i = 0; i < x.length; i++) x[i] = h1[i] + m[i];
+    const m = tap(at('mlp_out'), mm.linear(act, R, matrix(ckpt, `${p}mlp.down_proj.weight`, [H, I]), H, I, 0, buf.get('o', R * H)), [B, T, H]);
+    for (let i = 0; i < x.length; i++) x[i] = h1[i] + m[i]; // the layer's input is no longer needed
+
     tap(at('out'), x, [B, T, H]);
   }
   if (last < cfg.numLayers - 1) return new Float64Array(0);
 
   // Head: the final norm, then the (tied) head a block of vocabulary rows at a time.
-  const fn = tap('final_norm', rmsNorm(x, R, H, tensor(ckpt, 'model.norm.weight', [H], wbuf), eps), [B, T, H]);
+  const fn = tap('final_norm', rmsNorm(x, R, H, tensor(ckpt, 'model.norm.weight', [H], wbuf), eps, buf.get('norm', R * H)), [B, T, H]);
   const logits = new Float64Array(R * V); // [R, V]
   const block = Math.max(1, Math.floor(HEAD_BLOCK_BYTES / (8 * H)));
   for (let v0 = 0; v0 < V; v0 += block) {
     const n = Math.min(block, V - v0);
-    const part = mm.linear(fn, R, headName, n, H, v0); // [R, n]
+    const part = mm.linear(fn, R, headName, n, H, v0, buf.get('head', R * block)); // [R, n]
     for (let r = 0; r < R; r++) logits.set(part.subarray(r * n, (r + 1) * n), r * V + v0);
   }
   return tap('logits', logits, [B, T, V]);

@@ -20,9 +20,8 @@ export function dot(a: Float64Array, ai: number, b: Float64Array, bi: number, n:
   return (s0 + s1) + (s2 + s3);
 }
 
-/** RMSNorm of each row: weight * x / sqrt(mean(x^2) + eps). x [T, H], weight [H]. */
-export function rmsNorm(x: Float64Array, T: number, H: number, weight: Float64Array, eps: number): Float64Array {
-  const y = new Float64Array(T * H);
+/** RMSNorm of each row: weight * x / sqrt(mean(x^2) + eps). x [T, H], weight [H]; into `y` (T * H) when given. */
+export function rmsNorm(x: Float64Array, T: number, H: number, weight: Float64Array, eps: number, y: Float64Array = new Float64Array(T * H)): Float64Array {
   for (let t = 0; t < T; t++) {
     const r = t * H;
     const scale = 1 / Math.sqrt(dot(x, r, x, r, H) / H + eps);

@@ -1,7 +1,8 @@
 // The float64 reference's heavy arithmetic, on every core (./gemm.ts): the linear layers, read
 // from the checkpoint as they lie (a bf16 matrix is widened inside the product, block by block;
 // any other dtype is widened to float64 first), and attention's two products per head. Each
-// returns a plain Float64Array; the sums are float64, in blocks of k (gemm.wat says which order).
+// returns a plain Float64Array (into the caller's buffer when it gives one: see ./scratch.ts); the
+// sums are float64, in blocks of k (gemm.wat says which order).
 
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { Checkpoint } from '../../../weights/index.js';
@@ -46,31 +47,36 @@ export class Products {
     return { at, kind: KIND_BF16 };
   }
 
-  /** x W^T for rows [row0, row0 + outDim) of the checkpoint matrix `name` [*, inDim]: x [T, inDim] -> [T, outDim]. */
-  linear(x: Float64Array, T: number, name: string, outDim: number, inDim: number, row0 = 0): Float64Array {
+  /**
+   * x W^T for rows [row0, row0 + outDim) of the checkpoint matrix `name` [*, inDim]: x [T, inDim] -> [T, outDim],
+   * written into `into` (at least T * outDim long) when given, else into a new array.
+   */
+  linear(x: Float64Array, T: number, name: string, outDim: number, inDim: number, row0 = 0, into?: Float64Array): Float64Array {
     const p = this.pool;
     p.reset();
     const w = this.weights(name, row0 * inDim, outDim * inDim);
     const xp = p.packX(p.put(x), inDim, T, inDim);
     const y = p.alloc(T * outDim * 8);
     p.gemm(w.kind, xp, T, inDim, w.at, inDim, y, outDim, outDim);
-    const out = p.f64(y, T * outDim).slice();
+    const out = into ? into.subarray(0, T * outDim) : new Float64Array(T * outDim);
+    out.set(p.f64(y, T * outDim));
     p.reset();
     return out;
   }
 
   /**
    * Attention of every head: probs = softmax(q k^T scale + mask) [B, nh, T, T] and
-   * out = probs v [B, T, nh * d], for q [B, nh, T, d] and k, v [B, nkv, T, d]. `maskAdd(b, i, j)`
-   * is added to the scaled score of query i and key j.
+   * out = probs v [B, T, nh * d], for q [B, nh, T, d] and k, v [B, nkv, T, d]. `mask` [B, T, T]
+   * is added to the scaled score of query i and key j (the same for every head). `into` gives
+   * the buffers to write probs, out and v transposed to (./scratch.ts), else they are new arrays.
    */
   attention(q: Float64Array, k: Float64Array, v: Float64Array, B: number, T: number, nh: number, nkv: number, d: number,
-    scale: number, maskAdd: (b: number, i: number, j: number) => number): { probs: Float64Array; out: Float64Array } {
+    scale: number, mask: Float64Array, into?: { probs: Float64Array; out: Float64Array; vt: Float64Array }): { probs: Float64Array; out: Float64Array } {
     const p = this.pool;
     p.reset();
     const g = nh / nkv;
     const ka = p.put(k);
-    const vt = new Float64Array(v.length); // [B, nkv, d, T]: v's heads transposed, the w of probs v
+    const vt = into ? into.vt.subarray(0, v.length) : new Float64Array(v.length); // [B, nkv, d, T]: v's heads transposed, the w of probs v
     for (let bh = 0; bh < B * nkv; bh++) {
       for (let t = 0; t < T; t++) for (let c = 0; c < d; c++) vt[(bh * d + c) * T + t] = v[(bh * T + t) * d + c];
     }
@@ -80,7 +86,7 @@ export class Products {
     const sa = p.alloc(T * T * 8);
     const xs = p.alloc(GemmPool.packedBytes(T, T));
     const oa = p.alloc(B * T * nh * d * 8);
-    const probs = new Float64Array(B * nh * T * T);
+    const probs = into ? into.probs.subarray(0, B * nh * T * T) : new Float64Array(B * nh * T * T);
     for (let b = 0; b < B; b++) {
       for (let h = 0; h < nh; h++) {
         const kv = b * nkv + Math.floor(h / g); // the key/value head this query head reads
@@ -88,15 +94,17 @@ export class Products {
         p.gemm(KIND_F64, xq, T, d, ka + kv * T * d * 8, d, sa, T, T);
         const s = p.f64(sa, T * T);
         for (let i = 0; i < T; i++) {
-          for (let j = 0; j < T; j++) s[i * T + j] = s[i * T + j] * scale + maskAdd(b, i, j);
-          softmax(s, i * T, T);
+          const row = i * T, m = (b * T + i) * T;
+          for (let j = 0; j < T; j++) s[row + j] = s[row + j] * scale + mask[m + j];
+          softmax(s, row, T);
         }
         probs.set(s, (b * nh + h) * T * T);
         p.packX(sa, T, T, T, xs);
         p.gemm(KIND_F64, xs, T, T, va + kv * d * T * 8, T, oa + (b * T * nh + h) * d * 8, nh * d, d);
       }
     }
-    const out = p.f64(oa, B * T * nh * d).slice();
+    const out = into ? into.out.subarray(0, B * T * nh * d) : new Float64Array(B * T * nh * d);
+    out.set(p.f64(oa, B * T * nh * d));
     p.reset();
     return { probs, out };
   }
