@@ -5,10 +5,11 @@
 // rows at a time and padded with zeros to the kernel's tile. Either way the rows are split between
 // this thread and worker threads (./dots-worker.ts), which run the same module over the same
 // memories. XNNPACK runs on one thread here, so the second core pays for float64 sums.
+// How workers start and how this thread waits for them is ./threads.ts's (worker_threads under
+// Node; Web Workers in a cross-origin-isolated page, ./threads-browser.ts).
 
-import { availableParallelism } from 'node:os';
-import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { DOTS_WASM } from './dots-wasm.js';
+import { type KernelWorker, startWorker, threadCount, waitWhile, workersStarted } from './threads.js';
 
 export interface DotsExports {
   dots(a: number, b: number, y: number, M: number, N: number, K: number, ldy: number, alpha: number, panel: number, rows: number): void;
@@ -59,14 +60,16 @@ const up = (n: number, m: number) => Math.ceil(n / m) * m;
 
 /**
  * The control block at the start of the kernel's own memory: one 16-word slot per worker thread,
- *   [state, kind, a, b, y, M, N, K, ldy, memory, alpha as float64 at word 10, panel, chunk]
+ *   [state, kind, a, b, y, M, N, K, ldy, memory, alpha as float64 at word 10, panel, chunk, chunks]
  * state: 0 idle, 1 a job is posted, 2 done, 3 failed (the worker caught an error). `memory`
  * numbers the memory the job's addresses are in: 0 the kernel's own, then each weight memory in
  * the order first used (sent to the workers over their ports before the first job that names it).
+ * chunks (CHUNKS_WORD): how many chunks of rows the worker has claimed since it started (kernelChunks).
  * After the slots, CLAIM_WORD: the next row of b not yet taken by a thread (see claimRows).
  */
 export const SLOT_WORDS = 16;
 export const FAILED = 3;
+export const CHUNKS_WORD = 14;
 const MAX_WORKERS = 7;
 export const CLAIM_WORD = SLOT_WORDS * MAX_WORKERS;
 export const CONTROL_WORDS = CLAIM_WORD + SLOT_WORDS;
@@ -80,19 +83,35 @@ interface Kernel {
   /** The number the next weight memory gets (numbers are not reused). */
   next: number;
   numbers: WeakMap<WebAssembly.Memory, number>;
-  ports: MessagePort[];
+  threads: KernelWorker[];
   ctl: Int32Array;
   workers: number;
 }
 
 let kernelState: Kernel | undefined;
 let activeThreads = 0; // 0: every thread started (useKernelThreads)
+let callerChunks = 0; // chunks the calling thread claimed (kernelChunks)
 
-/** Threads for the kernel: PHI4_THREADS, else the machine's cores (at most 8). */
+/** Threads for the kernel (threadCount(): PHI4_THREADS or the cores; in a page, see ./threads-browser.ts), at most 8. */
 export function kernelThreads(): number {
-  const env = Number(process.env.PHI4_THREADS);
-  const n = Number.isInteger(env) && env >= 1 ? env : availableParallelism();
-  return Math.min(n, MAX_WORKERS + 1);
+  return Math.min(threadCount(), MAX_WORKERS + 1);
+}
+
+/** Starts the kernel and its workers; resolves to the threads it runs on, once all of them run. */
+export async function kernelStarted(): Promise<number> {
+  const k = kernel(0);
+  await workersStarted();
+  return 1 + k.threads.filter((t) => t.started()).length;
+}
+
+/**
+ * Chunks of weight rows each thread has claimed since the kernel started: the calling thread's,
+ * then each worker's. Shows how many threads took part (test/browser-threads.test.ts).
+ */
+export function kernelChunks(): number[] {
+  const k = kernelState;
+  if (!k) return [];
+  return [callerChunks, ...k.threads.map((_, i) => Atomics.load(k.ctl, i * SLOT_WORDS + CHUNKS_WORD))];
 }
 
 /**
@@ -115,11 +134,14 @@ const ROW_CHUNK = 32;
  * thread that another process slows down, or that starts late, takes fewer chunks instead of
  * holding the others back at the end, as fixed equal shares did.
  */
-export function claimRows(fn: DotsExports['dots'], ctl: Int32Array, kind: number, a: number, b: number, y: number, M: number, N: number, K: number, ldy: number, alpha: number, panel: number, chunk: number): void {
+export function claimRows(fn: DotsExports['dots'], ctl: Int32Array, kind: number, a: number, b: number, y: number, M: number, N: number, K: number, ldy: number, alpha: number, panel: number, chunk: number): number {
   const rowBytes = K * (kind === Kind.F32 ? 4 : 2);
+  let chunks = 0;
   for (let n0 = Atomics.add(ctl, CLAIM_WORD, chunk); n0 < N; n0 = Atomics.add(ctl, CLAIM_WORD, chunk)) {
     fn(a, b + n0 * rowBytes, y + 4 * n0, M, Math.min(chunk, N - n0), K, ldy, alpha, panel, chunk);
+    chunks++;
   }
+  return chunks; // the chunks this thread took
 }
 
 function kernel(bytes: number): Kernel {
@@ -128,15 +150,8 @@ function kernel(bytes: number): Kernel {
     const memory = new WebAssembly.Memory({ initial: Math.ceil(DATA_AT / PAGE), maximum: 65536, shared: true });
     const fns = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as DotsExports;
     const workers = kernelThreads() - 1;
-    const ports: MessagePort[] = [];
-    for (let i = 0; i < workers; i++) {
-      const { port1, port2 } = new MessageChannel();
-      const w = new Worker(new URL('./dots-worker.js', import.meta.url), { workerData: { module, memory, slot: i, port: port2 }, transferList: [port2] });
-      w.unref(); // never keeps the process alive
-      port1.unref();
-      ports.push(port1);
-    }
-    kernelState = { memory, module, fns: new Map([[0, fns]]), next: 1, numbers: new WeakMap([[memory, 0]]), ports, ctl: new Int32Array(memory.buffer, 0, CONTROL_WORDS), workers };
+    const threads = Array.from({ length: workers }, (_, slot) => startWorker({ module, memory, slot }));
+    kernelState = { memory, module, fns: new Map([[0, fns]]), next: 1, numbers: new WeakMap([[memory, 0]]), threads, ctl: new Int32Array(memory.buffer, 0, CONTROL_WORDS), workers };
   }
   const have = kernelState.memory.buffer.byteLength;
   if (bytes > have) kernelState.memory.grow(Math.ceil((bytes - have) / PAGE));
@@ -149,7 +164,7 @@ function memoryNumber(k: Kernel, memory: WebAssembly.Memory): number {
   if (id === undefined) {
     id = k.next++;
     k.fns.set(id, new WebAssembly.Instance(k.module, { env: { memory } }).exports as unknown as DotsExports);
-    for (const port of k.ports) port.postMessage({ id, memory });
+    for (const t of k.threads) t.post({ id, memory });
     k.numbers.set(memory, id);
   }
   return id;
@@ -202,7 +217,7 @@ export function releaseWeightMemory(memory: WebAssembly.Memory): void {
   if (k === undefined || id === undefined) return;
   k.numbers.delete(memory);
   k.fns.delete(id);
-  for (const port of k.ports) port.postMessage({ id, release: true });
+  for (const t of k.threads) t.post({ id, release: true });
 }
 
 /**
@@ -212,11 +227,12 @@ export function releaseWeightMemory(memory: WebAssembly.Memory): void {
 function runBlock(k: Kernel, mem: number, kind: Kind, a: number, b: number, y: number, M: number, N: number, K: number, alpha: number, panels: number): void {
   const panel = panelShape(K);
   const chunk = kind === Kind.RowBf16 ? ROW_CHUNK : panel.rows;
-  const parts = Math.min(activeThreads || k.workers + 1, k.workers + 1, Math.ceil(N / chunk));
+  const running = k.threads.flatMap((t, slot) => (t.started() ? [slot] : [])); // a page's workers start late
+  const parts = Math.min(activeThreads || k.workers + 1, running.length + 1, Math.ceil(N / chunk));
   Atomics.store(k.ctl, CLAIM_WORD, 0);
   const posted: number[] = [];
   for (let p = 1; p < parts; p++) {
-    const s = (p - 1) * SLOT_WORDS;
+    const s = running[p - 1]! * SLOT_WORDS;
     k.ctl.set([kind, a, b, y, M, N, K, N, mem], s + 1);
     new Float64Array(k.memory.buffer, (s + 10) * 4, 1)[0] = alpha;
     k.ctl.set([panels + p * panel.bytes, chunk], s + 12);
@@ -228,10 +244,10 @@ function runBlock(k: Kernel, mem: number, kind: Kind, a: number, b: number, y: n
   let failed = false;
   try {
     if (fns === undefined) throw new Error(`exact kernel: memory ${mem} was released`);
-    claimRows(kernelFn(fns, kind), k.ctl, kind, a, b, y, M, N, K, N, alpha, panels, chunk);
+    callerChunks += claimRows(kernelFn(fns, kind), k.ctl, kind, a, b, y, M, N, K, N, alpha, panels, chunk);
   } finally { // the workers finish (or fail) their shares before anything else is posted to them
     for (const s of posted) {
-      while (Atomics.load(k.ctl, s) === 1) Atomics.wait(k.ctl, s, 1);
+      waitWhile(k.ctl, s, 1);
       failed ||= Atomics.load(k.ctl, s) === FAILED;
       Atomics.store(k.ctl, s, 0);
     }
