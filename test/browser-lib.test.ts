@@ -1,7 +1,7 @@
 // The browser build (`phi4-ts/browser`, tools/build-browser.ts) in a real browser: Debian's
 // chromium, headless, driven by playwright-core, as test/walkthrough-browser.test.ts does. The
 // bundle is built into a temporary folder and served, with golden/models/phi4-mini-tiny, by a
-// small HTTP server here that honours Range requests and records every range it sends. The page
+// small HTTP server (test/http-serve.ts) that honours Range requests and records every range it sends. The page
 // loads the checkpoint twice: from URLs (HTTP Range) and from Blobs (Blob.slice); each time runs
 // forward on golden case phi4-mini-tiny.short's input_ids, on the wasm backend. The logits must be
 // within the golden tolerance of transformers' dump (F32_TOLERANCE, and the float64 rule of
@@ -12,14 +12,13 @@
 
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import type { Browser } from 'playwright-core';
 import { launchChromium, skipWithoutChromium } from './chromium.js';
+import { type Served, serve } from './http-serve.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { BUNDLE_NAME, buildBrowser } from '../tools/build-browser.js';
 import { F32_TOLERANCE, F64_FACTOR, F64_FLOOR, dumpPath, modelDir } from '../src/oracle/golden.js';
@@ -121,35 +120,10 @@ describe('phi4-ts/browser', () => {
     });
   });
 
-  /** Serves `routes` (URL path -> file) with Range support; records the ranges asked for. */
-  function serve(routes: Map<string, string>, ranges: string[]): Promise<http.Server> {
-    const server = http.createServer((req, res) => {
-      const url = new URL(req.url ?? '/', 'http://x');
-      const file = routes.get(url.pathname);
-      if (!file) {
-        res.writeHead(404).end();
-        return;
-      }
-      const size = fs.statSync(file).size;
-      const type = file.endsWith('.js') ? 'text/javascript' : file.endsWith('.wasm') ? 'application/wasm' : file.endsWith('.html') ? 'text/html' : 'application/octet-stream';
-      const m = url.searchParams.has('norange') ? null : /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
-      if (!m) {
-        res.writeHead(200, { 'Content-Type': type, 'Content-Length': size });
-        fs.createReadStream(file).pipe(res);
-        return;
-      }
-      const [a, b] = [Number(m[1]), Math.min(Number(m[2]), size - 1)];
-      ranges.push(`${path.basename(file)} ${a}-${b}`);
-      res.writeHead(206, { 'Content-Type': type, 'Content-Length': b - a + 1, 'Content-Range': `bytes ${a}-${b}/${size}` });
-      fs.createReadStream(file, { start: a, end: b }).pipe(res);
-    });
-    return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok(server)));
-  }
-
   describe('phi4-ts/browser in headless chromium', function () {
     this.timeout(120_000);
     let browser: Browser;
-    let server: http.Server;
+    let served: Served | undefined;
     let base: string;
     const ranges: string[] = [];
     let shards: string[];
@@ -165,8 +139,8 @@ describe('phi4-ts/browser', () => {
       for (const f of fs.readdirSync(bundleDir)) routes.set(`/${f}`, path.join(bundleDir, f));
       for (const s of shards) routes.set(`/model/${s}`, path.join(dir, s));
       fs.writeFileSync(path.join(bundleDir, 'index.html'), '<!doctype html><meta charset="utf-8"><title>phi4-ts/browser</title>');
-      server = await serve(routes, ranges);
-      base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      served = await serve(routes, { ranges });
+      base = served.base;
 
       // Node's own run of the same model on the same backend, for the bit-for-bit check.
       await initBackend('wasm');
@@ -184,7 +158,7 @@ describe('phi4-ts/browser', () => {
 
     after(async () => {
       await browser?.close();
-      await new Promise((ok) => (server ? server.close(ok) : ok(undefined)));
+      await served?.close();
     });
 
     it('runs on the cpu backend too (its own JavaScript float64 sums): logits within the golden tolerance', async () => {

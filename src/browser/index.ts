@@ -7,11 +7,11 @@
 // URL, read a tensor at a time through ranged reads (weights/ranged.ts: Blob.slice, HTTP Range),
 // never as one buffer; config.json is an object, a Blob or a URL.
 //
-// The exact (float64-sum) kernel runs single-threaded on the page's thread: the build answers the
-// kernel's thread count with 1 (src/browser/shims/node.cjs), so it starts no worker. Workers over
-// shared memory would need a cross-origin-isolated page and Web Workers in place of
-// worker_threads; that is not built yet, so a cross-origin-isolated page runs single-threaded too.
-// The sums are the same float64 sums as Node's, so the results are Node's.
+// The exact (float64-sum) kernel runs on Web Workers over shared memory when the page is
+// cross-origin isolated (navigator.hardwareConcurrency threads, the page's own included; workers
+// started from dots-worker.js beside the bundle, layers/kernels/threads-browser.ts), and on the
+// page's thread alone otherwise. The sums are the same float64 sums as Node's for any thread
+// count, so the results are Node's.
 // The reference above: tfjs-core's declarations name the global `Long` of @types/long (see src/index.ts).
 
 import * as tf from '@tensorflow/tfjs-core';
@@ -22,6 +22,7 @@ import { Phi3Model } from '../model/model.js';
 import { ResidentWeights, checkTensors } from '../model/weights.js';
 import { BackendError, ConfigError, WeightsError } from '../errors.js';
 import { RangedSafetensors, type RangeReader, blobReader, urlReader } from '../../weights/ranged.js';
+import { kernelChunks, kernelStarted, kernelThreads, useKernelThreads } from '../../layers/kernels/dots.js';
 
 export { tf, Phi3Model, parseConfig, RangedSafetensors, blobReader, urlReader, type RangeReader, type Phi3Config };
 export type { ForwardInputs, ForwardOptions, ForwardResult } from '../model/model.js';
@@ -52,15 +53,34 @@ export async function rangeReader(source: ByteSource): Promise<RangeReader> {
 
 /**
  * Sets the tfjs backend: `wasm` (default) or `cpu`. The wasm backend's .wasm files lie beside the
- * bundle (dist/browser/); `wasmPaths` names another folder (a URL ending in '/').
+ * bundle (dist/browser/); `wasmPaths` names another folder (a URL ending in '/'). With wasm, the
+ * exact kernel's workers are started too (in a cross-origin-isolated page), and awaited.
  */
 export async function ready(backend: 'wasm' | 'cpu' = 'wasm', wasmPaths?: string): Promise<string> {
   if (backend !== 'wasm' && backend !== 'cpu') throw new BackendError(`backend: "${String(backend)}" is not available in the browser build (choose wasm or cpu)`);
   if (backend === 'wasm') setWasmPaths(wasmPaths ?? new URL('./', import.meta.url).href);
   if (!(await tf.setBackend(backend))) throw new BackendError(`backend: the ${backend} backend failed to initialise`);
   await tf.ready();
+  if (backend === 'wasm') {
+    try {
+      await kernelStarted();
+    } catch (err) {
+      throw new BackendError(`backend: ${(err as Error).message}`, { cause: err });
+    }
+  }
   return tf.getBackend();
 }
+
+/** The exact kernel's threads: how many it runs on (the page's included), and the chunks of rows each has taken so far. */
+export function exactKernel(): { threads: number; chunks: number[] } {
+  return { threads: kernelThreads(), chunks: kernelChunks() };
+}
+
+/**
+ * Runs the following products on at most `n` threads (0: all); returns the setting it replaces. The
+ * results are the same bits for any count; for measuring the threads (docs/browser.md).
+ */
+export const useExactKernelThreads = (n: number): number => useKernelThreads(n);
 
 async function readConfig(config: unknown): Promise<Phi3Config> {
   if (isBlob(config)) return parseConfig(parseJson(await config.text(), (config as { name?: string }).name ?? 'config.json'), (config as { name?: string }).name ?? 'config.json');
