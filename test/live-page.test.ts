@@ -4,6 +4,8 @@
 // zeroing), not with the page's code:
 //   - #ids=... at load: #predictions = Node's arg-max at every position, and after editing the ids
 //   - a tap's values (layers.1.attn_out) = Node's, bit for bit
+//   - the step table after an edit (and with a head off): every row's values = Node's walkthrough
+//     (src/teach/walkthrough.ts) for the new ids
 //   - a head switched off: the page's held-out accuracy = Node's ablation of that head (lower than all on)
 //   - the length slider across the original context (32): the factor set and the attention figure change
 //   - a checkpoint picked from disk (phi4-mini-tiny's files through the file input): #predictions =
@@ -25,6 +27,7 @@ import type { Hooks } from '../src/model/hooks.js';
 import { TOY_DIR } from '../src/teach/toy/train.js';
 import { accuracy, heldOutSet, setGuessAccuracy } from '../src/teach/toy/evaluate.js';
 import { modelDir } from '../src/oracle/golden.js';
+import { type Walkthrough, loadRealConfig, runWalkthrough, statsText, walkSteps } from '../src/teach/walkthrough.js';
 import { useBackend } from './helpers.js';
 import { phi4, show } from './cli-helpers.js';
 
@@ -61,6 +64,15 @@ function zeroHead(layer: number, head: number, nh: number, d: number): Hooks {
   } as Hooks;
 }
 
+/** The page's step table (#steps) against Node's walkthrough `w`: heading ids, and every row's values cell (stats, then the note). */
+async function stepsMatch(tab: Page, w: Walkthrough): Promise<void> {
+  expect(await tab.locator('#steps p').first().textContent()).to.include(`input_ids: ${w.inputIds.join(' ')}.`);
+  const cells = await tab.locator('#steps tr[data-step] td:nth-child(5)').allTextContents();
+  const ids = await tab.locator('#steps tr[data-step]').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.step));
+  expect(ids).to.deep.equal(w.steps.map((s) => s.id));
+  expect(cells).to.deep.equal(w.steps.map((s) => (s.stats ? statsText(s.stats) : '') + (s.note ?? '')));
+}
+
 describe('the live walkthrough page in headless chromium (file://, offline)', function () {
   this.timeout(300_000);
   let dir: string;
@@ -71,6 +83,7 @@ describe('the live walkthrough page in headless chromium (file://, offline)', fu
   const errors: string[] = [];
   const requests: string[] = [];
   const ids = [0, 3, 7, 1, 9, 4, 12, 3, 7, 1, 9, 4, 12];
+  const expectSteps = (w: Walkthrough) => stepsMatch(tab, w);
 
   before(async function () {
     skipWithoutChromium(this);
@@ -120,6 +133,19 @@ describe('the live walkthrough page in headless chromium (file://, offline)', fu
     await tab.fill('#live-ids', other.join(' '));
     await tab.press('#live-ids', 'Enter');
     expect(await tab.locator('#predictions').textContent()).to.equal(argmax(nodeLogits(model, other), other.length, model.config.vocabSize));
+  });
+
+  it('editing the ids remakes every step\'s table row: each values cell is Node\'s walkthrough for the new ids', async () => {
+    // the ids of the previous test are in the page now; at load the table held the 41-token prompt's steps
+    const other = [0, 5, 2, 8, 6, 11, 5, 2, 8, 6, 11];
+    const layer = model.config.numLayers - 1; // the layer `phi4 walkthrough --html` shows
+    await expectSteps(runWalkthrough(model, { inputIds: Int32Array.from(other), batch: 1, seq: other.length }, layer, loadRealConfig()));
+    // a head switched off acts on the table too: layer 1 head 0 zeroed by this test's own hook
+    await tab.uncheck('#head-1-0');
+    const off = walkSteps(model, { inputIds: Int32Array.from(other), batch: 1, seq: other.length }, layer, loadRealConfig(), 'golden/models/phi4-toy-induction',
+      { hooks: zeroHead(1, 0, model.config.numHeads, model.config.headDim) });
+    await expectSteps(off);
+    await tab.check('#head-1-0');
   });
 
   it('switching a head off lowers the held-out accuracy to what Node\'s ablation of that head gives', async () => {
@@ -195,6 +221,8 @@ describe('the live walkthrough page in headless chromium (file://, offline)', fu
       expect(await tab.locator('#live-attention svg g[data-map]').count()).to.equal(tiny.config.numLayers * tiny.config.numHeads);
       expect(await tab.locator('input[id^="head-"]').count()).to.equal(tiny.config.numLayers * tiny.config.numHeads);
       expect(await text('#live-accuracy')).to.include("the toy model's task only");
+      await expectSteps(walkSteps(tiny, { inputIds: Int32Array.from(ids), batch: 1, seq: ids.length }, tiny.config.numLayers - 1, loadRealConfig(),
+        (await text('#live-model')).split(':')[0]));
       await tab.fill('#live-n', '16'); // T = 33 > tiny's original context 32
       expect(await text('#live-set')).to.match(/^long factors: 33 tokens pass the original context 32/);
       ids = await idsNow();

@@ -14,8 +14,9 @@
 //             the model as it was and says why in one line (pickedCheckpoint below, and loadModel's
 //             refusals: a bad header, a missing tensor, weights too big for the page's float32 mode)
 //
-// Editing the ids (or the length slider) re-runs the model and redraws the attention figure with
-// src/teach/figures/attention.ts, the code that draws the docs' figure. Each head's switch zeroes it
+// Editing the ids (or the length slider) re-runs the model, redraws the attention figure with
+// src/teach/figures/attention.ts, the code that draws the docs' figure, and remakes the table of
+// steps (src/teach/steps.ts and html/steps-table.ts, the code `phi4 walkthrough --html` writes it with). Each head's switch zeroes it
 // through a hook (src/teach/toy/heads.ts) and re-scores the held-out induction set with
 // src/teach/toy/evaluate.ts's accuracy, the function the Node tests use (the toy model only: the
 // set is its task's).
@@ -33,6 +34,9 @@ import { attentionFigure, attentionRun } from '../figures/attention.js';
 import { headsOffHooks } from '../toy/heads.js';
 import { accuracy, modelLogits } from '../toy/evaluate.js';
 import type { ToySequence } from '../toy/task.js';
+import { parseConfig } from '../../model/config.js';
+import { walkSteps } from '../steps.js';
+import { codeKey, stepsSection } from './steps-table.js';
 
 /** What page.ts embeds in <script id="live-data">. */
 export interface LiveData {
@@ -43,6 +47,12 @@ export interface LiveData {
   wasm: { simd: string; plain: string };
   heldOut: ToySequence[];
   defaultIds: number[];
+  /** The layer whose steps the table shows (the toy's; a picked checkpoint's last layer). */
+  layer: number;
+  /** The real Phi-4-mini config.json (the step table sets each shape beside the real model's). */
+  real: unknown;
+  /** Each step's source references resolved to lines in Node (codeKey -> "file:lines"). */
+  code: Record<string, string>;
   /** id -> display text (the toy tokenizer's letters). */
   vocab: string[];
   source: string;
@@ -71,6 +81,8 @@ interface Current {
   /** The toy task's held-out set; null for a picked checkpoint (its task is unknown). */
   heldOut: ToySequence[] | null;
   source: string;
+  /** The layer of the step table. */
+  layer: number;
 }
 const bytesOf = (b64: string) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
 
@@ -109,7 +121,9 @@ async function main(): Promise<void> {
     token: (id) => data.vocab[id] ?? String(id),
     heldOut: data.heldOut,
     source: data.source,
+    layer: data.layer,
   };
+  const real = parseConfig(data.real, 'the real Phi-4-mini config');
   let cur = toy;
   const off = new Set<string>(); // "layer.head" switched off
   const hooks = (): Hooks | undefined => off.size === 0 ? undefined
@@ -136,6 +150,9 @@ async function main(): Promise<void> {
     $('live-tokens').textContent = tokens.join(' ');
     $('predictions').textContent = predictions.join(' ');
     $('live-next').textContent = predictions.map(cur.token).join(' ');
+    // every step's row of the table, from this run (src/teach/steps.ts, the code `phi4 walkthrough` runs)
+    const w = walkSteps(model, { inputIds: Int32Array.from(ids), batch: 1, seq: T }, cur.layer, real, cur.source, { hooks: h });
+    $('steps').innerHTML = stepsSection(w, (r) => data.code[codeKey(r)] ?? r.file);
     $('live-timing').textContent = `forward ${timing.forwardMs.toFixed(1)} ms` + (timing.loadToFirstResultMs ? `; load to first result ${timing.loadToFirstResultMs.toFixed(0)} ms` : '');
     return predictions;
   }
@@ -205,7 +222,7 @@ async function main(): Promise<void> {
       if (typeof pick === 'string') throw new Error(pick);
       const model = await loadModel({ config: pick.config, weights: pick.weights });
       timing.pickLoadMs = performance.now() - t;
-      use({ model, token: String, heldOut: null, source: `picked ${[pick.config, ...pick.weights].map((f) => f.name).join(', ')}` });
+      use({ model, token: String, heldOut: null, layer: model.config.numLayers - 1, source: `picked ${[pick.config, ...pick.weights].map((f) => f.name).join(', ')}` });
       document.body.dataset.pick = 'loaded';
     } catch (err) {
       $('live-pick').textContent = `not opened: ${(err as Error).message.split('\n')[0]}`;
