@@ -4,8 +4,13 @@
 // zeroing), not with the page's code:
 //   - #ids=... at load: #predictions = Node's arg-max at every position, and after editing the ids
 //   - a tap's values (layers.1.attn_out) = Node's, bit for bit
+//   - the step table after an edit (and with a head off): every row's values = Node's walkthrough
+//     (src/teach/walkthrough.ts) for the new ids
 //   - a head switched off: the page's held-out accuracy = Node's ablation of that head (lower than all on)
 //   - the length slider across the original context (32): the factor set and the attention figure change
+//   - a checkpoint picked from disk (phi4-mini-tiny's files through the file input): #predictions =
+//     Node's arg-max of that model; a bad pick (no config.json, a non-safetensors file, weights too
+//     big for the page's float32 mode) says why in one line and keeps the model
 // The screenshot goes to dist/screenshots/live-page.png (dist/ is gitignored); its path is printed.
 
 import * as fs from 'node:fs';
@@ -21,6 +26,8 @@ import { Phi3Model } from '../src/model/model.js';
 import type { Hooks } from '../src/model/hooks.js';
 import { TOY_DIR } from '../src/teach/toy/train.js';
 import { accuracy, heldOutSet, setGuessAccuracy } from '../src/teach/toy/evaluate.js';
+import { modelDir } from '../src/oracle/golden.js';
+import { type Walkthrough, loadRealConfig, runWalkthrough, statsText, walkSteps } from '../src/teach/walkthrough.js';
 import { useBackend } from './helpers.js';
 import { phi4, show } from './cli-helpers.js';
 
@@ -57,6 +64,15 @@ function zeroHead(layer: number, head: number, nh: number, d: number): Hooks {
   } as Hooks;
 }
 
+/** The page's step table (#steps) against Node's walkthrough `w`: heading ids, and every row's values cell (stats, then the note). */
+async function stepsMatch(tab: Page, w: Walkthrough): Promise<void> {
+  expect(await tab.locator('#steps p').first().textContent()).to.include(`input_ids: ${w.inputIds.join(' ')}.`);
+  const cells = await tab.locator('#steps tr[data-step] td:nth-child(5)').allTextContents();
+  const ids = await tab.locator('#steps tr[data-step]').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.step));
+  expect(ids).to.deep.equal(w.steps.map((s) => s.id));
+  expect(cells).to.deep.equal(w.steps.map((s) => (s.stats ? statsText(s.stats) : '') + (s.note ?? '')));
+}
+
 describe('the live walkthrough page in headless chromium (file://, offline)', function () {
   this.timeout(300_000);
   let dir: string;
@@ -67,6 +83,7 @@ describe('the live walkthrough page in headless chromium (file://, offline)', fu
   const errors: string[] = [];
   const requests: string[] = [];
   const ids = [0, 3, 7, 1, 9, 4, 12, 3, 7, 1, 9, 4, 12];
+  const expectSteps = (w: Walkthrough) => stepsMatch(tab, w);
 
   before(async function () {
     skipWithoutChromium(this);
@@ -118,6 +135,19 @@ describe('the live walkthrough page in headless chromium (file://, offline)', fu
     expect(await tab.locator('#predictions').textContent()).to.equal(argmax(nodeLogits(model, other), other.length, model.config.vocabSize));
   });
 
+  it('editing the ids remakes every step\'s table row: each values cell is Node\'s walkthrough for the new ids', async () => {
+    // the ids of the previous test are in the page now; at load the table held the 41-token prompt's steps
+    const other = [0, 5, 2, 8, 6, 11, 5, 2, 8, 6, 11];
+    const layer = model.config.numLayers - 1; // the layer `phi4 walkthrough --html` shows
+    await expectSteps(runWalkthrough(model, { inputIds: Int32Array.from(other), batch: 1, seq: other.length }, layer, loadRealConfig()));
+    // a head switched off acts on the table too: layer 1 head 0 zeroed by this test's own hook
+    await tab.uncheck('#head-1-0');
+    const off = walkSteps(model, { inputIds: Int32Array.from(other), batch: 1, seq: other.length }, layer, loadRealConfig(), 'golden/models/phi4-toy-induction',
+      { hooks: zeroHead(1, 0, model.config.numHeads, model.config.headDim) });
+    await expectSteps(off);
+    await tab.check('#head-1-0');
+  });
+
   it('switching a head off lowers the held-out accuracy to what Node\'s ablation of that head gives', async () => {
     const cfg = model.config;
     const seqs = heldOutSet(JSON.parse(fs.readFileSync(path.join(TOY_DIR, 'training.json'), 'utf8')));
@@ -160,5 +190,82 @@ describe('the live walkthrough page in headless chromium (file://, offline)', fu
     console.log(`      screenshot: ${path.relative(ROOT, SHOT)}`);
     expect(errors, errors.join('\n')).to.deep.equal([]);
     expect(requests, 'the page asked the network for something').to.deep.equal([]);
+  });
+
+  describe('a checkpoint picked from disk', () => {
+    const tinyDir = modelDir('phi4-mini-tiny');
+    let tiny: Phi3Model;
+    before(() => { tiny = Phi3Model.load(tinyDir); });
+    after(() => tiny?.dispose());
+    const text = async (sel: string) => (await tab.locator(sel).textContent()) ?? '';
+    /** Picks `files` through the page's file input; the page's verdict ('loaded' or 'failed'). */
+    async function pick(files: string[]): Promise<string> {
+      await tab.setInputFiles('#live-files', files);
+      await tab.waitForSelector('body[data-pick="loaded"], body[data-pick="failed"]', { timeout: 60_000 });
+      return (await tab.locator('body').getAttribute('data-pick'))!;
+    }
+    const idsNow = async () => (await tab.inputValue('#live-ids')).trim().split(/\s+/).map(Number);
+
+    it('phi4-mini-tiny (two shards, its side files too): #predictions are Node\'s arg-max of that model', async () => {
+      const files = fs.readdirSync(tinyDir).map((f) => path.join(tinyDir, f)); // tokenizer.json, the index, generation_config.json too
+      expect(await pick(files), await text('#live-pick')).to.equal('loaded');
+      const V = tiny.config.vocabSize;
+      let ids = await idsNow();
+      expect(await text('#predictions')).to.equal(argmax(nodeLogits(tiny, ids), ids.length, V));
+      ids = [1, 900, 17, 512, 1023, 44, 900, 17, 512, 1023, 44]; // past the toy's vocabulary of 32
+      await tab.fill('#live-ids', ids.join(' '));
+      await tab.press('#live-ids', 'Enter');
+      expect(await text('#live-status')).to.equal('');
+      expect(await text('#predictions')).to.equal(argmax(nodeLogits(tiny, ids), ids.length, V));
+      expect(await text('#live-model')).to.match(/^picked config\.json, model-0000[12]-of-00002\.safetensors, .*: 4 layers, 6 query \/ 2 key-value heads/);
+      expect(await tab.locator('#live-attention svg g[data-map]').count()).to.equal(tiny.config.numLayers * tiny.config.numHeads);
+      expect(await tab.locator('input[id^="head-"]').count()).to.equal(tiny.config.numLayers * tiny.config.numHeads);
+      expect(await text('#live-accuracy')).to.include("the toy model's task only");
+      await expectSteps(walkSteps(tiny, { inputIds: Int32Array.from(ids), batch: 1, seq: ids.length }, tiny.config.numLayers - 1, loadRealConfig(),
+        (await text('#live-model')).split(':')[0]));
+      await tab.fill('#live-n', '16'); // T = 33 > tiny's original context 32
+      expect(await text('#live-set')).to.match(/^long factors: 33 tokens pass the original context 32/);
+      ids = await idsNow();
+      expect(await text('#predictions')).to.equal(argmax(nodeLogits(tiny, ids), ids.length, V));
+      const timing = await tab.evaluate(() => (window as unknown as { phi4live: { timing: object } }).phi4live.timing);
+      console.log(`      picked phi4-mini-tiny: ${JSON.stringify(timing)}`);
+    });
+
+    it('a bad pick says why in one line and keeps the model', async () => {
+      const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'phi4-pick-'));
+      try {
+        const shards = fs.readdirSync(tinyDir).filter((f) => f.endsWith('.safetensors')).map((f) => path.join(tinyDir, f));
+        fs.writeFileSync(path.join(tmp, 'model.bin'), 'not a checkpoint');
+        fs.mkdirSync(path.join(tmp, 'real'));
+        fs.copyFileSync(path.join(ROOT, 'golden', 'configs', 'phi-4-mini-instruct.json'), path.join(tmp, 'real', 'config.json'));
+        const config = path.join(tinyDir, 'config.json');
+        const before = [await text('#predictions'), await text('#live-model')];
+        const cases: [string[], RegExp][] = [
+          [shards, /^not opened: no config\.json among the 2 picked file\(s\)/],
+          [[config, ...shards, path.join(tmp, 'model.bin')], /^not opened: "model\.bin" is not a \.safetensors file/],
+          [[config], /^not opened: no \.safetensors file picked/],
+          [[path.join(tmp, 'real', 'config.json'), ...shards], /^not opened: config\.json: 3\.84 billion parameters need 15\.3 GB as float32 weights; a page holds at most 3\.6 GB/],
+        ];
+        for (const [files, want] of cases) {
+          expect(await pick(files)).to.equal('failed');
+          const msg = await text('#live-pick');
+          console.log(`      ${msg}`);
+          expect(msg).to.match(want);
+          expect(msg).not.to.include('\n');
+          expect([await text('#predictions'), await text('#live-model')]).to.deep.equal(before);
+        }
+      } finally {
+        fs.rmSync(tmp, { recursive: true, force: true });
+      }
+    });
+
+    it('the toy model again: Node\'s toy arg-max and its held-out accuracy', async () => {
+      await tab.click('#live-toy');
+      const ids = await idsNow();
+      expect(await text('#predictions')).to.equal(argmax(nodeLogits(model, ids), ids.length, model.config.vocabSize));
+      expect(await text('#live-accuracy')).to.match(/^held-out induction accuracy \d+\/\d+/);
+      expect(errors, errors.join('\n')).to.deep.equal([]);
+      expect(requests, 'the page asked the network for something').to.deep.equal([]);
+    });
   });
 });

@@ -20,6 +20,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import { type Phi3Config, parseConfig } from '../model/config.js';
 import { Phi3Model } from '../model/model.js';
 import { ResidentWeights, checkTensors } from '../model/weights.js';
+import { expectedTensors } from '../model/parameters.js';
+import { numElements } from '../../weights/dtypes.js';
 import { BackendError, ConfigError, WeightsError } from '../errors.js';
 import { RangedSafetensors, type RangeReader, blobReader, urlReader } from '../../weights/ranged.js';
 import { kernelChunks, kernelStarted, kernelThreads, useKernelThreads } from '../../layers/kernels/dots.js';
@@ -113,6 +115,22 @@ export interface LoadModelOptions {
   progress?: (totalBytes: number) => { add(bytes: number): void; done(): void };
 }
 
+/**
+ * The most float32 weight bytes a page holds (docs/browser.md): tfjs-wasm's heap is at most 4 GiB
+ * and the pass's activations need room beside the weights, so about 0.9 billion parameters.
+ */
+export const PAGE_WEIGHT_BYTES = 3.6e9;
+
+/** Refuses, before any weight is read, a checkpoint whose float32 weights pass PAGE_WEIGHT_BYTES. */
+export function checkPageSize(config: Phi3Config, source: string): void {
+  let n = 0;
+  for (const shape of expectedTensors(config).values()) n += numElements(shape);
+  if (4 * n > PAGE_WEIGHT_BYTES) {
+    throw new WeightsError(`${source}: ${(n / 1e9).toFixed(2)} billion parameters need ${(4 * n / 1e9).toFixed(1)} GB as float32 weights; `
+      + `a page holds at most ${(PAGE_WEIGHT_BYTES / 1e9).toFixed(1)} GB (tfjs-wasm's 4 GiB heap; the bf16 and stream modes are Node-only)`);
+  }
+}
+
 /** Several safetensors files as one source of tensors, each name in exactly one file. */
 class Shards {
   private readonly owner = new Map<string, RangedSafetensors>();
@@ -157,11 +175,13 @@ class Shards {
 /**
  * Loads a checkpoint in the page: config checked, tensor names and shapes checked against it, every
  * weight a resident float32 tensor (the float32 weights mode: bf16 and stream need the Node
- * reader's synchronous reads). Each tensor is one ranged read of its own bytes.
+ * reader's synchronous reads), a checkpoint too big for that refused first (checkPageSize). Each
+ * tensor is one ranged read of its own bytes.
  */
 export async function loadModel(opts: LoadModelOptions): Promise<Phi3Model> {
   if (!tf.getBackend()) await ready();
   const config = await readConfig(opts.config);
+  checkPageSize(config, isBlob(opts.config) ? (opts.config as { name?: string }).name ?? 'config.json' : typeof opts.config === 'string' || opts.config instanceof URL ? String(opts.config) : 'config');
   const sources = Array.isArray(opts.weights) ? opts.weights : [opts.weights];
   if (sources.length === 0) throw new WeightsError('weights: no file given');
   const files: RangedSafetensors[] = [];

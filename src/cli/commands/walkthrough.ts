@@ -51,7 +51,7 @@ export const walkthroughCommand: Command = {
       const runs: Record<string, PageRun> = dir === TOY_DIR && ids === undefined && str(p, 'prompt') === undefined
         ? { long: pageRun(model, tok!.encode(TOY_PROMPTS.long), tok), short: pageRun(model, tok!.encode(TOY_PROMPTS.short), tok) }
         : { prompt: pageRun(model, Array.from(inputs.inputIds), tok) };
-      const live = liveSection(dir, model, tok, Array.from(inputs.inputIds), displayPath(dir));
+      const live = liveSection(dir, model, tok, Array.from(inputs.inputIds), layer, displayPath(dir));
       if ('why' in live) console.error(`walkthrough: the page has no live section: ${live.why}`);
       const page = walkthroughPage(w, walkthroughFigures(), runs, { accuracy: trainingSummary(dir, (c) => `"${c}"`) ?? undefined, live: 'html' in live ? live.html : undefined });
       writePage(html, page);

@@ -1,7 +1,8 @@
 // The Node side of the live walkthrough (src/teach/html/live.ts runs in the page): the <section>
 // `phi4 walkthrough --html` inlines, holding the live script (dist/browser/walkthrough-live.js, made
 // by `npm run build:browser`), the checkpoint's config and model.safetensors, the wasm backend's
-// binaries (base64) and the toy model's held-out induction set, so the page needs no network.
+// binaries (base64), the toy model's held-out induction set, the real Phi-4-mini config (the step
+// table's second shape) and the step table's source lines resolved, so the page needs no network.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,6 +10,8 @@ import { fileURLToPath } from 'node:url';
 import type { Phi3Model } from '../../model/model.js';
 import type { Phi4Tokenizer } from '../../text/tokenizer.js';
 import { heldOutSet } from '../toy/evaluate.js';
+import { REAL_CONFIG_PATH, STEP_IDS, codeText, stepCode } from '../walkthrough.js';
+import { codeKey } from './steps-table.js';
 import type { LiveData } from './live.js';
 
 /** dist/browser/ (this file is dist/src/teach/html/live-page.js). */
@@ -22,7 +25,7 @@ const scriptSafe = (js: string) => js.replace(/<\/(script)/gi, '<\\/$1').replace
  * The live section, or null (with the reason) where it cannot be made: the live script is not built,
  * or the checkpoint is not the toy induction model (its held-out set is the toy task's).
  */
-export function liveSection(dir: string, model: Phi3Model, tok: Phi4Tokenizer | null, defaultIds: number[], source: string):
+export function liveSection(dir: string, model: Phi3Model, tok: Phi4Tokenizer | null, defaultIds: number[], layer: number, source: string):
   { html: string } | { why: string } {
   if (!existsSync(LIVE_SCRIPT)) return { why: 'dist/browser/walkthrough-live.js is not built (npm run build:browser)' };
   const trainingFile = join(dir, 'training.json');
@@ -35,11 +38,17 @@ export function liveSection(dir: string, model: Phi3Model, tok: Phi4Tokenizer | 
     wasm: { simd: b64(join(LIVE_DIR, 'tfjs-backend-wasm-simd.wasm')), plain: b64(join(LIVE_DIR, 'tfjs-backend-wasm.wasm')) },
     heldOut: heldOutSet({ seed: training.seed, steps: training.steps, batch: training.batch }),
     defaultIds,
+    layer,
+    real: JSON.parse(readFileSync(REAL_CONFIG_PATH, 'utf8')),
+    code: Object.fromEntries(STEP_IDS.flatMap(stepCode).map((r) => [codeKey(r), codeText(r)])),
     vocab: Array.from({ length: model.config.vocabSize }, (_, id) => (tok ? tok.decode([id]) : String(id))),
     source,
   };
   const html = `<h2>Live: the model runs in this page</h2>
 <div id="live">
+<p>Model: <span id="live-model"></span> <button id="live-toy">the toy model</button><br>
+Open a checkpoint from disk (its config.json and .safetensors file(s); ids are typed as numbers, no tokenizer needed): <input id="live-files" type="file" multiple>
+<span id="live-pick" style="color:#b00"></span></p>
 <p>Token ids (edit, then Enter): <input id="live-ids" size="100"> <span id="live-status" style="color:#b00"></span></p>
 <p>Length: <input id="live-n" type="range" min="6" max="20" value="20"> <span id="live-n-label"></span>. LongRoPE: <span id="live-set"></span>.</p>
 <p>tokens: <code id="live-tokens"></code><br>arg-max next token ids: <code id="predictions"></code><br>as letters: <code id="live-next"></code></p>

@@ -8,11 +8,18 @@
 //             and works from file:// (the wasm kernels are the ones Node's default backend runs,
 //             so the logits are Node's bits; test/live-page.test.ts checks it)
 //   #ids=...  runs those ids at load; the arg-max of the logits at every position goes to #predictions
+//   a pick    any checkpoint from disk (config.json and its .safetensors shards, through the file
+//             input): loadModel reads the picked Files by ranges, never as one buffer, and the same
+//             views run on it; ids are typed as numbers (no tokenizer is needed). A bad pick leaves
+//             the model as it was and says why in one line (pickedCheckpoint below, and loadModel's
+//             refusals: a bad header, a missing tensor, weights too big for the page's float32 mode)
 //
-// Editing the ids (or the length slider) re-runs the model and redraws the attention figure with
-// src/teach/figures/attention.ts, the code that draws the docs' figure. Each head's switch zeroes it
+// Editing the ids (or the length slider) re-runs the model, redraws the attention figure with
+// src/teach/figures/attention.ts, the code that draws the docs' figure, and remakes the table of
+// steps (src/teach/steps.ts and html/steps-table.ts, the code `phi4 walkthrough --html` writes it with). Each head's switch zeroes it
 // through a hook (src/teach/toy/heads.ts) and re-scores the held-out induction set with
-// src/teach/toy/evaluate.ts's accuracy, the function the Node tests use.
+// src/teach/toy/evaluate.ts's accuracy, the function the Node tests use (the toy model only: the
+// set is its task's).
 
 import * as tf from '@tensorflow/tfjs-core';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
@@ -27,6 +34,9 @@ import { attentionFigure, attentionRun } from '../figures/attention.js';
 import { headsOffHooks } from '../toy/heads.js';
 import { accuracy, modelLogits } from '../toy/evaluate.js';
 import type { ToySequence } from '../toy/task.js';
+import { parseConfig } from '../../model/config.js';
+import { walkSteps } from '../steps.js';
+import { codeKey, stepsSection } from './steps-table.js';
 
 /** What page.ts embeds in <script id="live-data">. */
 export interface LiveData {
@@ -37,12 +47,43 @@ export interface LiveData {
   wasm: { simd: string; plain: string };
   heldOut: ToySequence[];
   defaultIds: number[];
+  /** The layer whose steps the table shows (the toy's; a picked checkpoint's last layer). */
+  layer: number;
+  /** The real Phi-4-mini config.json (the step table sets each shape beside the real model's). */
+  real: unknown;
+  /** Each step's source references resolved to lines in Node (codeKey -> "file:lines"). */
+  code: Record<string, string>;
   /** id -> display text (the toy tokenizer's letters). */
   vocab: string[];
   source: string;
 }
 
 const $ = (id: string) => document.getElementById(id)!;
+
+/** The picked files a checkpoint is made of, or why the pick is not one (one line). Other .json files (tokenizer, index) are not needed. */
+export function pickedCheckpoint<F extends { name: string }>(files: F[]): { config: F; weights: F[] } | string {
+  const hint = "pick the checkpoint's config.json and its .safetensors file(s)";
+  const configs = files.filter((f) => f.name === 'config.json');
+  if (configs.length === 0) return `no config.json among the ${files.length} picked file(s): ${hint}`;
+  if (configs.length > 1) return `${configs.length} files named config.json picked: ${hint}`;
+  const other = files.find((f) => f.name !== 'config.json' && !f.name.endsWith('.safetensors') && !f.name.endsWith('.json'));
+  if (other) return `"${other.name}" is not a .safetensors file (the page reads safetensors only): ${hint}`;
+  const weights = files.filter((f) => f.name.endsWith('.safetensors'));
+  if (weights.length === 0) return `no .safetensors file picked (config.json holds no weights): ${hint}`;
+  return { config: configs[0]!, weights };
+}
+
+/** The model the views run on: the toy (embedded) or a picked checkpoint. */
+interface Current {
+  model: Phi3Model;
+  /** id -> display text. */
+  token: (id: number) => string;
+  /** The toy task's held-out set; null for a picked checkpoint (its task is unknown). */
+  heldOut: ToySequence[] | null;
+  source: string;
+  /** The layer of the step table. */
+  layer: number;
+}
 const bytesOf = (b64: string) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
 
 /** Arg-max of every row of [T, V] logits, first maximum on ties (as src/teach/toy/evaluate.ts). */
@@ -75,57 +116,125 @@ async function main(): Promise<void> {
   });
   if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
   await tf.ready();
-  const model: Phi3Model = await loadModel({ config: data.config, weights: new Blob([bytesOf(data.weights)]) });
-  const cfg = model.config;
-  const V = cfg.vocabSize;
+  const toy: Current = {
+    model: await loadModel({ config: data.config, weights: new Blob([bytesOf(data.weights)]) }),
+    token: (id) => data.vocab[id] ?? String(id),
+    heldOut: data.heldOut,
+    source: data.source,
+    layer: data.layer,
+  };
+  const real = parseConfig(data.real, 'the real Phi-4-mini config');
+  let cur = toy;
   const off = new Set<string>(); // "layer.head" switched off
   const hooks = (): Hooks | undefined => off.size === 0 ? undefined
-    : headsOffHooks(cfg, [...off].map((k) => ({ layer: Number(k.split('.')[0]), head: Number(k.split('.')[1]) })));
-  const timing = { loadToFirstResultMs: 0, forwardMs: 0, accuracyMs: 0 };
+    : headsOffHooks(cur.model.config, [...off].map((k) => ({ layer: Number(k.split('.')[0]), head: Number(k.split('.')[1]) })));
+  const timing = { loadToFirstResultMs: 0, forwardMs: 0, accuracyMs: 0, pickLoadMs: 0 };
 
   /** One forward of `ids`: every layer's attention and the logits; the page's figure and predictions. */
   function run(ids: number[]): number[] {
     const t = performance.now();
+    const { model } = cur;
+    const cfg = model.config;
     const h = hooks();
     const names = ['logits'] as TapName[];
     const logits = captureTaps(model, { inputIds: Int32Array.from(ids), batch: 1, seq: ids.length }, names, { hooks: h }).get('logits')!.data;
     timing.forwardMs = performance.now() - t;
-    const predictions = argmaxRows(logits, ids.length, V);
-    const tokens = ids.map((id) => data.vocab[id] ?? String(id));
+    const predictions = argmaxRows(logits, ids.length, cfg.vocabSize);
+    const tokens = ids.map(cur.token);
     const attn = attentionRun(model, ids, tokens, { hooks: h });
-    $('live-attention').innerHTML = attentionFigure(attn, cfg, data.source, 'computed in this page (src/teach/html/live.ts)');
+    $('live-attention').innerHTML = attentionFigure(attn, cfg, cur.source, 'computed in this page (src/teach/html/live.ts)');
     const T = ids.length;
     $('live-set').textContent = usesLongFactors(cfg.rope, T - 1)
       ? `long factors: ${T} tokens pass the original context ${cfg.rope.originalMaxPositions}`
       : `short factors: ${T} tokens fit the original context ${cfg.rope.originalMaxPositions}`;
     $('live-tokens').textContent = tokens.join(' ');
     $('predictions').textContent = predictions.join(' ');
-    $('live-next').textContent = predictions.map((p) => data.vocab[p] ?? String(p)).join(' ');
+    $('live-next').textContent = predictions.map(cur.token).join(' ');
+    // every step's row of the table, from this run (src/teach/steps.ts, the code `phi4 walkthrough` runs)
+    const w = walkSteps(model, { inputIds: Int32Array.from(ids), batch: 1, seq: T }, cur.layer, real, cur.source, { hooks: h });
+    $('steps').innerHTML = stepsSection(w, (r) => data.code[codeKey(r)] ?? r.file);
     $('live-timing').textContent = `forward ${timing.forwardMs.toFixed(1)} ms` + (timing.loadToFirstResultMs ? `; load to first result ${timing.loadToFirstResultMs.toFixed(0)} ms` : '');
     return predictions;
   }
 
-  function score(): { correct: number; total: number } {
+  function score(): { correct: number; total: number } | null {
+    if (!cur.heldOut) {
+      $('live-accuracy').textContent = 'held-out induction accuracy: the toy model\'s task only (the head switches still act on the predictions and the maps)';
+      return null;
+    }
     const t = performance.now();
-    const a = accuracy(modelLogits(model, { hooks: hooks() }), data.heldOut, V);
+    const a = accuracy(modelLogits(cur.model, { hooks: hooks() }), cur.heldOut, cur.model.config.vocabSize);
     timing.accuracyMs = performance.now() - t;
     const offText = off.size === 0 ? 'all heads on' : `off: ${[...off].sort().join(', ')}`;
-    $('live-accuracy').textContent = `held-out induction accuracy ${a.correct}/${a.total} = ${(a.correct / a.total).toFixed(3)} (${offText}; ${data.heldOut.length} sequences, ${timing.accuracyMs.toFixed(0)} ms)`;
+    $('live-accuracy').textContent = `held-out induction accuracy ${a.correct}/${a.total} = ${(a.correct / a.total).toFixed(3)} (${offText}; ${cur.heldOut.length} sequences, ${timing.accuracyMs.toFixed(0)} ms)`;
     return { correct: a.correct, total: a.total };
   }
 
   const input = $('live-ids') as HTMLInputElement;
   const rerun = () => {
-    const ids = parseIds(input.value, V);
+    const ids = parseIds(input.value, cur.model.config.vocabSize);
     if (typeof ids === 'string') { $('live-status').textContent = ids; return; }
     $('live-status').textContent = '';
     run(ids);
   };
+
+  /** One switch per head of the current model. */
+  function buildHeads(): void {
+    const box = $('live-heads');
+    box.replaceChildren();
+    off.clear();
+    const cfg = cur.model.config;
+    for (let l = 0; l < cfg.numLayers; l++) {
+      for (let h = 0; h < cfg.numHeads; h++) {
+        const label = document.createElement('label');
+        const cb = document.createElement('input');
+        cb.type = 'checkbox';
+        cb.checked = true;
+        cb.id = `head-${l}-${h}`;
+        cb.addEventListener('change', () => {
+          if (cb.checked) off.delete(`${l}.${h}`); else off.add(`${l}.${h}`);
+          score();
+          rerun();
+        });
+        label.append(cb, ` layer ${l} head ${h} `);
+        box.append(label);
+      }
+    }
+  }
+
+  /** Makes `next` the model the views run on (the previous picked one is disposed; the toy is kept). */
+  function use(next: Current): void {
+    if (cur !== toy && cur !== next) cur.model.weights.dispose();
+    cur = next;
+    const c = next.model.config;
+    $('live-model').textContent = `${next.source}: ${c.numLayers} layers, ${c.numHeads} query / ${c.numKvHeads} key-value heads, hidden ${c.hiddenSize}, vocabulary ${c.vocabSize}`;
+    buildHeads();
+    score();
+    rerun();
+  }
+
+  async function openPicked(files: File[]): Promise<void> {
+    document.body.dataset.pick = 'loading';
+    $('live-pick').textContent = '';
+    const t = performance.now();
+    try {
+      const pick = pickedCheckpoint(files);
+      if (typeof pick === 'string') throw new Error(pick);
+      const model = await loadModel({ config: pick.config, weights: pick.weights });
+      timing.pickLoadMs = performance.now() - t;
+      use({ model, token: String, heldOut: null, layer: model.config.numLayers - 1, source: `picked ${[pick.config, ...pick.weights].map((f) => f.name).join(', ')}` });
+      document.body.dataset.pick = 'loaded';
+    } catch (err) {
+      $('live-pick').textContent = `not opened: ${(err as Error).message.split('\n')[0]}`;
+      document.body.dataset.pick = 'failed';
+    }
+  }
+
   const hash = /(?:^#|&)ids=([\d,]+)/.exec(location.hash);
-  const first = hash ? parseIds(hash[1], V) : data.defaultIds;
+  const first = hash ? parseIds(hash[1], toy.model.config.vocabSize) : data.defaultIds;
   input.value = (typeof first === 'string' ? data.defaultIds : first).join(' ');
+  use(toy);
   if (typeof first === 'string') $('live-status').textContent = `#ids: ${first}`;
-  rerun();
   timing.loadToFirstResultMs = performance.now(); // performance.now() counts from the navigation's start
   $('live-timing').textContent += `; load to first result ${timing.loadToFirstResultMs.toFixed(0)} ms (script start at ${t0.toFixed(0)} ms)`;
   input.addEventListener('change', rerun);
@@ -140,26 +249,11 @@ async function main(): Promise<void> {
     rerun();
   });
 
-  const box = $('live-heads');
-  for (let l = 0; l < cfg.numLayers; l++) {
-    for (let h = 0; h < cfg.numHeads; h++) {
-      const label = document.createElement('label');
-      const cb = document.createElement('input');
-      cb.type = 'checkbox';
-      cb.checked = true;
-      cb.id = `head-${l}-${h}`;
-      cb.addEventListener('change', () => {
-        if (cb.checked) off.delete(`${l}.${h}`); else off.add(`${l}.${h}`);
-        score();
-        rerun();
-      });
-      label.append(cb, ` layer ${l} head ${h} `);
-      box.append(label);
-    }
-  }
-  score();
-  const tap = (name: TapName, ids: number[]) => Array.from(captureTaps(model, { inputIds: Int32Array.from(ids), batch: 1, seq: ids.length }, [name], { hooks: hooks() }).get(name)!.data);
-  Object.assign(window, { phi4live: { model, tf, run, score, tap, timing, off } });
+  const picker = $('live-files') as HTMLInputElement;
+  picker.addEventListener('change', () => void openPicked([...(picker.files ?? [])]));
+  $('live-toy').addEventListener('click', () => use(toy));
+  const tap = (name: TapName, ids: number[]) => Array.from(captureTaps(cur.model, { inputIds: Int32Array.from(ids), batch: 1, seq: ids.length }, [name], { hooks: hooks() }).get(name)!.data);
+  Object.assign(window, { phi4live: { get model() { return cur.model; }, tf, run, score, tap, timing, off } });
   document.body.dataset.live = 'ready';
 }
 

@@ -10,9 +10,8 @@ import { attentionRun } from '../figures/figures.js';
 import type { Phi3Model } from '../../model/model.js';
 import type { Phi4Tokenizer } from '../../text/tokenizer.js';
 import { captureTaps } from '../../capture/host.js';
-import { type Walkthrough, codeText, num, shapeText, statsText } from '../walkthrough.js';
-
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+import { type Walkthrough, codeText } from '../walkthrough.js';
+import { esc, stepsSection } from './steps-table.js';
 
 const CAPTIONS: Record<string, string> = {
   'attention-short': 'Before the LongRoPE switch: 25 tokens fit the original context (32), so the short factors are used.',
@@ -117,9 +116,6 @@ export function walkthroughPage(w: Walkthrough, figures: FigureSet, runs: Record
   const data = { layers: c.numLayers, heads: c.numHeads, original: c.rope.originalMaxPositions, runs: Object.fromEntries(Object.entries(runs).map(([k, r]) => [k, round(r)])) };
   const options = Object.entries(runs).map(([k, r]) => `<option value="${esc(k)}">${r.tokens.length} tokens (${r.long ? 'long' : 'short'} factors)</option>`).join('');
   const fig = (name: string) => `<figure id="fig-${name}">\n${figures.svgs.get(name)!}<figcaption>${esc(CAPTIONS[name])}</figcaption></figure>`;
-  const steps = w.steps.map((s, i) => `<tr><td>${i + 1}</td><td><code>${esc(s.tap ?? s.id)}</code><br>${esc(s.title)}</td><td><code>${esc(s.rule)}</code></td>`
-    + `<td><code>${esc(s.layout)}</code><br>${esc(shapeText(s.shape))}</td><td>${s.stats ? esc(statsText(s.stats)) : ''}${s.note ? `<br>${esc(s.note)}` : ''}</td>`
-    + `<td>${s.code.map((r) => `<code>${esc(codeText(r))}</code>`).join('<br>')}</td></tr>`).join('\n');
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>phi4-ts walkthrough: ${esc(w.checkpoint)}</title>
 <style>${STYLE}</style></head><body>
@@ -146,12 +142,8 @@ ${opts.live ?? ''}
 <h2>Figures</h2>
 ${['attention-short', 'attention-long', 'rope', 'residual', 'masks', 'gqa'].map(fig).join('\n')}
 
-<h2>The steps of layer ${w.layer}, prompt of ${w.inputIds.length} tokens</h2>
-<p>input_ids: <code>${w.inputIds.join(' ')}</code>. Position 0 attends only to itself: the causal mask leaves it one key, so its probability is 1 and its attention output is its own value vector.</p>
-<table><tr><th>#</th><th>tap</th><th>rule</th><th>shape</th><th>values</th><th>code</th></tr>
-${steps}
-</table>
-<p>Top next tokens after the last position: ${w.top.map((t) => `${t.id} (p ${num(t.p)})`).join(', ')}.</p>
+<div id="steps">
+${stepsSection(w, (r) => codeText(r))}</div>
 <script type="application/json" id="attn-data">${JSON.stringify(data)}</script>
 <script>${PAGE_SCRIPT}</script>
 </body></html>
