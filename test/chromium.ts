@@ -18,11 +18,24 @@ export function skipWithoutChromium(ctx: Mocha.Context): void {
   ctx.skip();
 }
 
-/** playwright gives launch() a fresh temporary profile itself. */
-export function launchChromium(): Promise<Browser> {
+/**
+ * WebGPU on SwiftShader, chromium's own Vulkan on the CPU (no GPU here): a real WebGPU
+ * implementation, its adapter's architecture "swiftshader" (test/browser-webgpu.test.ts).
+ * ANGLE on SwiftShader too (`--use-gl=angle --use-angle=swiftshader`): tfjs's webgpu `dataSync`
+ * reads a tensor back by drawing a WebGPU canvas into a 2D one, and without a GL for that canvas
+ * chromium 150 returns zeros and destroys the device (measured; async `data()` was right).
+ */
+const SOFTWARE_WEBGPU = ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-webgpu-adapter=swiftshader',
+  '--use-gl=angle', '--use-angle=swiftshader', '--enable-unsafe-swiftshader'];
+
+/**
+ * playwright gives launch() a fresh temporary profile itself. By default without a GPU
+ * (navigator.gpu is there, but gives no adapter); `softwareWebgpu`: WebGPU on SwiftShader.
+ */
+export function launchChromium(opts: { softwareWebgpu?: boolean } = {}): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
+    args: ['--headless', '--no-sandbox', ...(opts.softwareWebgpu ? SOFTWARE_WEBGPU : ['--disable-gpu']), '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
 }

@@ -65,7 +65,10 @@ export async function buildBrowser(outDir = path.join(ROOT, 'dist', 'browser')):
   if (!fs.existsSync(entry)) throw new Error(`${path.relative(ROOT, entry)} is missing: run tsc -p tsconfig.json first`);
   await esbuild.build({ ...COMMON, entryPoints: [entry], outfile });
   // The live walkthrough's script: the same library, no exports, inlined by src/teach/html/page.ts.
-  await esbuild.build({ ...COMMON, entryPoints: [path.join(ROOT, 'dist', 'src', 'teach', 'html', 'live.js')], outfile: path.join(outDir, LIVE_NAME) });
+  // It never calls ready('webgpu'): tfjs's webgpu backend (0.6 MB) stays out of the page, and the
+  // import() that would load it is left as it is, never run.
+  await esbuild.build({ ...COMMON, entryPoints: [path.join(ROOT, 'dist', 'src', 'teach', 'html', 'live.js')], outfile: path.join(outDir, LIVE_NAME),
+    external: ['@tensorflow/tfjs-backend-webgpu'] });
   // The kernel's worker: a module worker, started by the bundle (threads-browser.ts) from beside it.
   await esbuild.build({ ...COMMON, entryPoints: [path.join(ROOT, 'dist', 'layers', 'kernels', 'dots-worker.js')], outfile: path.join(outDir, WORKER_NAME) });
   const wasmDir = path.join(ROOT, 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist');

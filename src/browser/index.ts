@@ -54,16 +54,32 @@ export async function rangeReader(source: ByteSource): Promise<RangeReader> {
 }
 
 /**
- * Sets the tfjs backend: `wasm` (default) or `cpu`. The wasm backend's .wasm files lie beside the
- * bundle (dist/browser/); `wasmPaths` names another folder (a URL ending in '/'). With wasm, the
- * exact kernel's workers are started too (in a cross-origin-isolated page), and awaited.
+ * webgpu, where the browser has a GPU adapter (docs/browser.md "webgpu"): tfjs's webgpu backend
+ * runs the elementwise, gather and reshaping ops; the products, the softmax and RMSNorm keep their
+ * float64 sums on the exact kernel (layers/exact.ts), which reads its inputs back from the GPU. The
+ * GPU's exp, sin, cos and division are not correctly rounded as the wasm backend's are, so the
+ * results are within the golden tolerance, not Node's bits. The backend is loaded only when asked for.
  */
-export async function ready(backend: 'wasm' | 'cpu' = 'wasm', wasmPaths?: string): Promise<string> {
-  if (backend !== 'wasm' && backend !== 'cpu') throw new BackendError(`backend: "${String(backend)}" is not available in the browser build (choose wasm or cpu)`);
+async function webgpu(): Promise<void> {
+  const gpu = (globalThis.navigator as { gpu?: { requestAdapter(): Promise<unknown> } } | undefined)?.gpu;
+  if (!gpu) throw new BackendError('backend: webgpu is not available in this browser (no navigator.gpu); choose wasm or cpu');
+  if (!(await gpu.requestAdapter())) throw new BackendError('backend: webgpu: navigator.gpu gave no adapter (no usable GPU); choose wasm or cpu');
+  await import('@tensorflow/tfjs-backend-webgpu');
+}
+
+/**
+ * Sets the tfjs backend: `wasm` (default), `cpu`, or `webgpu` where the browser has it. The wasm
+ * backend's .wasm files lie beside the bundle (dist/browser/); `wasmPaths` names another folder (a
+ * URL ending in '/'). With wasm and webgpu, which use the exact kernel, its workers are started too
+ * (in a cross-origin-isolated page), and awaited.
+ */
+export async function ready(backend: 'wasm' | 'cpu' | 'webgpu' = 'wasm', wasmPaths?: string): Promise<string> {
+  if (backend !== 'wasm' && backend !== 'cpu' && backend !== 'webgpu') throw new BackendError(`backend: "${String(backend)}" is not available in the browser build (choose wasm, cpu or webgpu)`);
   if (backend === 'wasm') setWasmPaths(wasmPaths ?? new URL('./', import.meta.url).href);
+  if (backend === 'webgpu') await webgpu();
   if (!(await tf.setBackend(backend))) throw new BackendError(`backend: the ${backend} backend failed to initialise`);
   await tf.ready();
-  if (backend === 'wasm') {
+  if (backend !== 'cpu') {
     try {
       await kernelStarted();
     } catch (err) {
