@@ -8,8 +8,10 @@
 //     (src/teach/walkthrough.ts) for the new ids
 //   - a head switched off: the page's held-out accuracy = Node's ablation of that head (lower than all on)
 //   - the length slider across the original context (32): the factor set and the attention figure change
+//   - the "Attention, interactively" view shows the live run: its bars are Node's attn_probs (toy and picked)
 //   - a checkpoint picked from disk (phi4-mini-tiny's files through the file input): #predictions =
-//     Node's arg-max of that model; a bad pick (no config.json, a non-safetensors file, weights too
+//     Node's arg-max of that model; with its tokenizer.json, typed text is encoded as Node's tokenizer
+//     encodes it (and without it, ids only); a bad pick (no config.json, a non-safetensors file, weights too
 //     big for the page's float32 mode) says why in one line and keeps the model
 // The screenshot goes to dist/screenshots/live-page.png (dist/ is gitignored); its path is printed.
 
@@ -28,6 +30,7 @@ import { TOY_DIR } from '../src/teach/toy/train.js';
 import { accuracy, heldOutSet, setGuessAccuracy } from '../src/teach/toy/evaluate.js';
 import { modelDir } from '../src/oracle/golden.js';
 import { type Walkthrough, loadRealConfig, runWalkthrough, statsText, walkSteps } from '../src/teach/walkthrough.js';
+import { loadTokenizer } from '../src/text/tokenizer.js';
 import { useBackend } from './helpers.js';
 import { phi4, show } from './cli-helpers.js';
 
@@ -71,6 +74,29 @@ async function stepsMatch(tab: Page, w: Walkthrough): Promise<void> {
   const ids = await tab.locator('#steps tr[data-step]').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.step));
   expect(ids).to.deep.equal(w.steps.map((s) => s.id));
   expect(cells).to.deep.equal(w.steps.map((s) => (s.stats ? statsText(s.stats) : '') + (s.note ?? '')));
+}
+
+/**
+ * The "Attention, interactively" view (#view) on the live run: its prompt is "live", it offers the
+ * model's layers and heads, and the chosen query's bars read Node's attn_probs of `ids` (this
+ * test's runWithCache), to the 3 decimals the view prints, for the last layer's head 0 at the last position.
+ */
+async function viewMatches(tab: Page, model: Phi3Model, ids: number[]): Promise<void> {
+  const cfg = model.config;
+  const T = ids.length;
+  expect(await tab.inputValue('#prompt')).to.equal('live');
+  expect(await tab.locator('#prompt option[value="live"]').textContent()).to.match(new RegExp(`^live: ${T} tokens`));
+  expect(await tab.locator('#layer option').count()).to.equal(cfg.numLayers);
+  expect(await tab.locator('#head option').count()).to.equal(cfg.numHeads);
+  await tab.selectOption('#layer', String(cfg.numLayers - 1));
+  await tab.selectOption('#head', '0');
+  const name = `layers.${cfg.numLayers - 1}.attn_probs` as const;
+  const { taps, logits } = model.runWithCache({ inputIds: Int32Array.from(ids), batch: 1, seq: T }, { names: [name] });
+  const probs = taps.get(name)!.dataSync() as Float32Array; // [1, heads, T, T]
+  tf.dispose([logits, ...taps.values()]);
+  const row = Array.from(probs.subarray((T - 1) * T, T * T), (v) => v.toFixed(3)); // head 0, query T - 1
+  const texts = await tab.locator('#row text').allTextContents(); // per key: its label, then its value
+  expect(texts.filter((_, i) => i % 2 === 1)).to.deep.equal(row);
 }
 
 describe('the live walkthrough page in headless chromium (file://, offline)', function () {
@@ -133,6 +159,7 @@ describe('the live walkthrough page in headless chromium (file://, offline)', fu
     await tab.fill('#live-ids', other.join(' '));
     await tab.press('#live-ids', 'Enter');
     expect(await tab.locator('#predictions').textContent()).to.equal(argmax(nodeLogits(model, other), other.length, model.config.vocabSize));
+    await viewMatches(tab, model, other); // the view further down shows this run too
   });
 
   it('editing the ids remakes every step\'s table row: each values cell is Node\'s walkthrough for the new ids', async () => {
@@ -227,8 +254,28 @@ describe('the live walkthrough page in headless chromium (file://, offline)', fu
       expect(await text('#live-set')).to.match(/^long factors: 33 tokens pass the original context 32/);
       ids = await idsNow();
       expect(await text('#predictions')).to.equal(argmax(nodeLogits(tiny, ids), ids.length, V));
+      await viewMatches(tab, tiny, ids); // tiny's 4 layers and 6 heads in the view, its maps past the switch
       const timing = await tab.evaluate(() => (window as unknown as { phi4live: { timing: object } }).phi4live.timing);
       console.log(`      picked phi4-mini-tiny: ${JSON.stringify(timing)}`);
+    });
+
+    it('with its tokenizer.json picked: text is encoded as Node\'s tokenizer does, tokens shown as its text; without it, ids only', async () => {
+      const tok = loadTokenizer(tinyDir)!;
+      expect(await tab.locator('#live-text').isDisabled()).to.equal(false); // the previous test's pick held tokenizer.json
+      const sentence = 'The cat sat on the mat. The cat sat';
+      await tab.fill('#live-text', sentence);
+      await tab.press('#live-text', 'Enter');
+      const ids = tok.encode(sentence);
+      expect(await idsNow()).to.deep.equal(ids);
+      expect(await text('#predictions')).to.equal(argmax(nodeLogits(tiny, ids), ids.length, tiny.config.vocabSize));
+      expect(await text('#live-tokens')).to.equal(ids.map((id) => JSON.stringify(tok.decode([id])).slice(1, -1)).join(' '));
+      // the same checkpoint without its tokenizer: ids typed, shown as numbers, the text box off
+      const bare = [path.join(tinyDir, 'config.json'), ...fs.readdirSync(tinyDir).filter((f) => f.endsWith('.safetensors')).map((f) => path.join(tinyDir, f))];
+      expect(await pick(bare), await text('#live-pick')).to.equal('loaded');
+      expect(await tab.locator('#live-text').isDisabled()).to.equal(true);
+      const now = await idsNow();
+      expect(await text('#live-tokens')).to.equal(now.join(' '));
+      expect(await text('#predictions')).to.equal(argmax(nodeLogits(tiny, now), now.length, tiny.config.vocabSize));
     });
 
     it('a bad pick says why in one line and keeps the model', async () => {
@@ -261,6 +308,7 @@ describe('the live walkthrough page in headless chromium (file://, offline)', fu
 
     it('the toy model again: Node\'s toy arg-max and its held-out accuracy', async () => {
       await tab.click('#live-toy');
+      expect(await tab.locator('#live-text').isDisabled()).to.equal(true);
       const ids = await idsNow();
       expect(await text('#predictions')).to.equal(argmax(nodeLogits(model, ids), ids.length, model.config.vocabSize));
       expect(await text('#live-accuracy')).to.match(/^held-out induction accuracy \d+\/\d+/);

@@ -47,9 +47,10 @@ export function liveSection(dir: string, model: Phi3Model, tok: Phi4Tokenizer | 
   const html = `<h2>Live: the model runs in this page</h2>
 <div id="live">
 <p>Model: <span id="live-model"></span> <button id="live-toy">the toy model</button><br>
-Open a checkpoint from disk (its config.json and .safetensors file(s); ids are typed as numbers, no tokenizer needed): <input id="live-files" type="file" multiple>
+Open a checkpoint from disk (its config.json and .safetensors file(s), and tokenizer.json to type text and see tokens; without it ids are typed as numbers): <input id="live-files" type="file" multiple>
 <span id="live-pick" style="color:#b00"></span></p>
-<p>Token ids (edit, then Enter): <input id="live-ids" size="100"> <span id="live-status" style="color:#b00"></span></p>
+<p>Token ids (edit, then Enter): <input id="live-ids" size="100"> <span id="live-status" style="color:#b00"></span><br>
+Text: <input id="live-text" size="60" disabled></p>
 <p>Length: <input id="live-n" type="range" min="6" max="20" value="20"> <span id="live-n-label"></span>. LongRoPE: <span id="live-set"></span>.</p>
 <p>tokens: <code id="live-tokens"></code><br>arg-max next token ids: <code id="predictions"></code><br>as letters: <code id="live-next"></code></p>
 <p>Heads (unticked = zeroed through a hook at <code>layers.L.attn_out</code>): <span id="live-heads"></span></p>

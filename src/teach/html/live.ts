@@ -10,12 +10,14 @@
 //   #ids=...  runs those ids at load; the arg-max of the logits at every position goes to #predictions
 //   a pick    any checkpoint from disk (config.json and its .safetensors shards, through the file
 //             input): loadModel reads the picked Files by ranges, never as one buffer, and the same
-//             views run on it; ids are typed as numbers (no tokenizer is needed). A bad pick leaves
+//             views run on it; ids are typed as numbers, or, with its tokenizer.json picked along,
+//             text is encoded and tokens are shown as text (src/text/tokenizer.ts). A bad pick leaves
 //             the model as it was and says why in one line (pickedCheckpoint below, and loadModel's
 //             refusals: a bad header, a missing tensor, weights too big for the page's float32 mode)
 //
 // Editing the ids (or the length slider) re-runs the model, redraws the attention figure with
-// src/teach/figures/attention.ts, the code that draws the docs' figure, and remakes the table of
+// src/teach/figures/attention.ts, the code that draws the docs' figure, shows the run in the
+// "Attention, interactively" view as its prompt "live" (page.ts), and remakes the table of
 // steps (src/teach/steps.ts and html/steps-table.ts, the code `phi4 walkthrough --html` writes it with). Each head's switch zeroes it
 // through a hook (src/teach/toy/heads.ts) and re-scores the held-out induction set with
 // src/teach/toy/evaluate.ts's accuracy, the function the Node tests use (the toy model only: the
@@ -30,11 +32,12 @@ import type { Hooks } from '../../model/hooks.js';
 import type { TapName } from '../../../layers/taps.js';
 import { usesLongFactors } from '../../../layers/rotary.js';
 import { captureTaps } from '../../capture/host.js';
-import { attentionFigure, attentionRun } from '../figures/attention.js';
+import { type AttentionRun, attentionFigure, attentionRun } from '../figures/attention.js';
 import { headsOffHooks } from '../toy/heads.js';
 import { accuracy, modelLogits } from '../toy/evaluate.js';
 import type { ToySequence } from '../toy/task.js';
 import { parseConfig } from '../../model/config.js';
+import { Phi4Tokenizer } from '../../text/tokenizer.js';
 import { walkSteps } from '../steps.js';
 import { codeKey, stepsSection } from './steps-table.js';
 
@@ -60,8 +63,12 @@ export interface LiveData {
 
 const $ = (id: string) => document.getElementById(id)!;
 
-/** The picked files a checkpoint is made of, or why the pick is not one (one line). Other .json files (tokenizer, index) are not needed. */
-export function pickedCheckpoint<F extends { name: string }>(files: F[]): { config: F; weights: F[] } | string {
+/**
+ * The picked files a checkpoint is made of, or why the pick is not one (one line): config.json and
+ * the .safetensors shards; tokenizer.json (with tokenizer_config.json) when picked along, for the
+ * tokens' text. Other .json files (the index, generation_config.json) are not needed.
+ */
+export function pickedCheckpoint<F extends { name: string }>(files: F[]): { config: F; weights: F[]; tokenizer?: F; tokenizerConfig?: F } | string {
   const hint = "pick the checkpoint's config.json and its .safetensors file(s)";
   const configs = files.filter((f) => f.name === 'config.json');
   if (configs.length === 0) return `no config.json among the ${files.length} picked file(s): ${hint}`;
@@ -70,7 +77,9 @@ export function pickedCheckpoint<F extends { name: string }>(files: F[]): { conf
   if (other) return `"${other.name}" is not a .safetensors file (the page reads safetensors only): ${hint}`;
   const weights = files.filter((f) => f.name.endsWith('.safetensors'));
   if (weights.length === 0) return `no .safetensors file picked (config.json holds no weights): ${hint}`;
-  return { config: configs[0]!, weights };
+  const tokenizer = files.find((f) => f.name === 'tokenizer.json');
+  const tokenizerConfig = files.find((f) => f.name === 'tokenizer_config.json');
+  return { config: configs[0]!, weights, ...(tokenizer ? { tokenizer, ...(tokenizerConfig ? { tokenizerConfig } : {}) } : {}) };
 }
 
 /** The model the views run on: the toy (embedded) or a picked checkpoint. */
@@ -78,6 +87,8 @@ interface Current {
   model: Phi3Model;
   /** id -> display text. */
   token: (id: number) => string;
+  /** text -> ids, where the model has a tokenizer (a picked tokenizer.json); the toy's ids are typed. */
+  encode?: (text: string) => number[];
   /** The toy task's held-out set; null for a picked checkpoint (its task is unknown). */
   heldOut: ToySequence[] | null;
   source: string;
@@ -143,6 +154,7 @@ async function main(): Promise<void> {
     const tokens = ids.map(cur.token);
     const attn = attentionRun(model, ids, tokens, { hooks: h });
     $('live-attention').innerHTML = attentionFigure(attn, cfg, cur.source, 'computed in this page (src/teach/html/live.ts)');
+    showInView(attn, logits, predictions, cfg.vocabSize);
     const T = ids.length;
     $('live-set').textContent = usesLongFactors(cfg.rope, T - 1)
       ? `long factors: ${T} tokens pass the original context ${cfg.rope.originalMaxPositions}`
@@ -155,6 +167,22 @@ async function main(): Promise<void> {
     $('steps').innerHTML = stepsSection(w, (r) => data.code[codeKey(r)] ?? r.file);
     $('live-timing').textContent = `forward ${timing.forwardMs.toFixed(1)} ms` + (timing.loadToFirstResultMs ? `; load to first result ${timing.loadToFirstResultMs.toFixed(0)} ms` : '');
     return predictions;
+  }
+
+  /**
+   * The run in the "Attention, interactively" view (page.ts's PAGE_SCRIPT) as its prompt "live":
+   * every layer's and head's probabilities, and the arg-max next token with its softmax probability.
+   */
+  function showInView(attn: AttentionRun, logits: Float32Array, predictions: number[], V: number): void {
+    const view = (window as unknown as { phi4view?: { show(label: string, run: unknown): void } }).phi4view;
+    if (!view) return;
+    const p = predictions.map((best, t) => {
+      let z = 0;
+      for (let v = 0; v < V; v++) z += Math.exp(logits[t * V + v] - logits[t * V + best]);
+      return { token: cur.token(best), p: 1 / z };
+    });
+    const T = attn.ids.length;
+    view.show(`live: ${T} tokens (${attn.long ? 'long' : 'short'} factors), computed in this page`, { tokens: attn.tokens, long: attn.long, predictions: p, probs: attn.probs });
   }
 
   function score(): { correct: number; total: number } | null {
@@ -209,6 +237,11 @@ async function main(): Promise<void> {
     const c = next.model.config;
     $('live-model').textContent = `${next.source}: ${c.numLayers} layers, ${c.numHeads} query / ${c.numKvHeads} key-value heads, hidden ${c.hiddenSize}, vocabulary ${c.vocabSize}`;
     buildHeads();
+    // ids typed for the previous model may lie outside this one's vocabulary: start from the page's default ids then
+    if (typeof parseIds(input.value, c.vocabSize) === 'string') input.value = data.defaultIds.join(' ');
+    const text = $('live-text') as HTMLInputElement;
+    text.disabled = !next.encode;
+    text.placeholder = next.encode ? 'text, then Enter: encoded by the picked tokenizer.json' : 'a picked checkpoint with its tokenizer.json';
     score();
     rerun();
   }
@@ -221,8 +254,23 @@ async function main(): Promise<void> {
       const pick = pickedCheckpoint(files);
       if (typeof pick === 'string') throw new Error(pick);
       const model = await loadModel({ config: pick.config, weights: pick.weights });
+      let tok: Phi4Tokenizer | null = null;
+      try {
+        if (pick.tokenizer) {
+          const json = async (f: File) => JSON.parse(await f.text()) as Record<string, unknown>;
+          tok = new Phi4Tokenizer(await json(pick.tokenizer), pick.tokenizerConfig ? await json(pick.tokenizerConfig) : {}, pick.tokenizerConfig?.name ?? '');
+        }
+      } catch (err) {
+        model.weights.dispose();
+        throw new Error(`${pick.tokenizer!.name}: not a tokenizer the page can read (${(err as Error).message.split('\n')[0]})`);
+      }
       timing.pickLoadMs = performance.now() - t;
-      use({ model, token: String, heldOut: null, layer: model.config.numLayers - 1, source: `picked ${[pick.config, ...pick.weights].map((f) => f.name).join(', ')}` });
+      const names = [pick.config, ...pick.weights, ...(tok ? [pick.tokenizer!] : [])].map((f) => f.name).join(', ');
+      use({
+        model, heldOut: null, layer: model.config.numLayers - 1, source: `picked ${names}`,
+        token: tok ? (id) => JSON.stringify(tok.decode([id])).slice(1, -1) : String, // a token's text, its spaces and newlines visible
+        ...(tok ? { encode: (text: string) => tok.encode(text) } : {}),
+      });
       document.body.dataset.pick = 'loaded';
     } catch (err) {
       $('live-pick').textContent = `not opened: ${(err as Error).message.split('\n')[0]}`;
@@ -238,6 +286,14 @@ async function main(): Promise<void> {
   timing.loadToFirstResultMs = performance.now(); // performance.now() counts from the navigation's start
   $('live-timing').textContent += `; load to first result ${timing.loadToFirstResultMs.toFixed(0)} ms (script start at ${t0.toFixed(0)} ms)`;
   input.addEventListener('change', rerun);
+  const textInput = $('live-text') as HTMLInputElement;
+  textInput.addEventListener('change', () => {
+    if (!cur.encode) return;
+    const ids = cur.encode(textInput.value);
+    if (ids.length === 0) { $('live-status').textContent = 'the text encodes to no tokens'; return; }
+    input.value = ids.join(' ');
+    rerun();
+  });
 
   // The length slider: n letters twice after <s> (T = 2n + 1), crossing the original context at n = 16.
   const slider = $('live-n') as HTMLInputElement;

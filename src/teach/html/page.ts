@@ -46,6 +46,9 @@ function fillSelect(sel, n, label) {
 function draw() {
   const run = data.runs[$('prompt').value];
   const T = run.tokens.length;
+  // a live run may come from a picked checkpoint with other counts of layers and heads
+  if ($('layer').options.length !== run.probs.length) { fillSelect($('layer'), run.probs.length, 'layer'); $('layer').value = run.probs.length - 1; }
+  if ($('head').options.length !== run.probs[0].length) fillSelect($('head'), run.probs[0].length, 'head');
   const layer = +$('layer').value, head = +$('head').value;
   if (+$('query').max !== T - 1) { $('query').max = T - 1; $('query').value = T - 1; }
   const q = +$('query').value;
@@ -77,6 +80,18 @@ fillSelect($('layer'), data.layers, 'layer');
 fillSelect($('head'), data.heads, 'head');
 $('layer').value = data.layers - 1;
 for (const id of ['prompt', 'layer', 'head', 'query']) $(id).addEventListener('input', draw);
+// The live section (src/teach/html/live.ts) shows each run it makes here as the prompt "live",
+// selected: the page's own forward, with its head switches, not a run Node made.
+window.phi4view = {
+  show(label, run) {
+    data.runs.live = run;
+    let opt = Array.from($('prompt').options).find((o) => o.value === 'live');
+    if (!opt) { opt = new Option('', 'live'); $('prompt').add(opt, 0); }
+    opt.textContent = label;
+    $('prompt').value = 'live';
+    draw();
+  },
+};
 draw();
 `;
 
@@ -136,7 +151,7 @@ ${opts.live ?? ''}
 <svg id="map" xmlns="http://www.w3.org/2000/svg"></svg>
 <svg id="row" xmlns="http://www.w3.org/2000/svg" width="420"></svg>
 </div>
-<p>Left: the head's probabilities (row = query, column = key; the chosen query outlined in red; cells under 0.01 blank). Right: the chosen query's row, one bar per key it may see.</p>
+<p>${opts.live ? 'The prompt "live" is the live section\'s latest run, computed in this page (its ids, model and head switches); the others are runs Node made when the page was written. ' : ''}Left: the head's probabilities (row = query, column = key; the chosen query outlined in red; cells under 0.01 blank). Right: the chosen query's row, one bar per key it may see.</p>
 </div>
 
 <h2>Figures</h2>
