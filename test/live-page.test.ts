@@ -286,12 +286,15 @@ describe('the live walkthrough page in headless chromium (file://, offline)', fu
         fs.mkdirSync(path.join(tmp, 'real'));
         fs.copyFileSync(path.join(ROOT, 'golden', 'configs', 'phi-4-mini-instruct.json'), path.join(tmp, 'real', 'config.json'));
         const config = path.join(tinyDir, 'config.json');
+        fs.mkdirSync(path.join(tmp, 'tok'));
+        fs.writeFileSync(path.join(tmp, 'tok', 'tokenizer_config.json'), '{"chat_template": ');
         const before = [await text('#predictions'), await text('#live-model')];
         const cases: [string[], RegExp][] = [
           [shards, /^not opened: no config\.json among the 2 picked file\(s\)/],
           [[config, ...shards, path.join(tmp, 'model.bin')], /^not opened: "model\.bin" is not a \.safetensors file/],
           [[config], /^not opened: no \.safetensors file picked/],
           [[path.join(tmp, 'real', 'config.json'), ...shards], /^not opened: config\.json: 3\.84 billion parameters need 15\.3 GB as float32 weights; a page holds at most 3\.6 GB/],
+          [[config, ...shards, path.join(tinyDir, 'tokenizer.json'), path.join(tmp, 'tok', 'tokenizer_config.json')], /^not opened: tokenizer_config\.json: not JSON \(/],
         ];
         for (const [files, want] of cases) {
           expect(await pick(files)).to.equal('failed');

@@ -63,6 +63,14 @@ export function argmax(row: ArrayLike<number>): number {
   return best;
 }
 
+/** The arg-max of a row of logits and its softmax probability, 1 / sum_v exp(row[v] - row[best]). */
+export function argmaxProb(row: ArrayLike<number>): { id: number; p: number } {
+  const id = argmax(row);
+  let z = 0;
+  for (let v = 0; v < row.length; v++) z += Math.exp(row[v] - row[id]);
+  return { id, p: 1 / z };
+}
+
 /**
  * The filtered, temperature-scaled logits (float64; -Infinity where a token is excluded).
  * Exposed for tests; `chooseToken` samples from softmax of this.

@@ -37,6 +37,7 @@ import { headsOffHooks } from '../toy/heads.js';
 import { accuracy, modelLogits } from '../toy/evaluate.js';
 import type { ToySequence } from '../toy/task.js';
 import { parseConfig } from '../../model/config.js';
+import { argmaxProb } from '../../generate/sampling.js';
 import { Phi4Tokenizer } from '../../text/tokenizer.js';
 import { walkSteps } from '../steps.js';
 import { codeKey, stepsSection } from './steps-table.js';
@@ -79,7 +80,27 @@ export function pickedCheckpoint<F extends { name: string }>(files: F[]): { conf
   if (weights.length === 0) return `no .safetensors file picked (config.json holds no weights): ${hint}`;
   const tokenizer = files.find((f) => f.name === 'tokenizer.json');
   const tokenizerConfig = files.find((f) => f.name === 'tokenizer_config.json');
-  return { config: configs[0]!, weights, ...(tokenizer ? { tokenizer, ...(tokenizerConfig ? { tokenizerConfig } : {}) } : {}) };
+  return { config: configs[0]!, weights, tokenizer, tokenizerConfig: tokenizer && tokenizerConfig };
+}
+
+const firstLine = (err: unknown) => (err as Error).message.split('\n')[0];
+
+/** The tokenizer of a picked tokenizer.json (and tokenizer_config.json), or an error of one line naming the file at fault. */
+async function pickedTokenizer(json: File, config?: File): Promise<Phi4Tokenizer> {
+  const read = async (f: File): Promise<Record<string, unknown>> => {
+    try {
+      return JSON.parse(await f.text()) as Record<string, unknown>;
+    } catch (err) {
+      throw new Error(`${f.name}: not JSON (${firstLine(err)})`);
+    }
+  };
+  const cfg = config ? await read(config) : {};
+  const body = await read(json);
+  try {
+    return new Phi4Tokenizer(body, cfg, config?.name ?? '');
+  } catch (err) {
+    throw new Error(`${json.name}: not a tokenizer the page can read (${firstLine(err)})`);
+  }
 }
 
 /** The model the views run on: the toy (embedded) or a picked checkpoint. */
@@ -97,16 +118,8 @@ interface Current {
 }
 const bytesOf = (b64: string) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
 
-/** Arg-max of every row of [T, V] logits, first maximum on ties (as src/teach/toy/evaluate.ts). */
-function argmaxRows(logits: Float32Array, T: number, V: number): number[] {
-  const out: number[] = [];
-  for (let t = 0; t < T; t++) {
-    let best = 0;
-    for (let v = 1; v < V; v++) if (logits[t * V + v] > logits[t * V + best]) best = v;
-    out.push(best);
-  }
-  return out;
-}
+/** Arg-max (first maximum on ties) and its probability at every row of [T, V] logits. */
+const nextTokens = (logits: Float32Array, T: number, V: number) => Array.from({ length: T }, (_, t) => argmaxProb(logits.subarray(t * V, (t + 1) * V)));
 
 function parseIds(text: string, V: number): number[] | string {
   const parts = text.trim().split(/[\s,]+/).filter((s) => s !== '');
@@ -150,11 +163,12 @@ async function main(): Promise<void> {
     const names = ['logits'] as TapName[];
     const logits = captureTaps(model, { inputIds: Int32Array.from(ids), batch: 1, seq: ids.length }, names, { hooks: h }).get('logits')!.data;
     timing.forwardMs = performance.now() - t;
-    const predictions = argmaxRows(logits, ids.length, cfg.vocabSize);
+    const next = nextTokens(logits, ids.length, cfg.vocabSize);
+    const predictions = next.map((n) => n.id);
     const tokens = ids.map(cur.token);
     const attn = attentionRun(model, ids, tokens, { hooks: h });
     $('live-attention').innerHTML = attentionFigure(attn, cfg, cur.source, 'computed in this page (src/teach/html/live.ts)');
-    showInView(attn, logits, predictions, cfg.vocabSize);
+    showInView(attn, next);
     const T = ids.length;
     $('live-set').textContent = usesLongFactors(cfg.rope, T - 1)
       ? `long factors: ${T} tokens pass the original context ${cfg.rope.originalMaxPositions}`
@@ -173,16 +187,11 @@ async function main(): Promise<void> {
    * The run in the "Attention, interactively" view (page.ts's PAGE_SCRIPT) as its prompt "live":
    * every layer's and head's probabilities, and the arg-max next token with its softmax probability.
    */
-  function showInView(attn: AttentionRun, logits: Float32Array, predictions: number[], V: number): void {
+  function showInView(attn: AttentionRun, next: { id: number; p: number }[]): void {
     const view = (window as unknown as { phi4view?: { show(label: string, run: unknown): void } }).phi4view;
     if (!view) return;
-    const p = predictions.map((best, t) => {
-      let z = 0;
-      for (let v = 0; v < V; v++) z += Math.exp(logits[t * V + v] - logits[t * V + best]);
-      return { token: cur.token(best), p: 1 / z };
-    });
-    const T = attn.ids.length;
-    view.show(`live: ${T} tokens (${attn.long ? 'long' : 'short'} factors), computed in this page`, { tokens: attn.tokens, long: attn.long, predictions: p, probs: attn.probs });
+    const predictions = next.map(({ id, p }) => ({ token: cur.token(id), p }));
+    view.show(`live: ${attn.ids.length} tokens (${attn.long ? 'long' : 'short'} factors), computed in this page`, { tokens: attn.tokens, long: attn.long, predictions, probs: attn.probs });
   }
 
   function score(): { correct: number; total: number } | null {
@@ -253,17 +262,8 @@ async function main(): Promise<void> {
     try {
       const pick = pickedCheckpoint(files);
       if (typeof pick === 'string') throw new Error(pick);
+      const tok = pick.tokenizer ? await pickedTokenizer(pick.tokenizer, pick.tokenizerConfig) : null; // before the weights: a bad one costs no load
       const model = await loadModel({ config: pick.config, weights: pick.weights });
-      let tok: Phi4Tokenizer | null = null;
-      try {
-        if (pick.tokenizer) {
-          const json = async (f: File) => JSON.parse(await f.text()) as Record<string, unknown>;
-          tok = new Phi4Tokenizer(await json(pick.tokenizer), pick.tokenizerConfig ? await json(pick.tokenizerConfig) : {}, pick.tokenizerConfig?.name ?? '');
-        }
-      } catch (err) {
-        model.weights.dispose();
-        throw new Error(`${pick.tokenizer!.name}: not a tokenizer the page can read (${(err as Error).message.split('\n')[0]})`);
-      }
       timing.pickLoadMs = performance.now() - t;
       const names = [pick.config, ...pick.weights, ...(tok ? [pick.tokenizer!] : [])].map((f) => f.name).join(', ');
       use({
@@ -273,7 +273,7 @@ async function main(): Promise<void> {
       });
       document.body.dataset.pick = 'loaded';
     } catch (err) {
-      $('live-pick').textContent = `not opened: ${(err as Error).message.split('\n')[0]}`;
+      $('live-pick').textContent = `not opened: ${firstLine(err)}`;
       document.body.dataset.pick = 'failed';
     }
   }

@@ -10,6 +10,7 @@ import { attentionRun } from '../figures/figures.js';
 import type { Phi3Model } from '../../model/model.js';
 import type { Phi4Tokenizer } from '../../text/tokenizer.js';
 import { captureTaps } from '../../capture/host.js';
+import { argmaxProb } from '../../generate/sampling.js';
 import { type Walkthrough, codeText } from '../walkthrough.js';
 import { esc, stepsSection } from './steps-table.js';
 
@@ -107,12 +108,8 @@ export function pageRun(model: Phi3Model, ids: number[], tokenizer: Phi4Tokenize
   const V = model.config.vocabSize;
   const logits = captureTaps(model, { inputIds: Int32Array.from(ids), batch: 1, seq: ids.length }, ['logits']).get('logits')!.data;
   const predictions = ids.map((_, t) => {
-    const row = logits.subarray(t * V, (t + 1) * V);
-    let best = 0;
-    for (let v = 1; v < V; v++) if (row[v] > row[best]) best = v;
-    let z = 0;
-    for (const x of row) z += Math.exp(x - row[best]);
-    return { token: tokenizer ? tokenizer.decode([best]) : String(best), p: 1 / z };
+    const { id, p } = argmaxProb(logits.subarray(t * V, (t + 1) * V));
+    return { token: tokenizer ? tokenizer.decode([id]) : String(id), p };
   });
   return { ...run, predictions };
 }

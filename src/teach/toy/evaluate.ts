@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ForwardOptions, Phi3Model } from '../../model/model.js';
 import { Rng } from '../../checkpoint/rng.js';
+import { argmax } from '../../generate/sampling.js';
 import { N_MAX, N_MIN, type ToySequence, makeSequence, scoredPositions, trainingSequences } from './task.js';
 
 /** The held-out set: stream "held-out", this many sequences of each length n. */
@@ -59,10 +60,7 @@ export function accuracy(logitsOf: LogitsFn, seqs: ToySequence[], vocab: number)
     let total = 0;
     group.forEach((s, b) => {
       for (const q of scoredPositions(s)) {
-        const row = logits.subarray((b * T + q) * vocab, (b * T + q + 1) * vocab);
-        let best = 0;
-        for (let v = 1; v < vocab; v++) if (row[v] > row[best]) best = v;
-        if (best === s.ids[q + 1]) correct++;
+        if (argmax(logits.subarray((b * T + q) * vocab, (b * T + q + 1) * vocab)) === s.ids[q + 1]) correct++;
         total++;
       }
     });
