@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import type { Browser } from 'playwright-core';
 import { launchChromium, skipWithoutChromium } from './chromium.js';
-import { type Served, serve } from './http-serve.js';
+import { type Served, bundleRoutes, checkpointRoutes, serve, shardsOf } from './http-serve.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { BUNDLE_NAME, buildBrowser } from '../tools/build-browser.js';
 import { F32_TOLERANCE, F64_FACTOR, F64_FLOOR, dumpPath, modelDir } from '../src/oracle/golden.js';
@@ -133,12 +133,9 @@ describe('phi4-ts/browser', () => {
     before(async function () {
       skipWithoutChromium(this);
       const dir = modelDir(MODEL);
-      const index = JSON.parse(fs.readFileSync(path.join(dir, 'model.safetensors.index.json'), 'utf8')) as { weight_map: Record<string, string> };
-      shards = [...new Set(Object.values(index.weight_map))];
-      const routes = new Map<string, string>([['/index.html', path.join(bundleDir, 'index.html')], ['/config.json', path.join(dir, 'config.json')]]);
-      for (const f of fs.readdirSync(bundleDir)) routes.set(`/${f}`, path.join(bundleDir, f));
-      for (const s of shards) routes.set(`/model/${s}`, path.join(dir, s));
+      shards = shardsOf(dir);
       fs.writeFileSync(path.join(bundleDir, 'index.html'), '<!doctype html><meta charset="utf-8"><title>phi4-ts/browser</title>');
+      const routes = new Map([...bundleRoutes(bundleDir), ...checkpointRoutes(dir, shards, '/config.json', '/model')]); // index.html is in the bundle's folder
       served = await serve(routes, { ranges });
       base = served.base;
 

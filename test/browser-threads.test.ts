@@ -21,7 +21,7 @@ import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
 import * as tf from '@tensorflow/tfjs-core';
 import { launchChromium, skipWithoutChromium } from './chromium.js';
-import { type Served, serve } from './http-serve.js';
+import { type Served, bundleRoutes, checkpointRoutes, serve, shardsOf } from './http-serve.js';
 import { BUNDLE_NAME, WORKER_NAME, buildBrowser } from '../tools/build-browser.js';
 import { dumpPath, modelDir } from '../src/oracle/golden.js';
 import { readInputs } from '../src/checkpoint/inputs.js';
@@ -41,12 +41,6 @@ interface Checkpoint {
   logits: Float32Array; // Node's
 }
 
-/** A checkpoint's .safetensors files: the index's shards, else model.safetensors. */
-function shardsOf(dir: string): string[] {
-  const index = path.join(dir, 'model.safetensors.index.json');
-  if (!fs.existsSync(index)) return ['model.safetensors'];
-  return [...new Set(Object.values((JSON.parse(fs.readFileSync(index, 'utf8')) as { weight_map: Record<string, string> }).weight_map))];
-}
 
 /** Node's wasm run of the checkpoint in `dir` on `ids`, float32 weights as the page holds them. */
 function nodeLogits(dir: string, ids: number[]): Float32Array {
@@ -147,11 +141,8 @@ describe('phi4-ts/browser: the exact kernel on Web Workers in a cross-origin-iso
     const routes = new Map<string, string>();
     for (const root of ['iso', 'plain', 'noworker']) {
       routes.set(`/${root}/index.html`, path.join(tmp, 'index.html'));
-      for (const f of fs.readdirSync(bundleDir)) if (root !== 'noworker' || f !== WORKER_NAME) routes.set(`/${root}/${f}`, path.join(bundleDir, f));
-      for (const ck of checkpoints) {
-        routes.set(`/${root}/${ck.name}/config.json`, path.join(ck.dir, 'config.json'));
-        for (const s of ck.shards) routes.set(`/${root}/${ck.name}/${s}`, path.join(ck.dir, s));
-      }
+      for (const [u, f] of bundleRoutes(bundleDir, `/${root}`, root === 'noworker' ? [WORKER_NAME] : [])) routes.set(u, f);
+      for (const ck of checkpoints) for (const [u, f] of checkpointRoutes(ck.dir, ck.shards, `/${root}/${ck.name}/config.json`, `/${root}/${ck.name}`)) routes.set(u, f);
     }
     fs.writeFileSync(path.join(tmp, 'index.html'), '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>phi4-ts/browser threads</title>');
     served = await serve(routes, { headers: (p) => (p.startsWith('/plain/') ? {} : ISOLATION) });
@@ -164,7 +155,7 @@ describe('phi4-ts/browser: the exact kernel on Web Workers in a cross-origin-iso
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  /** A fresh page under `/root/`, claiming `cores` cores when given; page errors collected in `errors`. */
+  /** A fresh page under one of the prefixes /iso/, /plain/, /noworker/ (`root`), claiming `cores` cores when given; page errors collected in `errors`. */
   async function page(root: string, errors: string[], cores?: number): Promise<{ tab: Page; close(): Promise<void> }> {
     const ctx = await browser.newContext();
     if (cores !== undefined) {

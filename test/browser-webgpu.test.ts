@@ -15,7 +15,7 @@ import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
 import * as tf from '@tensorflow/tfjs-core';
 import { launchChromium, skipWithoutChromium } from './chromium.js';
-import { type Served, serve } from './http-serve.js';
+import { type Served, bundleRoutes, checkpointRoutes, serve, shardsOf } from './http-serve.js';
 import { BUNDLE_NAME, buildBrowser } from '../tools/build-browser.js';
 import { F32_TOLERANCE, dumpPath, modelDir } from '../src/oracle/golden.js';
 import { readInputs } from '../src/checkpoint/inputs.js';
@@ -52,9 +52,7 @@ describe('phi4-ts/browser: ready(\'webgpu\')', function () {
     const bundleDir = path.join(tmp, 'bundle');
     await buildBrowser(bundleDir);
     fs.writeFileSync(path.join(tmp, 'index.html'), '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>phi4-ts/browser webgpu</title>');
-    const routes = new Map<string, string>([['/index.html', path.join(tmp, 'index.html')], ['/config.json', path.join(modelDir(MODEL), 'config.json')]]);
-    for (const f of fs.readdirSync(bundleDir)) routes.set(`/${f}`, path.join(bundleDir, f));
-    for (const f of fs.readdirSync(modelDir(MODEL))) if (f.endsWith('.safetensors')) routes.set(`/model/${f}`, path.join(modelDir(MODEL), f));
+    const routes = new Map([['/index.html', path.join(tmp, 'index.html')], ...bundleRoutes(bundleDir), ...checkpointRoutes(modelDir(MODEL), shardsOf(modelDir(MODEL)), '/config.json', '/model')]);
     served = await serve(routes);
     bundleUrl = `${served.base}/${BUNDLE_NAME}`;
   });
@@ -101,7 +99,7 @@ describe('phi4-ts/browser: ready(\'webgpu\')', function () {
     }
 
     const tab = await page({ softwareWebgpu: true });
-    const shards = fs.readdirSync(modelDir(MODEL)).filter((f) => f.endsWith('.safetensors')).map((f) => `${served!.base}/model/${f}`);
+    const shards = shardsOf(modelDir(MODEL)).map((f) => `${served!.base}/model/${f}`);
     const got = await tab.evaluate(async ({ url, shards, ids, batch, seq }) => {
       const lib = await import(url);
       const backend = await lib.ready('webgpu');

@@ -1,4 +1,4 @@
-// The small HTTP server of the browser tests (test/browser-lib.test.ts, test/browser-threads.test.ts):
+// The small HTTP server of the browser tests (test/browser-lib.test.ts, browser-threads, browser-webgpu):
 // serves fixed files by URL path, honours Range requests (recording each range it sends) unless the
 // URL carries `?norange` (a server that ignores Range), and adds the headers `headers` gives for a
 // path (the cross-origin-isolation headers, for one).
@@ -27,6 +27,23 @@ function contentType(file: string): string {
   if (file.endsWith('.wasm')) return 'application/wasm';
   if (file.endsWith('.html')) return 'text/html';
   return file.endsWith('.json') ? 'application/json' : 'application/octet-stream';
+}
+
+/** Routes to every file of a built bundle (tools/build-browser.ts) at `${prefix}/NAME`, but those in `leaveOut`. */
+export function bundleRoutes(bundleDir: string, prefix = '', leaveOut: string[] = []): [string, string][] {
+  return fs.readdirSync(bundleDir).filter((f) => !leaveOut.includes(f)).map((f) => [`${prefix}/${f}`, path.join(bundleDir, f)]);
+}
+
+/** A checkpoint's .safetensors files: the index's shards, else model.safetensors. */
+export function shardsOf(dir: string): string[] {
+  const index = path.join(dir, 'model.safetensors.index.json');
+  if (!fs.existsSync(index)) return ['model.safetensors'];
+  return [...new Set(Object.values((JSON.parse(fs.readFileSync(index, 'utf8')) as { weight_map: Record<string, string> }).weight_map))];
+}
+
+/** Routes to a checkpoint directory's config.json (at URL path `config`) and to each of its `shards` at `${shardsAt}/NAME`. */
+export function checkpointRoutes(dir: string, shards: string[], config: string, shardsAt: string): [string, string][] {
+  return [[config, path.join(dir, 'config.json')], ...shards.map((s): [string, string] => [`${shardsAt}/${s}`, path.join(dir, s)])];
 }
 
 /** Serves `routes` (URL path -> file) on 127.0.0.1 at a free port; other paths are 404. */
